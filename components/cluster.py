@@ -1,0 +1,189 @@
+"""One hardened, private GKE cluster per mesh network, and a Kubernetes provider for it.
+
+The control plane keeps a public endpoint (istiod in every other cluster must watch
+it) but admits only the operators' networks and the other clusters' NAT egress
+addresses. Nodes are private, shielded and use Workload Identity; nothing in the
+cluster is declared before its node pool exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import yaml
+
+from components.config import AuthorizedNetwork, ClusterSpec
+from components.network import PODS_RANGE, SERVICES_RANGE, MeshNetwork, node_tag
+
+NODE_ROLE = "roles/container.defaultNodeServiceAccount"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+AUTH_PLUGIN_HINT = (
+    "Install gke-gcloud-auth-plugin for use with kubectl by following "
+    "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin"
+)
+
+
+def gke_kubeconfig(context: str, endpoint: str, ca_certificate_b64: str) -> str:
+    """A kubeconfig as Google documents it: the gke-gcloud-auth-plugin exec credential.
+
+    No token is stored, so nothing in it expires; the machine running Pulumi needs
+    the plugin and gcloud credentials.
+    """
+    return yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": context,
+            "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate_b64},
+        }],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "current-context": context,
+        "users": [{
+            "name": context,
+            "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "gke-gcloud-auth-plugin",
+                "installHint": AUTH_PLUGIN_HINT,
+                "provideClusterInfo": True,
+            }},
+        }],
+    }, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class GkeClusterArgs:
+    cluster: ClusterSpec
+    project: str
+    mesh_id: str
+    network: MeshNetwork
+    authorized_networks: Sequence[AuthorizedNetwork]
+    # The NAT egress addresses of every other cluster's network: their istiods call this API server.
+    peer_egress: Sequence[tuple[str, pulumi.Input[str]]]
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """A private, VPC-native GKE Standard cluster with one autoscaling node pool."""
+
+    cluster: gcp.container.Cluster
+    node_pool: gcp.container.NodePool
+    provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gke-istio-mesh:index:GkeCluster", name, None, opts)
+        spec = args.cluster
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Nodes run as a dedicated, least-privileged service account, not the Compute default.
+        suffix = random.RandomId(f"{name}-sa-suffix", byte_length=2, opts=child)
+        self.node_account = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            account_id=suffix.hex.apply(lambda h: f"{spec.name[:17]}-nodes-{h}"),
+            display_name=f"GKE nodes of mesh cluster {spec.name}",
+            opts=child,
+        )
+        node_role = gcp.projects.IAMMember(
+            f"{name}-nodes-role",
+            project=args.project,
+            role=NODE_ROLE,
+            member=self.node_account.email.apply(lambda e: f"serviceAccount:{e}"),
+            opts=child,
+        )
+
+        authorized = [
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=n.cidr, display_name=n.name)
+            for n in args.authorized_networks
+        ] + [
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=pulumi.Output.from_input(ip).apply(lambda a: f"{a}/32"),
+                display_name=f"istiod in {peer}")
+            for peer, ip in args.peer_egress
+        ]
+
+        self.cluster = gcp.container.Cluster(
+            name,
+            location=spec.region,
+            network=args.network.vpc.id,
+            subnetwork=args.network.subnet.id,
+            networking_mode="VPC_NATIVE",
+            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+                cluster_secondary_range_name=PODS_RANGE,
+                services_secondary_range_name=SERVICES_RANGE,
+            ),
+            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                enable_private_nodes=True,
+                enable_private_endpoint=False,
+                master_ipv4_cidr_block=spec.master_cidr,
+            ),
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=authorized,
+                gcp_public_cidrs_access_enabled=False,
+            ),
+            master_auth=gcp.container.ClusterMasterAuthArgs(
+                client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
+                    issue_client_certificate=False),
+            ),
+            enable_legacy_abac=False,
+            enable_shielded_nodes=True,
+            datapath_provider="ADVANCED_DATAPATH",
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=f"{args.project}.svc.id.goog"),
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=spec.release_channel),
+            # The default pool cannot be managed well in place; a separate pool replaces it.
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            deletion_protection=spec.deletion_protection,
+            resource_labels={"mesh": args.mesh_id, "mesh-cluster": spec.name},
+            opts=child,
+        )
+
+        self.node_pool = gcp.container.NodePool(
+            f"{name}-pool",
+            cluster=self.cluster.name,
+            location=spec.region,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                min_node_count=spec.min_nodes, max_node_count=spec.max_nodes),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=spec.machine_type,
+                service_account=self.node_account.email,
+                oauth_scopes=[CLOUD_PLATFORM_SCOPE],
+                shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                    enable_secure_boot=True, enable_integrity_monitoring=True),
+                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"),
+                metadata={"disable-legacy-endpoints": "true"},
+                tags=[node_tag(spec.name)],
+                labels={"mesh-cluster": spec.name},
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role]),
+        )
+
+        self.endpoint = self.cluster.endpoint
+        context = pulumi.Output.concat("gke_", args.project, "_", spec.region, "_", self.cluster.name)
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            context, self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate,
+        ).apply(lambda a: gke_kubeconfig(a[0], a[1], a[2])))
+
+        # Everything in the cluster goes through this provider. It waits for the node pool
+        # (pods need nodes), and `cluster_identifier` keeps it - and every object it owns -
+        # from being replaced when only the kubeconfig's text changes.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            cluster_identifier=self.cluster.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pool]),
+        )
+
+        self.register_outputs({
+            "clusterName": self.cluster.name,
+            "endpoint": self.endpoint,
+            "kubeconfig": self.kubeconfig,
+        })

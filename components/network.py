@@ -1,0 +1,116 @@
+"""One VPC per mesh network.
+
+Multi-network Istio means the clusters' pods cannot reach each other directly: each
+cluster lives in its own custom-mode VPC, leaves it only through Cloud NAT on
+reserved addresses (which the other clusters' control planes then allow), and
+admits from outside only what private GKE and Istio's webhooks need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.config import ClusterSpec
+
+PODS_RANGE = "pods"
+SERVICES_RANGE = "services"
+# Istio's sidecar-injector and validation webhooks: the GKE control plane calls istiod here.
+ISTIO_WEBHOOK_PORT = "15017"
+
+
+def node_tag(cluster_name: str) -> str:
+    """Network tag on a cluster's nodes; firewall rules target it."""
+    return f"mesh-{cluster_name}-node"
+
+
+@dataclass(frozen=True)
+class MeshNetworkArgs:
+    cluster: ClusterSpec
+
+
+class MeshNetwork(pulumi.ComponentResource):
+    """Custom-mode VPC, subnet with pod/service ranges, NAT on reserved egress, firewall."""
+
+    vpc: gcp.compute.Network
+    subnet: gcp.compute.Subnetwork
+    egress_addresses: list[gcp.compute.Address]
+
+    def __init__(self, name: str, args: MeshNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gke-istio-mesh:index:MeshNetwork", name, None, opts)
+        spec = args.cluster
+        child = pulumi.ResourceOptions(parent=self)
+
+        # A custom-mode VPC: no auto subnets, nothing shared with the other networks.
+        self.vpc = gcp.compute.Network(
+            f"{name}-vpc",
+            auto_create_subnetworks=False,
+            routing_mode="REGIONAL",
+            description=f"Istio mesh network {spec.network} (cluster {spec.name})",
+            opts=child,
+        )
+
+        # VPC-native cluster: nodes on the primary range, pods and services on secondary ranges.
+        # Private Google Access lets private nodes pull images and reach Google APIs.
+        self.subnet = gcp.compute.Subnetwork(
+            f"{name}-subnet",
+            region=spec.region,
+            network=self.vpc.id,
+            ip_cidr_range=spec.node_cidr,
+            secondary_ip_ranges=[
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=PODS_RANGE, ip_cidr_range=spec.pod_cidr),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=SERVICES_RANGE, ip_cidr_range=spec.service_cidr),
+            ],
+            private_ip_google_access=True,
+            opts=child,
+        )
+
+        # Private nodes leave the VPC only through Cloud NAT, on an address we reserve so the
+        # other clusters' control planes can allow exactly it (istiod watches their API servers).
+        self.egress_addresses = [
+            gcp.compute.Address(
+                f"{name}-egress",
+                region=spec.region,
+                address_type="EXTERNAL",
+                network_tier="PREMIUM",
+                description=f"Cloud NAT egress of mesh network {spec.network}",
+                opts=child,
+            )
+        ]
+        self.router = gcp.compute.Router(
+            f"{name}-router", region=spec.region, network=self.vpc.id, opts=child
+        )
+        self.nat = gcp.compute.RouterNat(
+            f"{name}-nat",
+            router=self.router.name,
+            region=spec.region,
+            nat_ip_allocate_option="MANUAL_ONLY",
+            nat_ips=[a.self_link for a in self.egress_addresses],
+            source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
+            opts=child,
+        )
+
+        # GKE opens 443 and 10250 from the control plane by itself; Istio's webhooks need 15017.
+        self.webhook_firewall = gcp.compute.Firewall(
+            f"{name}-istio-webhook",
+            network=self.vpc.id,
+            direction="INGRESS",
+            source_ranges=[spec.master_cidr],
+            target_tags=[node_tag(spec.name)],
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[ISTIO_WEBHOOK_PORT])],
+            description="GKE control plane -> istiod webhooks (sidecar injection, validation)",
+            opts=child,
+        )
+
+        self.register_outputs({
+            "vpcId": self.vpc.id,
+            "subnetId": self.subnet.id,
+            "egressAddresses": [a.address for a in self.egress_addresses],
+        })
+
+    @property
+    def egress_ips(self) -> list[pulumi.Output[str]]:
+        return [a.address for a in self.egress_addresses]
