@@ -281,6 +281,7 @@ class Resource:
     provider: str
     protect: bool
     deleted_with: str
+    id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -308,7 +309,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             provider=request.provider, protect=bool(request.protect), deleted_with=request.deletedWith,
-            outputs=unwrap(state.state) if state else {},
+            id=response.id, outputs=unwrap(state.state) if state else {},
         ))
         return response
 

@@ -1,0 +1,137 @@
+"""GkeCluster: private, hardened GKE with a node pool and a provider that never falls back."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+from components.cluster import CLOUD_PLATFORM_SCOPE, NODE_ROLE, gke_kubeconfig
+from tests.harness import GCP_PROJECT_DEFAULT, Program, Resource, project_config, stack_file_config
+
+DEV = {c["name"]: c for c in project_config("dev")["clusters"]}
+OTHER = {"blue": "green", "green": "blue"}
+
+
+def _in(stack: Program, cluster: str, type_: str) -> Resource:
+    component = stack.find("gke-istio-mesh:index:GkeCluster", cluster)
+    (found,) = [r for r in stack.children(component) if r.type == type_]
+    return found
+
+
+def test_kubeconfig_uses_googles_exec_plugin_and_no_stored_credential() -> None:
+    ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n...").decode()
+    doc = yaml.safe_load(gke_kubeconfig("gke_p_us-west1_blue", "34.1.2.3", ca))
+    (cluster,) = doc["clusters"]
+    assert cluster["cluster"] == {"server": "https://34.1.2.3", "certificate-authority-data": ca}
+    assert doc["current-context"] == "gke_p_us-west1_blue"
+    (ctx,) = doc["contexts"]
+    assert ctx["context"] == {"cluster": "gke_p_us-west1_blue", "user": "gke_p_us-west1_blue"}
+    (user,) = doc["users"]
+    exec_ = user["user"]["exec"]
+    assert exec_["command"] == "gke-gcloud-auth-plugin"
+    assert exec_["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert exec_["provideClusterInfo"] is True
+    assert set(user["user"]) == {"exec"}, "no token, password or client certificate may be stored"
+
+
+@pytest.mark.parametrize("name", sorted(DEV))
+def test_cluster_is_private_hardened_and_vpc_native(dev_stack: Program, name: str) -> None:
+    spec = DEV[name]
+    c = _in(dev_stack, name, "gcp:container/cluster:Cluster")
+    net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", spec["network"])
+    vpc, subnet = (next(r for r in dev_stack.children(net) if r.type == t)
+                   for t in ("gcp:compute/network:Network", "gcp:compute/subnetwork:Subnetwork"))
+    i = c.inputs
+    assert i["location"] == spec["region"]
+    assert (i["network"], i["subnetwork"]) == (vpc.id, subnet.id)
+    assert i["networkingMode"] == "VPC_NATIVE"
+    secondary = {r["rangeName"] for r in subnet.inputs["secondaryIpRanges"]}
+    assert {i["ipAllocationPolicy"]["clusterSecondaryRangeName"],
+            i["ipAllocationPolicy"]["servicesSecondaryRangeName"]} == secondary
+    assert i["privateClusterConfig"] == {
+        "enablePrivateNodes": True, "enablePrivateEndpoint": False, "masterIpv4CidrBlock": spec["masterCidr"]}
+    assert i["workloadIdentityConfig"] == {"workloadPool": f"{GCP_PROJECT_DEFAULT}.svc.id.goog"}
+    assert i["releaseChannel"] == {"channel": spec["releaseChannel"]}
+    assert i["datapathProvider"] == "ADVANCED_DATAPATH"
+    assert i["enableShieldedNodes"] is True
+    assert i["enableLegacyAbac"] is False
+    assert i["masterAuth"]["clientCertificateConfig"] == {"issueClientCertificate": False}
+    assert "username" not in i["masterAuth"] and "password" not in i["masterAuth"]
+    assert i["removeDefaultNodePool"] is True
+    assert i["deletionProtection"] is spec["deletionProtection"]
+    assert i["masterAuthorizedNetworksConfig"]["gcpPublicCidrsAccessEnabled"] is False
+
+
+@pytest.mark.parametrize("name", sorted(DEV))
+def test_control_plane_admits_operators_and_the_other_clusters_nat_only(dev_stack: Program, name: str) -> None:
+    c = _in(dev_stack, name, "gcp:container/cluster:Cluster")
+    blocks = c.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]
+    other_net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", DEV[OTHER[name]]["network"])
+    own_net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", DEV[name]["network"])
+    other_ips = [r.outputs["address"] for r in dev_stack.children(other_net) if r.type == "gcp:compute/address:Address"]
+    own_ips = [r.outputs["address"] for r in dev_stack.children(own_net) if r.type == "gcp:compute/address:Address"]
+    operators = [{"cidrBlock": n["cidr"], "displayName": n["name"]} for n in project_config()["authorizedNetworks"]]
+    assert blocks == operators + [{"cidrBlock": f"{ip}/32", "displayName": f"istiod in {OTHER[name]}"}
+                                  for ip in other_ips]
+    assert not any(b["cidrBlock"] in {f"{ip}/32" for ip in own_ips} for b in blocks)
+    assert all(b["cidrBlock"] != "0.0.0.0/0" for b in blocks)
+
+
+@pytest.mark.parametrize("name", sorted(DEV))
+def test_node_pool_autoscales_self_heals_and_runs_as_a_least_privileged_account(dev_stack: Program, name: str) -> None:
+    spec = DEV[name]
+    pool = _in(dev_stack, name, "gcp:container/nodePool:NodePool")
+    cluster = _in(dev_stack, name, "gcp:container/cluster:Cluster")
+    account = _in(dev_stack, name, "gcp:serviceaccount/account:Account")
+    role = _in(dev_stack, name, "gcp:projects/iAMMember:IAMMember")
+    assert pool.inputs["cluster"] == cluster.outputs["name"]
+    assert pool.inputs["location"] == spec["region"]
+    assert pool.inputs["autoscaling"] == {"minNodeCount": spec["minNodes"], "maxNodeCount": spec["maxNodes"]}
+    assert pool.inputs["management"] == {"autoRepair": True, "autoUpgrade": True}
+    node = pool.inputs["nodeConfig"]
+    assert node["machineType"] == spec["machineType"]
+    assert node["shieldedInstanceConfig"] == {"enableSecureBoot": True, "enableIntegrityMonitoring": True}
+    assert node["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert node["serviceAccount"] == account.outputs["email"]
+    assert node["oauthScopes"] == [CLOUD_PLATFORM_SCOPE]
+    assert role.inputs == {"project": GCP_PROJECT_DEFAULT, "role": NODE_ROLE,
+                           "member": f"serviceAccount:{account.outputs['email']}"}
+    assert dev_stack.waits_for(pool, role), "nodes must not start before their account may log and pull"
+    assert 6 <= len(account.inputs["accountId"]) <= 30
+
+
+@pytest.mark.parametrize("name", sorted(DEV))
+def test_provider_targets_its_cluster_waits_for_nodes_and_keeps_a_stable_identity(
+        dev_stack: Program, name: str) -> None:
+    provider = _in(dev_stack, name, "pulumi:providers:kubernetes")
+    cluster = _in(dev_stack, name, "gcp:container/cluster:Cluster")
+    pool = _in(dev_stack, name, "gcp:container/nodePool:NodePool")
+    assert provider.inputs["clusterIdentifier"] == cluster.id
+    assert pool.urn in provider.dependencies
+    assert "kubeconfig" in provider.secret_inputs
+    kubeconfig = yaml.safe_load(provider.inputs["kubeconfig"])
+    server = kubeconfig["clusters"][0]["cluster"]
+    assert server["server"] == f"https://{cluster.outputs['endpoint']}"
+    assert server["certificate-authority-data"] == cluster.outputs["masterAuth"]["clusterCaCertificate"]
+
+
+def test_deletion_protection_follows_config(run, dev_config) -> None:
+    dev_config["clusters"][0]["deletionProtection"] = True
+    del dev_config["clusters"][1]["deletionProtection"]  # the default protects
+    stack = run(dev_config)
+    flags = {r.name: r.inputs["deletionProtection"] for r in stack.of_type("gcp:container/cluster:Cluster")}
+    assert flags == {"blue": True, "green": True}
+
+
+@pytest.mark.parametrize("stack", ["dev"])
+def test_stack_files_disable_the_default_kubernetes_provider(stack: str) -> None:
+    assert "kubernetes" in stack_file_config(stack)["pulumi:disable-default-providers"]
+
+
+def test_every_kubernetes_object_names_its_clusters_provider(dev_stack: Program) -> None:
+    providers = {r.urn for r in dev_stack.of_type("pulumi:providers:kubernetes")}
+    for r in dev_stack.resources:
+        if r.custom and r.type.startswith("kubernetes:"):
+            assert r.provider_urn in providers, f"{r.type} {r.name} would use the ambient kubeconfig"

@@ -1,0 +1,92 @@
+"""The whole program under mocks: inventory, parallel cluster chains, outputs, N clusters."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from tests.harness import Program, Resource, project_config
+
+PER_CLUSTER = {
+    "gke-istio-mesh:index:MeshNetwork": 1,
+    "gcp:compute/network:Network": 1,
+    "gcp:compute/subnetwork:Subnetwork": 1,
+    "gcp:compute/router:Router": 1,
+    "gcp:compute/routerNat:RouterNat": 1,
+    "gcp:compute/address:Address": 1,
+    "gcp:compute/firewall:Firewall": 1,
+    "gke-istio-mesh:index:GkeCluster": 1,
+    "gcp:container/cluster:Cluster": 1,
+    "gcp:container/nodePool:NodePool": 1,
+    "pulumi:providers:kubernetes": 1,
+}
+
+
+def three_clusters(config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    config["clusters"].append({
+        "name": "teal", "network": "network3", "region": "europe-west4",
+        "nodeCidr": "10.30.0.0/20", "podCidr": "10.32.0.0/14", "serviceCidr": "10.36.0.0/20",
+        "masterCidr": "172.16.0.32/28", "deletionProtection": False,
+    })
+    return config
+
+
+def _component(stack: Program, r: Resource) -> Resource | None:
+    return next((a for a in stack.ancestors(r) if a.type.startswith("gke-istio-mesh:")), None)
+
+
+def test_dev_inventory_per_cluster_lives_inside_the_components(dev_stack: Program) -> None:
+    names = [c["name"] for c in project_config()["clusters"]]
+    for type_, count in PER_CLUSTER.items():
+        assert len(dev_stack.of_type(type_)) == count * len(names), type_
+    for r in dev_stack.resources:
+        if r.custom and (r.type.startswith("gcp:") or r.type.startswith("pulumi:providers:")):
+            assert _component(dev_stack, r) is not None, f"{r.type} {r.name} is not inside a component"
+
+
+def test_cluster_chains_build_in_parallel(dev_stack: Program) -> None:
+    """Nothing in blue's chain waits for green's, except green's NAT address (and vice versa)."""
+    for name, other in (("blue", "green"), ("green", "blue")):
+        provider = dev_stack.find("pulumi:providers:kubernetes", f"{name}-k8s")
+        other_component = dev_stack.find("gke-istio-mesh:index:GkeCluster", other)
+        other_net = dev_stack.find("gke-istio-mesh:index:MeshNetwork",
+                                   next(c["network"] for c in project_config()["clusters"] if c["name"] == other))
+        for r in dev_stack.descendants(other_component):
+            assert not dev_stack.waits_for(provider, r), f"{name} waits for {other}'s {r.type}"
+        waited = {r.type for r in dev_stack.descendants(other_net) if dev_stack.waits_for(provider, r)}
+        assert waited == {"gcp:compute/address:Address"}
+
+
+def test_outputs_per_cluster_and_kubeconfigs_as_secrets(dev_stack: Program) -> None:
+    clusters = dev_stack.exports["clusters"]
+    for spec in project_config()["clusters"]:
+        out = clusters[spec["name"]]
+        gke = dev_stack.find("gcp:container/cluster:Cluster", spec["name"])
+        net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", spec["network"])
+        nat = [r.outputs["address"] for r in dev_stack.children(net) if r.type == "gcp:compute/address:Address"]
+        assert out["name"] == spec["name"]
+        assert out["region"] == spec["region"]
+        assert out["network"] == spec["network"]
+        assert out["endpoint"] == gke.outputs["endpoint"]
+        assert out["natEgressAddresses"] == nat
+    assert "kubeconfigs" in dev_stack.secret_exports
+    assert "clusters" not in dev_stack.secret_exports
+    for name, text in dev_stack.exports["kubeconfigs"].items():
+        assert yaml.safe_load(text)["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin", name
+
+
+def test_three_clusters_each_admit_the_other_two(run, dev_config) -> None:
+    stack = run(three_clusters(dev_config))
+    for type_, count in PER_CLUSTER.items():
+        assert len(stack.of_type(type_)) == 3 * count, type_
+    nat = {r.parent: r.outputs["address"] for r in stack.of_type("gcp:compute/address:Address")}
+    ip_of = {stack.by_urn[p].name: ip for p, ip in nat.items()}
+    network_of = {c["name"]: c["network"] for c in three_clusters(dev_config)["clusters"]}
+    for cluster in stack.of_type("gcp:container/cluster:Cluster"):
+        allowed = {b["cidrBlock"] for b in cluster.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]}
+        expected = {f"{ip_of[network_of[o]]}/32" for o in network_of if o != cluster.name}
+        assert expected <= allowed
+        assert f"{ip_of[network_of[cluster.name]]}/32" not in allowed
