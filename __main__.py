@@ -3,33 +3,52 @@
 import pulumi
 
 from components import config
+from components.certificate_authority import IstioCertificateAuthority, IstioCertificateAuthorityArgs
 from components.cluster import GkeCluster, GkeClusterArgs
+from components.istio_primary import IstioPrimary, IstioPrimaryArgs
+from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
 from components.network import MeshNetwork, MeshNetworkArgs
+from components.traffic import ClusterRouting, ClusterRoutingArgs
 
 cfg = config.load()
+names = [c.name for c in cfg.clusters]
 
 networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c)) for c in cfg.clusters}
-clusters = {
-    c.name: GkeCluster(c.name, GkeClusterArgs(
-        cluster=c,
-        project=cfg.project,
-        mesh_id=cfg.mesh_id,
-        network=networks[c.name],
-        authorized_networks=cfg.authorized_networks,
-        peer_egress=[(o.name, ip) for o in cfg.clusters if o.name != c.name for ip in networks[o.name].egress_ips],
-    ))
-    for c in cfg.clusters
-}
+peer_egress = {c.name: [(o, ip) for o in names if o != c.name for ip in networks[o].egress_ips] for c in cfg.clusters}
+clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
+    cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
+    authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name],
+)) for c in cfg.clusters}
 
-pulumi.export("clusters", {
-    c.name: {
-        "name": c.name,
-        "region": c.region,
-        "network": c.network,
-        "gkeName": clusters[c.name].cluster.name,
-        "endpoint": clusters[c.name].endpoint,
-        "natEgressAddresses": networks[c.name].egress_ips,
-    }
-    for c in cfg.clusters
-})
-pulumi.export("kubeconfigs", pulumi.Output.secret({c.name: clusters[c.name].kubeconfig for c in cfg.clusters}))
+ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names))
+primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
+    cluster=c, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
+    chart_repository=cfg.istio.chart_repository, provider=clusters[c.name].provider,
+    gke_cluster=clusters[c.name].cluster, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
+    cluster_local=cfg.cluster_local, mesh_namespaces=cfg.mesh_namespaces,
+    peer_egress=[ip for _, ip in peer_egress[c.name]],
+)) for c in cfg.clusters}
+
+MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
+    name=c.name, endpoint=clusters[c.name].endpoint,
+    ca_certificate_b64=clusters[c.name].cluster.master_auth.cluster_ca_certificate,
+    provider=clusters[c.name].provider, gke_cluster=clusters[c.name].cluster, ready=[primaries[c.name].base],
+) for c in cfg.clusters}))
+
+services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
+for c in cfg.clusters:
+    ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
+        cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
+        provider=clusters[c.name].provider, gke_cluster=clusters[c.name].cluster,
+        depends_on=[primaries[c.name].istiod, *primaries[c.name].mesh_namespaces],
+    ))
+
+pulumi.export("clusters", {c.name: {
+    "name": c.name, "region": c.region, "network": c.network, "istioVersion": cfg.istio_version(c),
+    "gkeName": clusters[c.name].cluster.name, "endpoint": clusters[c.name].endpoint,
+    "natEgressAddresses": networks[c.name].egress_ips,
+    "eastWestGatewayAddress": primaries[c.name].eastwest_address,
+} for c in cfg.clusters})
+pulumi.export("kubeconfigs", pulumi.Output.secret({n: clusters[n].kubeconfig for n in names}))
+pulumi.export("rootCertPem", ca.root_cert_pem)
+pulumi.export("trafficSplit", {f"{s.host}.{s.namespace}": w for s, w in services})

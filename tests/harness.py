@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "gke-istio-mesh"
 SECRET_SIG = rpc._special_sig_key
 GCP_PROJECT_DEFAULT = "mesh-test-project"
+# One clock for every certificate the mocks issue in this process.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _digest(*parts: str) -> str:
@@ -88,15 +90,23 @@ _EXT_KEY_USAGE = {"server_auth": ExtendedKeyUsageOID.SERVER_AUTH, "client_auth":
 
 
 def _build_cert(inputs: Mapping[str, Any], subject: x509.Name, public_key: Any, issuer: x509.Name,
-                signing_key: Any, issuer_public_key: Any, now: dt.datetime) -> x509.Certificate:
+                signing_key: Any, issuer_cert: x509.Certificate | None, now: dt.datetime) -> x509.Certificate:
+    """Issue a certificate the way terraform-provider-tls (behind pulumi-tls) does.
+
+    Mirrors internal/provider/common_cert.go: BasicConstraintsValid is always set,
+    `max_path_length` >= 0 becomes Go's MaxPathLen without MaxPathLenZero - so 0 means
+    *no* path-length constraint in the issued certificate -, a CA gets a subject key
+    id, the authority key id comes from the issuer's subject key id, key usage is
+    critical and extended key usage is not.
+    """
     hours = float(inputs["validityPeriodHours"])
     builder = (x509.CertificateBuilder()
                .subject_name(subject).issuer_name(issuer).public_key(public_key)
                .serial_number(x509.random_serial_number())
                .not_valid_before(now).not_valid_after(now + dt.timedelta(hours=hours)))
     is_ca = bool(inputs.get("isCaCertificate"))
-    path_len = inputs.get("maxPathLength")
-    path_len = int(path_len) if is_ca and path_len is not None and path_len >= 0 else None
+    max_path = inputs.get("maxPathLength")
+    path_len = int(max_path) if is_ca and max_path is not None and max_path > 0 else None
     builder = builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=path_len), critical=True)
     uses = list(inputs.get("allowedUses") or [])
     flags = {v: False for v in _KEY_USAGE.values()}
@@ -111,9 +121,19 @@ def _build_cert(inputs: Mapping[str, Any], subject: x509.Name, public_key: Any, 
     if inputs.get("dnsNames"):
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]), critical=False)
-    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False)
+    if is_ca or inputs.get("setSubjectKeyId"):
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    issuer_ski = None
+    if issuer_cert is not None:
+        try:
+            issuer_ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            issuer_ski = None
+    elif is_ca:
+        issuer_ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    if issuer_ski is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
     return builder.sign(signing_key, hashes.SHA256())
 
 
@@ -163,7 +183,6 @@ class MeshMocks(pulumi.runtime.Mocks):
 
     def __init__(self, gcp_project: str) -> None:
         self.project = gcp_project
-        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         raise AssertionError(f"the program must not invoke provider functions offline: {args.token}")
@@ -209,7 +228,7 @@ class MeshMocks(pulumi.runtime.Mocks):
         elif t == "random:index/randomId:RandomId":
             out.update(hex=_digest(name)[: int(inputs["byteLength"]) * 2])
         elif t.startswith("tls:index/"):
-            out.update(self._tls(t, name, inputs))
+            out.update(_tls_outputs(t, name, json.dumps(inputs, sort_keys=True)))
         elif t == "kubernetes:core/v1:Secret" and inputs.get("type") == "kubernetes.io/service-account-token":
             # The token controller fills these in (pulumi-kubernetes awaits it).
             token = "eyJhbGciOiJSUzI1NiJ9." + _digest(name)
@@ -224,44 +243,52 @@ class MeshMocks(pulumi.runtime.Mocks):
                              "status": "deployed", "revision": 1.0}
         return rid, out
 
-    def _tls(self, t: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        if t == "tls:index/privateKey:PrivateKey":
-            algorithm = inputs["algorithm"]
-            size = str(int(inputs.get("rsaBits", 2048))) if algorithm == "RSA" else inputs.get("ecdsaCurve", "P224")
-            key = private_key(algorithm, size, name)
-            pub = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-            return {"privateKeyPem": _pem_key(key), "privateKeyPemPkcs8": _pem_key(key), "publicKeyPem": pub}
-        if t == "tls:index/selfSignedCert:SelfSignedCert":
-            key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
-            subject = _name(inputs.get("subject"))
-            cert = _build_cert(inputs, subject, key.public_key(), subject, key, key.public_key(), self.now)
-            return _cert_outputs(cert)
-        if t == "tls:index/certRequest:CertRequest":
-            key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
-            csr = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
-            if inputs.get("dnsNames"):
-                csr = csr.add_extension(
-                    x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]), critical=False)
-            return {"certRequestPem": csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()}
-        if t == "tls:index/locallySignedCert:LocallySignedCert":
-            csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
-            ca_cert = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
-            ca_key = serialization.load_pem_private_key(inputs["caPrivateKeyPem"].encode(), None)
-            assert ca_key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            ) == ca_cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            ), "LocallySignedCert: caPrivateKeyPem does not match caCertPem"
-            try:
-                san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-                dns = san.get_values_for_type(x509.DNSName)
-            except x509.ExtensionNotFound:
-                dns = []
-            cert = _build_cert({**inputs, "dnsNames": dns}, csr.subject, csr.public_key(), ca_cert.subject,
-                               ca_key, ca_cert.public_key(), self.now)
-            return _cert_outputs(cert)
-        raise AssertionError(f"unexpected tls resource {t}")
+
+@functools.cache
+def _tls_outputs(t: str, name: str, inputs_json: str) -> dict[str, Any]:
+    """pulumi-tls outputs, computed once per (resource, inputs) like a provider's state.
+
+    Re-running the program with the same inputs yields the same PEMs, so tests can diff
+    two runs the way `pulumi preview --diff` would.
+    """
+    inputs = json.loads(inputs_json)
+    if t == "tls:index/privateKey:PrivateKey":
+        algorithm = inputs["algorithm"]
+        size = str(int(inputs.get("rsaBits", 2048))) if algorithm == "RSA" else inputs.get("ecdsaCurve", "P224")
+        key = private_key(algorithm, size, name)
+        pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return {"privateKeyPem": _pem_key(key), "privateKeyPemPkcs8": _pem_key(key), "publicKeyPem": pub}
+    if t == "tls:index/selfSignedCert:SelfSignedCert":
+        key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
+        subject = _name(inputs.get("subject"))
+        cert = _build_cert(inputs, subject, key.public_key(), subject, key, None, NOW)
+        return _cert_outputs(cert)
+    if t == "tls:index/certRequest:CertRequest":
+        key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
+        csr = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
+        if inputs.get("dnsNames"):
+            csr = csr.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]), critical=False)
+        return {"certRequestPem": csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()}
+    if t == "tls:index/locallySignedCert:LocallySignedCert":
+        csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
+        ca_cert = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
+        ca_key = serialization.load_pem_private_key(inputs["caPrivateKeyPem"].encode(), None)
+        assert ca_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ) == ca_cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ), "LocallySignedCert: caPrivateKeyPem does not match caCertPem"
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            dns = san.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            dns = []
+        cert = _build_cert({**inputs, "dnsNames": dns}, csr.subject, csr.public_key(), ca_cert.subject,
+                           ca_key, ca_cert, NOW)
+        return _cert_outputs(cert)
+    raise AssertionError(f"unexpected tls resource {t}")
 
 
 # ------------------------------------------------------------------ recording what the engine sees

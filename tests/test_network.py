@@ -76,6 +76,8 @@ def test_each_network_gets_its_own_vpc(dev_stack: Program) -> None:
     vpcs = dev_stack.of_type("gcp:compute/network:Network")
     assert len(vpcs) == len(DEV)
     assert len({v.outputs["selfLink"] for v in vpcs}) == len(DEV)
+    network_types = {"gcp:compute/network:Network", "gcp:compute/subnetwork:Subnetwork", "gcp:compute/router:Router",
+                     "gcp:compute/routerNat:RouterNat", "gcp:compute/firewall:Firewall"}
     for r in dev_stack.resources:
-        if r.type.startswith("gcp:compute/"):
+        if r.type in network_types:
             assert dev_stack.by_urn[r.parent].type == "gke-istio-mesh:index:MeshNetwork"

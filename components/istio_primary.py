@@ -1,0 +1,238 @@
+"""One Istio primary: control plane and east-west gateway, installed as one ordered graph.
+
+Istio's "Install Multi-Primary on different networks" (Helm variant), per cluster:
+label istio-system with the network, plug in `cacerts`, install `base`, then
+`istiod` (mesh ID, cluster name, network), then the east-west gateway, then expose
+services through it. Everything is one dependency graph, so istiod and the gateway
+always start after the plugged-in CA exists - the failure the seed's author hit
+when control plane and gateways were installed separately - and
+`pulumi destroy` tears it down in reverse without hand-made scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterSpec
+
+ISTIO_NAMESPACE = "istio-system"
+NETWORK_LABEL = "topology.istio.io/network"
+EASTWEST_RELEASE = "istio-eastwestgateway"
+EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
+CROSS_NETWORK_GATEWAY = "cross-network-gateway"
+CROSS_NETWORK_PORT = 15443
+NETWORKING_API = "networking.istio.io/v1"
+SECURITY_API = "security.istio.io/v1"
+# Helm waits this long for a release's objects to become ready (LB address included).
+RELEASE_TIMEOUT_SECONDS = 900
+
+
+def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Sequence[str]) -> dict[str, Any]:
+    """Values of the `istiod` chart for one primary of a multi-network mesh."""
+    values: dict[str, Any] = {
+        "global": {
+            "meshID": mesh_id,
+            "multiCluster": {"clusterName": cluster},
+            "network": network,
+        },
+    }
+    if cluster_local:
+        # Istio's mesh config: these hosts are served only by endpoints in the caller's cluster.
+        values["meshConfig"] = {"serviceSettings": [{"settings": {"clusterLocal": True}, "hosts": list(cluster_local)}]}
+    return values
+
+
+def eastwest_gateway_values(network: str, address: str, source_ranges: Sequence[str]) -> dict[str, Any]:
+    """Values of the `gateway` chart for the east-west gateway of one network.
+
+    `networkGateway` makes the chart add the network label, the
+    ISTIO_META_REQUESTED_NETWORK_VIEW env and the 15443/15012/15017 ports.
+    """
+    return {
+        "name": EASTWEST_RELEASE,
+        "networkGateway": network,
+        "labels": {**EASTWEST_SELECTOR, "app": EASTWEST_RELEASE, NETWORK_LABEL: network},
+        "service": {
+            "type": "LoadBalancer",
+            "loadBalancerIP": address,
+            "loadBalancerSourceRanges": list(source_ranges),
+            "ports": [
+                {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
+                {"name": "tls", "port": 15443, "targetPort": 15443, "protocol": "TCP"},
+                {"name": "tls-istiod", "port": 15012, "targetPort": 15012, "protocol": "TCP"},
+                {"name": "tls-webhook", "port": 15017, "targetPort": 15017, "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def cross_network_gateway() -> dict[str, Any]:
+    """samples/multicluster/expose-services.yaml: mTLS passthrough for every *.local service."""
+    return {
+        "apiVersion": NETWORKING_API,
+        "kind": "Gateway",
+        "metadata": {"name": CROSS_NETWORK_GATEWAY, "namespace": ISTIO_NAMESPACE},
+        "spec": {
+            "selector": dict(EASTWEST_SELECTOR),
+            "servers": [{
+                "port": {"number": CROSS_NETWORK_PORT, "name": "tls", "protocol": "TLS"},
+                "tls": {"mode": "AUTO_PASSTHROUGH"},
+                "hosts": ["*.local"],
+            }],
+        },
+    }
+
+
+def strict_mtls() -> dict[str, Any]:
+    """Mesh-wide STRICT mTLS: a PeerAuthentication named default in the root namespace."""
+    return {
+        "apiVersion": SECURITY_API,
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": ISTIO_NAMESPACE},
+        "spec": {"mtls": {"mode": "STRICT"}},
+    }
+
+
+def mesh_namespace_labels() -> dict[str, str]:
+    return {"istio-injection": "enabled"}
+
+
+@dataclass(frozen=True)
+class IstioPrimaryArgs:
+    cluster: ClusterSpec
+    mesh_id: str
+    istio_version: str
+    chart_repository: str
+    provider: k8s.Provider
+    gke_cluster: gcp.container.Cluster
+    cacerts: pulumi.Input[Mapping[str, str]]
+    cluster_local: Sequence[str]
+    mesh_namespaces: Sequence[str]
+    # The other networks' NAT egress addresses: the only sources the east-west gateway admits.
+    peer_egress: Sequence[pulumi.Input[str]]
+
+
+class IstioPrimary(pulumi.ComponentResource):
+    """istio-system, cacerts, base -> istiod -> east-west gateway -> Istio resources."""
+
+    namespace: k8s.core.v1.Namespace
+    base: k8s.helm.v3.Release
+    istiod: k8s.helm.v3.Release
+    eastwest: k8s.helm.v3.Release
+    eastwest_address: pulumi.Output[str]
+    mesh_namespaces: list[k8s.core.v1.Namespace]
+
+    def __init__(self, name: str, args: IstioPrimaryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gke-istio-mesh:index:IstioPrimary", name, None, opts)
+        spec = args.cluster
+        # Plain in-cluster objects need no delete call when their whole cluster goes.
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, deleted_with=args.gke_cluster)
+        repo = k8s.helm.v3.RepositoryOptsArgs(repo=args.chart_repository)
+
+        def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=list(deps)))
+
+        # 1. The cluster's network, on the namespace istiod and the gateways run in.
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-istio-system",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=ISTIO_NAMESPACE, labels={NETWORK_LABEL: spec.network}),
+            opts=in_cluster,
+        )
+
+        # 2. Plug in the mesh CA before istiod starts: istiod reads it only at start-up.
+        self.cacerts = k8s.core.v1.Secret(
+            f"{name}-cacerts",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="cacerts", namespace=ISTIO_NAMESPACE),
+            string_data=args.cacerts,
+            type="Opaque",
+            opts=after(self.namespace),
+        )
+
+        # 3. CRDs and the istio-reader-service-account.
+        self.base = k8s.helm.v3.Release(
+            f"{name}-base",
+            name="istio-base",
+            chart="base",
+            version=args.istio_version,
+            repository_opts=repo,
+            namespace=ISTIO_NAMESPACE,
+            values={"defaultRevision": "default"},
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=after(self.namespace),
+        )
+
+        # 4. The control plane, named for the mesh, this cluster and its network.
+        self.istiod = k8s.helm.v3.Release(
+            f"{name}-istiod",
+            name="istiod",
+            chart="istiod",
+            version=args.istio_version,
+            repository_opts=repo,
+            namespace=ISTIO_NAMESPACE,
+            values=istiod_values(args.mesh_id, spec.name, spec.network, args.cluster_local),
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=after(self.base, self.cacerts),
+        )
+
+        # 5. The east-west gateway on a reserved address, known before the install. It owns a
+        # cloud load balancer, so it is always deleted for real (never skipped with the cluster).
+        address = gcp.compute.Address(
+            f"{name}-eastwest",
+            region=spec.region,
+            address_type="EXTERNAL",
+            network_tier="PREMIUM",
+            description=f"Istio east-west gateway of {spec.name} ({spec.network})",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.eastwest_address = address.address
+        source_ranges = [pulumi.Output.from_input(ip).apply(lambda a: f"{a}/32") for ip in args.peer_egress]
+        self.eastwest = k8s.helm.v3.Release(
+            f"{name}-eastwestgateway",
+            name=EASTWEST_RELEASE,
+            chart="gateway",
+            version=args.istio_version,
+            repository_opts=repo,
+            namespace=ISTIO_NAMESPACE,
+            values=pulumi.Output.all(address.address, *source_ranges).apply(
+                lambda a: eastwest_gateway_values(spec.network, a[0], a[1:])),
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
+                                        depends_on=[self.istiod, self.cacerts]),
+        )
+
+        # 6. Istio resources only once istiod serves its validation webhook (Release waits for it).
+        gateway = cross_network_gateway()
+        self.cross_network_gateway = k8s.apiextensions.CustomResource(
+            f"{name}-cross-network-gateway",
+            api_version=gateway["apiVersion"], kind=gateway["kind"],
+            metadata=gateway["metadata"], spec=gateway["spec"],
+            opts=after(self.istiod, self.eastwest),
+        )
+        mtls = strict_mtls()
+        self.peer_authentication = k8s.apiextensions.CustomResource(
+            f"{name}-strict-mtls",
+            api_version=mtls["apiVersion"], kind=mtls["kind"],
+            metadata=mtls["metadata"], spec=mtls["spec"],
+            opts=after(self.istiod),
+        )
+
+        # 7. Workload namespaces, the same in every cluster (namespace sameness), sidecars on.
+        self.mesh_namespaces = [
+            k8s.core.v1.Namespace(
+                f"{name}-ns-{ns}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels=mesh_namespace_labels()),
+                opts=after(self.istiod),
+            )
+            for ns in args.mesh_namespaces
+        ]
+
+        self.register_outputs({
+            "eastWestGatewayAddress": self.eastwest_address,
+            "istioVersion": args.istio_version,
+        })

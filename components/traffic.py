@@ -1,0 +1,117 @@
+"""Blue/green between clusters: per-cluster subsets and weighted routes, on every primary.
+
+Each istiod reads only its own cluster's Istio config, so a split declared in one
+cluster moves only that cluster's clients. The same DestinationRule and
+VirtualService therefore go to every primary. Subsets are named after the
+clusters and select endpoints by `topology.istio.io/network` (default) or
+`topology.istio.io/cluster`; both labels come from the same config the control
+planes were installed with, so they cannot drift apart. A flip edits weights only:
+the subsets stay defined at weight 0, so a rollback is one edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterSpec, RoutedService, SubsetLabel
+
+NETWORKING_API = "networking.istio.io/v1"
+SUBSET_LABEL_KEYS: dict[str, str] = {
+    "network": "topology.istio.io/network",
+    "cluster": "topology.istio.io/cluster",
+}
+# Eject an endpoint (e.g. the remote east-west gateway) after repeated 5xx, so a sick
+# cluster stops taking its share until it recovers.
+OUTLIER_DETECTION = {
+    "consecutive5xxErrors": 5,
+    "interval": "10s",
+    "baseEjectionTime": "30s",
+    "maxEjectionPercent": 100,
+}
+
+
+def subset_labels(cluster: ClusterSpec, label: SubsetLabel) -> dict[str, str]:
+    value = cluster.network if label == "network" else cluster.name
+    return {SUBSET_LABEL_KEYS[label]: value}
+
+
+def resource_name(service: RoutedService) -> str:
+    return f"{service.host}-clusters"
+
+
+def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], label: SubsetLabel) -> dict[str, Any]:
+    """One subset per cluster, mTLS inside the mesh, outlier detection."""
+    return {
+        "apiVersion": NETWORKING_API,
+        "kind": "DestinationRule",
+        "metadata": {"name": resource_name(service), "namespace": service.namespace},
+        "spec": {
+            "host": service.fqdn,
+            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "outlierDetection": dict(OUTLIER_DETECTION)},
+            "subsets": [{"name": c.name, "labels": subset_labels(c, label)} for c in clusters],
+        },
+    }
+
+
+def virtual_service(service: RoutedService, weights: Mapping[str, int]) -> dict[str, Any]:
+    """The split: every cluster's subset with its weight (0 included, so rollback is one edit)."""
+    return {
+        "apiVersion": NETWORKING_API,
+        "kind": "VirtualService",
+        "metadata": {"name": resource_name(service), "namespace": service.namespace},
+        "spec": {
+            "hosts": [service.fqdn],
+            "http": [{
+                "route": [
+                    {"destination": {"host": service.fqdn, "subset": name}, "weight": weight}
+                    for name, weight in weights.items()
+                ],
+            }],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ClusterRoutingArgs:
+    cluster: str
+    clusters: Sequence[ClusterSpec]
+    subset_label: SubsetLabel
+    # Each routed service with the weights that apply to it.
+    services: Sequence[tuple[RoutedService, Mapping[str, int]]]
+    provider: k8s.Provider
+    gke_cluster: gcp.container.Cluster
+    # istiod (its validation webhook) and the workload namespaces must exist first.
+    depends_on: Sequence[pulumi.Resource]
+
+
+class ClusterRouting(pulumi.ComponentResource):
+    """The mesh-wide routing, applied to one primary."""
+
+    virtual_services: dict[str, k8s.apiextensions.CustomResource]
+
+    def __init__(self, name: str, args: ClusterRoutingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gke-istio-mesh:index:ClusterRouting", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on),
+                                       deleted_with=args.gke_cluster)
+        self.virtual_services = {}
+        for service, weights in args.services:
+            key = f"{service.namespace}-{service.host}"
+            dr = destination_rule(service, args.clusters, args.subset_label)
+            rule = k8s.apiextensions.CustomResource(
+                f"{name}-{key}-dr", api_version=dr["apiVersion"], kind=dr["kind"],
+                metadata=dr["metadata"], spec=dr["spec"], opts=child,
+            )
+            vs = virtual_service(service, weights)
+            self.virtual_services[key] = k8s.apiextensions.CustomResource(
+                f"{name}-{key}-vs", api_version=vs["apiVersion"], kind=vs["kind"],
+                metadata=vs["metadata"], spec=vs["spec"],
+                # Subsets must exist before a route names them.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[rule])),
+            )
+        self.register_outputs({})
