@@ -1,0 +1,213 @@
+"""IstioCertificateAuthority: one root, one intermediate per cluster, checked as real X.509."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+
+from components.certificate_authority import ISTIOD_SAN, cacerts_data
+from tests.harness import Program, project_config
+from tests.test_stack import three_clusters
+
+CLUSTERS = [c["name"] for c in project_config()["clusters"]]
+PUB = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def certs(pem_bundle: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(pem_bundle.encode())
+
+
+def cacerts_of(stack: Program, cluster: str) -> dict[str, str]:
+    secret = stack.find("kubernetes:core/v1:Secret", f"{cluster}-cacerts")
+    return secret.inputs["stringData"]
+
+
+def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    if child.issuer != parent.subject:
+        return False
+    key = parent.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), child.signature_hash_algorithm)
+    else:
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(child.signature_hash_algorithm))
+    return True
+
+
+def test_cacerts_data_orders_the_chain_intermediate_then_root() -> None:
+    data = cacerts_data("INTER", "KEY", "ROOT\n")
+    assert data == {"ca-cert.pem": "INTER\n", "ca-key.pem": "KEY", "root-cert.pem": "ROOT\n",
+                    "cert-chain.pem": "INTER\nROOT\n"}
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_each_cluster_gets_an_intermediate_issued_by_the_mesh_root(dev_stack: Program, cluster: str) -> None:
+    data = cacerts_of(dev_stack, cluster)
+    assert set(data) == {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
+    (inter,) = certs(data["ca-cert.pem"])
+    (root,) = certs(data["root-cert.pem"])
+    assert issued_by(inter, root)
+    assert issued_by(root, root)
+    # cert-chain.pem: the intermediate first, then the root.
+    assert [c.fingerprint(hashes.SHA256()) for c in certs(data["cert-chain.pem"])] == [
+        inter.fingerprint(hashes.SHA256()), root.fingerprint(hashes.SHA256())]
+    # ca-key.pem is the intermediate's key.
+    key = serialization.load_pem_private_key(data["ca-key.pem"].encode(), None)
+    assert key.public_key().public_bytes(*PUB) == inter.public_key().public_bytes(*PUB)
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_intermediate_is_a_signing_ca_named_for_its_cluster(dev_stack: Program, cluster: str) -> None:
+    (inter,) = certs(cacerts_of(dev_stack, cluster)["ca-cert.pem"])
+    constraints = inter.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca
+    usage = inter.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.digital_signature
+    assert inter.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Istio"
+    assert inter.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Intermediate CA"
+    assert inter.subject.get_attributes_for_oid(NameOID.LOCALITY_NAME)[0].value == cluster
+    san = inter.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [ISTIOD_SAN]
+
+
+def test_path_length_leaves_room_for_exactly_one_intermediate(dev_stack: Program) -> None:
+    """The root's pathlen:1 stops an intermediate from minting sub-CAs (see ROOT_MAX_PATH_LENGTH)."""
+    (root,) = certs(cacerts_of(dev_stack, CLUSTERS[0])["root-cert.pem"])
+    constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and constraints.value.ca and constraints.value.path_length == 1
+    assert root.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca-{CLUSTERS[0]}-cert")
+    assert cert.inputs["isCaCertificate"] is True
+    assert cert.inputs["maxPathLength"] == 0
+    assert {"cert_signing", "digital_signature"} <= set(cert.inputs["allowedUses"])
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_intermediate_validity_lies_inside_the_roots(dev_stack: Program, cluster: str) -> None:
+    data = cacerts_of(dev_stack, cluster)
+    (inter,), (root,) = certs(data["ca-cert.pem"]), certs(data["root-cert.pem"])
+    assert root.not_valid_before_utc <= inter.not_valid_before_utc
+    assert inter.not_valid_after_utc < root.not_valid_after_utc
+    assert inter.not_valid_after_utc - inter.not_valid_before_utc == dt.timedelta(hours=17520)
+
+
+def test_every_cluster_trusts_the_same_root_and_has_its_own_intermediate(dev_stack: Program) -> None:
+    roots = {cacerts_of(dev_stack, c)["root-cert.pem"] for c in CLUSTERS}
+    assert len(roots) == 1
+    assert roots == {dev_stack.exports["rootCertPem"]}
+    assert len({cacerts_of(dev_stack, c)["ca-cert.pem"] for c in CLUSTERS}) == len(CLUSTERS)
+    assert len({cacerts_of(dev_stack, c)["ca-key.pem"] for c in CLUSTERS}) == len(CLUSTERS)
+
+
+def _all_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _all_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _all_strings(v)]
+    return []
+
+
+def test_root_key_never_enters_a_cluster(dev_stack: Program) -> None:
+    root_key = dev_stack.find("tls:index/privateKey:PrivateKey", "mesh-ca-root-key").outputs["privateKeyPem"]
+    for r in dev_stack.resources:
+        if r.type.startswith("kubernetes:"):
+            assert not any(root_key.strip() in s for s in _all_strings(r.inputs)), f"{r.type} {r.name}"
+    assert root_key not in str(dev_stack.exports)
+
+
+def test_key_material_travels_only_as_secrets(dev_stack: Program) -> None:
+    for cluster in CLUSTERS:
+        assert "stringData" in dev_stack.find("kubernetes:core/v1:Secret", f"{cluster}-cacerts").secret_inputs
+        cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca-{cluster}-cert")
+        assert "caPrivateKeyPem" in cert.secret_inputs
+        csr = dev_stack.find("tls:index/certRequest:CertRequest", f"mesh-ca-{cluster}-csr")
+        assert "privateKeyPem" in csr.secret_inputs
+    root = dev_stack.find("tls:index/selfSignedCert:SelfSignedCert", "mesh-ca-root-cert")
+    assert "privateKeyPem" in root.secret_inputs
+
+
+@pytest.mark.parametrize(("algorithm", "key_type"), [("RSA", rsa.RSAPrivateKey), ("ECDSA", ec.EllipticCurvePrivateKey)])
+def test_algorithm_follows_config(run, dev_config, algorithm: str, key_type: type) -> None:
+    dev_config["ca"] = {"algorithm": algorithm}
+    stack = run(dev_config)
+    for key in stack.of_type("tls:index/privateKey:PrivateKey"):
+        assert key.inputs["algorithm"] == algorithm
+    data = cacerts_of(stack, CLUSTERS[0])
+    assert isinstance(serialization.load_pem_private_key(data["ca-key.pem"].encode(), None), key_type)
+    (inter,), (root,) = certs(data["ca-cert.pem"]), certs(data["root-cert.pem"])
+    assert issued_by(inter, root)
+
+
+def _ca_inputs(stack: Program) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in stack.resources if r.type.startswith("tls:index/")}
+
+
+def test_changing_intermediate_validity_leaves_the_root_alone(run, dev_config) -> None:
+    before = _ca_inputs(run(dev_config))
+    dev_config["ca"] = {"intermediateValidityHours": 8760}
+    after = _ca_inputs(run(dev_config))
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {f"mesh-ca-{c}-cert" for c in CLUSTERS}
+
+
+def test_rotating_one_intermediate_touches_only_that_cluster(dev_stack: Program) -> None:
+    """`pulumi up --replace <green key urn>` re-creates only what depends on green's key."""
+    key = dev_stack.find("tls:index/privateKey:PrivateKey", f"mesh-ca-{CLUSTERS[1]}-key")
+    dependents = [r for r in dev_stack.resources if dev_stack.waits_for(r, key)]
+    names = {r.name for r in dependents}
+    assert {f"mesh-ca-{CLUSTERS[1]}-cert", f"{CLUSTERS[1]}-cacerts", f"{CLUSTERS[1]}-istiod"} <= names
+    other_provider = dev_stack.find("pulumi:providers:kubernetes", f"{CLUSTERS[0]}-k8s").urn
+    assert not [r.name for r in dependents if r.provider_urn == other_provider]
+    assert not [n for n in names if n.startswith("mesh-ca-") and CLUSTERS[1] not in n]
+
+
+def _self_signed_root() -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Team Vault"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "Team Root")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def test_bring_your_own_root_signs_the_intermediates(run, dev_config) -> None:
+    cert_pem, key_pem = _self_signed_root()
+    dev_config["ca"] = {"rootCertPem": cert_pem, "rootKeyPem": key_pem}
+    stack = run(dev_config, secret_keys=["ca"])
+    assert not stack.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert not [r for r in stack.of_type("tls:index/privateKey:PrivateKey") if "root" in r.name]
+    (team_root,) = certs(cert_pem)
+    for cluster in CLUSTERS:
+        data = cacerts_of(stack, cluster)
+        assert data["root-cert.pem"] == cert_pem
+        (inter,) = certs(data["ca-cert.pem"])
+        assert issued_by(inter, team_root)
+        signed = stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca-{cluster}-cert")
+        assert "caPrivateKeyPem" in signed.secret_inputs
+        assert key_pem.strip() not in str(data)
+
+
+def test_three_clusters_three_intermediates_one_root(run, dev_config) -> None:
+    stack = run(three_clusters(dev_config))
+    names = [c["name"] for c in three_clusters(dev_config)["clusters"]]
+    roots = {cacerts_of(stack, n)["root-cert.pem"] for n in names}
+    assert len(roots) == 1
+    (root,) = certs(roots.pop())
+    for n in names:
+        (inter,) = certs(cacerts_of(stack, n)["ca-cert.pem"])
+        assert issued_by(inter, root)

@@ -1,0 +1,92 @@
+"""MeshLink: N reader tokens and N x (N-1) remote secrets, each a working token kubeconfig."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+import pytest
+import yaml
+
+from components.mesh_link import remote_kubeconfig
+from tests.harness import Program, project_config
+from tests.test_stack import three_clusters
+
+SECRET = "kubernetes:core/v1:Secret"
+
+
+def provider_of(stack: Program, cluster: str) -> str:
+    return stack.find("pulumi:providers:kubernetes", f"{cluster}-k8s").urn
+
+
+def remote_secrets(stack: Program) -> list:
+    return [r for r in stack.of_type(SECRET)
+            if r.inputs["metadata"].get("labels", {}).get("istio/multiCluster") == "true"]
+
+
+def token_secrets(stack: Program) -> list:
+    return [r for r in stack.of_type(SECRET) if r.inputs.get("type") == "kubernetes.io/service-account-token"]
+
+
+def test_remote_kubeconfig_is_a_token_kubeconfig_named_for_the_cluster() -> None:
+    doc = yaml.safe_load(remote_kubeconfig("blue", "https://34.1.2.3", "Q0E=", "tok"))
+    assert doc["current-context"] == "blue"
+    assert doc["clusters"] == [{"name": "blue", "cluster": {"server": "https://34.1.2.3",
+                                                            "certificate-authority-data": "Q0E="}}]
+    assert doc["contexts"] == [{"name": "blue", "context": {"cluster": "blue", "user": "blue"}}]
+    assert doc["users"] == [{"name": "blue", "user": {"token": "tok"}}]
+
+
+def check_full_mesh(stack: Program, names: list[str]) -> None:
+    tokens = token_secrets(stack)
+    assert len(tokens) == len(names)
+    for name in names:
+        (token,) = [t for t in tokens if t.provider_urn == provider_of(stack, name)]
+        assert token.inputs["metadata"] == {
+            "name": "istio-reader-service-account-token", "namespace": "istio-system",
+            "annotations": {"kubernetes.io/service-account.name": "istio-reader-service-account"}}
+        # The account comes from the base chart; it is never declared again.
+        assert stack.waits_for(token, stack.find("kubernetes:helm.sh/v3:Release", f"{name}-base"))
+    assert not stack.of_type("kubernetes:core/v1:ServiceAccount")
+
+    secrets = remote_secrets(stack)
+    assert len(secrets) == len(names) * (len(names) - 1)
+    for source, target in itertools.permutations(names, 2):
+        # In target's istio-system, the secret that lets target's istiod watch source.
+        (secret,) = [s for s in secrets if s.provider_urn == provider_of(stack, target)
+                     and s.inputs["metadata"]["name"] == f"istio-remote-secret-{source}"]
+        meta = secret.inputs["metadata"]
+        assert meta["namespace"] == "istio-system"
+        assert meta["annotations"] == {"networking.istio.io/cluster": source}
+        istiod_values = stack.find("kubernetes:helm.sh/v3:Release", f"{source}-istiod").inputs["values"]
+        assert istiod_values["global"]["multiCluster"]["clusterName"] == source
+        assert list(secret.inputs["stringData"]) == [source]
+        assert "stringData" in secret.secret_inputs
+        kubeconfig = yaml.safe_load(secret.inputs["stringData"][source])
+        gke = stack.find("gcp:container/cluster:Cluster", source)
+        assert kubeconfig["current-context"] == source
+        (cluster,) = kubeconfig["clusters"]
+        assert cluster["cluster"]["server"] == f"https://{gke.outputs['endpoint']}"
+        assert cluster["cluster"]["certificate-authority-data"] == gke.outputs["masterAuth"]["clusterCaCertificate"]
+        (user,) = kubeconfig["users"]
+        assert set(user["user"]) == {"token"}, "istiod refuses exec plugins"
+        (token,) = [t for t in token_secrets(stack) if t.provider_urn == provider_of(stack, source)]
+        assert user["user"]["token"] == base64.b64decode(token.outputs["data"]["token"]).decode()
+
+
+def test_dev_full_mesh(dev_stack: Program) -> None:
+    check_full_mesh(dev_stack, [c["name"] for c in project_config()["clusters"]])
+
+
+def test_three_cluster_full_mesh(run, dev_config) -> None:
+    config = three_clusters(dev_config)
+    check_full_mesh(run(config), [c["name"] for c in config["clusters"]])
+
+
+@pytest.mark.parametrize("subset_label", ["network", "cluster"])
+def test_names_stay_consistent_when_clusters_are_renamed(run, dev_config, subset_label: str) -> None:
+    """Secret names, annotations, data keys and clusterName come from one config value."""
+    dev_config["clusters"][0]["name"] = "blue-2"
+    dev_config["traffic"]["weights"] = {"blue-2": 100, "green": 0}
+    dev_config["traffic"]["subsetLabel"] = subset_label
+    check_full_mesh(run(dev_config), ["blue-2", "green"])

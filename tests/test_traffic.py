@@ -1,0 +1,133 @@
+"""Blue/green routing: same rules on every primary, subsets per cluster, a flip that touches only routes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components.config import RoutedService
+from components.traffic import virtual_service
+from tests.harness import Program, project_config
+from tests.test_stack import three_clusters
+
+DR = "kubernetes:networking.istio.io/v1:DestinationRule"
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+FQDN = "helloworld.sample.svc.cluster.local"
+
+
+def per_cluster(stack: Program, type_: str) -> dict[str, list]:
+    providers = {r.urn: r.name.removesuffix("-k8s") for r in stack.of_type("pulumi:providers:kubernetes")}
+    out: dict[str, list] = {name: [] for name in providers.values()}
+    for r in stack.of_type(type_):
+        out[providers[r.provider_urn]].append(r)
+    return out
+
+
+def routes(vs: Any) -> dict[str, int]:
+    (http,) = vs.inputs["spec"]["http"]
+    return {r["destination"]["subset"]: r["weight"] for r in http["route"]}
+
+
+def test_virtual_service_keeps_zero_weight_routes() -> None:
+    vs = virtual_service(RoutedService(host="web", namespace="shop"), {"blue": 100, "green": 0})
+    assert vs["spec"]["http"][0]["route"] == [
+        {"destination": {"host": "web.shop.svc.cluster.local", "subset": "blue"}, "weight": 100},
+        {"destination": {"host": "web.shop.svc.cluster.local", "subset": "green"}, "weight": 0},
+    ]
+
+
+def test_routing_lands_on_every_primary_with_network_subsets(dev_stack: Program) -> None:
+    clusters = project_config()["clusters"]
+    for cluster, (rule,) in per_cluster(dev_stack, DR).items():
+        spec = rule.inputs["spec"]
+        assert rule.inputs["metadata"] == {"name": "helloworld-clusters", "namespace": "sample"}
+        assert spec["host"] == FQDN
+        assert spec["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
+        assert spec["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] > 0
+        assert spec["subsets"] == [{"name": c["name"], "labels": {"topology.istio.io/network": c["network"]}}
+                                   for c in clusters], cluster
+    for cluster, (vs,) in per_cluster(dev_stack, VS).items():
+        assert vs.inputs["spec"]["hosts"] == [FQDN]
+        assert routes(vs) == {"blue": 100, "green": 0}, cluster
+
+
+def test_subsets_can_select_by_cluster_name(run, dev_config) -> None:
+    dev_config["traffic"]["subsetLabel"] = "cluster"
+    stack = run(dev_config)
+    for rules in per_cluster(stack, DR).values():
+        assert rules[0].inputs["spec"]["subsets"] == [
+            {"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
+            {"name": "green", "labels": {"topology.istio.io/cluster": "green"}},
+        ]
+    # The label values are exactly the clusterName each istiod was installed with.
+    names = {r.inputs["values"]["global"]["multiCluster"]["clusterName"]
+             for r in stack.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "istiod"}
+    assert names == {"blue", "green"}
+
+
+def test_routing_waits_for_istiod_and_its_namespace(dev_stack: Program) -> None:
+    for cluster in ("blue", "green"):
+        istiod = dev_stack.find("kubernetes:helm.sh/v3:Release", f"{cluster}-istiod")
+        provider = dev_stack.find("pulumi:providers:kubernetes", f"{cluster}-k8s").urn
+        (ns,) = [r for r in dev_stack.of_type("kubernetes:core/v1:Namespace")
+                 if r.provider_urn == provider and r.inputs["metadata"]["name"] == "sample"]
+        for r in per_cluster(dev_stack, DR)[cluster] + per_cluster(dev_stack, VS)[cluster]:
+            assert dev_stack.waits_for(r, istiod) and dev_stack.waits_for(r, ns)
+        (vs,), (dr,) = per_cluster(dev_stack, VS)[cluster], per_cluster(dev_stack, DR)[cluster]
+        assert dev_stack.waits_for(vs, dr), "a route must not name a subset that does not exist yet"
+
+
+def test_service_weights_override_the_mesh_wide_split(run, dev_config) -> None:
+    dev_config["meshNamespaces"] = ["sample", "shop"]
+    dev_config["traffic"]["services"].append({"host": "cart", "namespace": "shop", "weights": {"green": 100}})
+    stack = run(dev_config)
+    for cluster, services in per_cluster(stack, VS).items():
+        by_host = {vs.inputs["spec"]["hosts"][0]: routes(vs) for vs in services}
+        assert by_host == {FQDN: {"blue": 100, "green": 0},
+                           "cart.shop.svc.cluster.local": {"blue": 0, "green": 100}}, cluster
+    assert stack.exports["trafficSplit"] == {"helloworld.sample": {"blue": 100, "green": 0},
+                                             "cart.shop": {"blue": 0, "green": 100}}
+
+
+def _inputs_by_urn(stack: Program) -> dict[str, dict[str, Any]]:
+    return {r.urn: r.inputs for r in stack.resources}
+
+
+@pytest.mark.parametrize("weights", [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}, {"blue": 50, "green": 50}])
+def test_a_flip_changes_only_the_virtual_services(run, dev_config, weights: dict[str, int]) -> None:
+    before = run(dev_config)
+    flipped = copy.deepcopy(dev_config)
+    flipped["traffic"]["weights"] = weights
+    after = run(flipped)
+    a, b = _inputs_by_urn(before), _inputs_by_urn(after)
+    assert set(a) == set(b), "a flip must neither add nor remove resources"
+    changed = {urn for urn in a if a[urn] != b[urn]}
+    assert {after.by_urn[u].type for u in changed} == {VS}
+    assert len(changed) == len(project_config()["clusters"]) * len(dev_config["traffic"]["services"])
+    for vs in after.of_type(VS):
+        assert routes(vs) == weights
+    assert after.exports["trafficSplit"] == {"helloworld.sample": weights}
+
+
+def test_weight_zero_keeps_the_subset_so_rollback_is_one_edit(run, dev_config) -> None:
+    dev_config["traffic"]["weights"] = {"blue": 0, "green": 100}
+    stack = run(dev_config)
+    for rules in per_cluster(stack, DR).values():
+        assert [s["name"] for s in rules[0].inputs["spec"]["subsets"]] == ["blue", "green"]
+    for vs in stack.of_type(VS):
+        assert routes(vs) == {"blue": 0, "green": 100}
+
+
+def test_three_clusters_route_everywhere(run, dev_config) -> None:
+    config = three_clusters(dev_config)
+    config["traffic"]["weights"] = {"blue": 80, "green": 10, "teal": 10}
+    stack = run(config)
+    drs, vss = per_cluster(stack, DR), per_cluster(stack, VS)
+    assert sorted(drs) == ["blue", "green", "teal"]
+    for cluster in drs:
+        (dr,), (vs,) = drs[cluster], vss[cluster]
+        assert [s["labels"]["topology.istio.io/network"] for s in dr.inputs["spec"]["subsets"]] == [
+            "network1", "network2", "network3"]
+        assert routes(vs) == {"blue": 80, "green": 10, "teal": 10}
