@@ -1,0 +1,481 @@
+"""Run the whole Pulumi program offline and record everything it sends to the engine.
+
+Used by the test suite and by `python -m tools.render`: no cloud, no credentials,
+no Pulumi CLI.
+
+The mocks answer like the real providers would: GCP resources get ids, self links
+and addresses; GKE clusters an endpoint and a real CA certificate; pulumi-tls
+resources real keys and X.509 certificates made with `cryptography` from the
+inputs the program sent; service-account-token Secrets a token. So the program's
+wiring (kubeconfigs, cert chains, remote secrets) is exercised for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import ipaddress
+import json
+import runpy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "gke-istio-mesh"
+SECRET_SIG = rpc._special_sig_key
+GCP_PROJECT_DEFAULT = "mesh-test-project"
+FROM_STACK_FILE = "<from the stack file>"
+# One clock for every certificate the mocks issue in this process.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def fake_public_ip(*parts: str) -> str:
+    """A stable public-looking IPv4 address (34.64.0.0/10, Google's range) per name."""
+    n = int(_digest(*parts)[:8], 16)
+    return str(ipaddress.IPv4Address(int(ipaddress.IPv4Address("34.64.0.0")) + n % (1 << 22) + 1))
+
+
+# ------------------------------------------------------------------ real crypto for the mocks
+
+
+@functools.cache
+def private_key(kind: str, size: str, seed: str) -> Any:
+    """Generate (once per process) a key for the given algorithm; seed keeps keys distinct."""
+    del seed
+    if kind == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(size))
+    curve = {"P224": ec.SECP224R1, "P256": ec.SECP256R1, "P384": ec.SECP384R1, "P521": ec.SECP521R1}[size]
+    return ec.generate_private_key(curve())
+
+
+def _pem_key(key: Any) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _name(subject: Mapping[str, Any] | None) -> x509.Name:
+    subject = subject or {}
+    attrs = []
+    for key, oid in (("country", NameOID.COUNTRY_NAME), ("province", NameOID.STATE_OR_PROVINCE_NAME),
+                     ("locality", NameOID.LOCALITY_NAME), ("organization", NameOID.ORGANIZATION_NAME),
+                     ("organizationalUnit", NameOID.ORGANIZATIONAL_UNIT_NAME),
+                     ("commonName", NameOID.COMMON_NAME)):
+        if subject.get(key):
+            attrs.append(x509.NameAttribute(oid, subject[key]))
+    return x509.Name(attrs)
+
+
+# pulumi-tls `allowed_uses` names (terraform-provider-tls) -> X.509 key usage / extended key usage.
+_KEY_USAGE = {
+    "digital_signature": "digital_signature", "content_commitment": "content_commitment",
+    "key_encipherment": "key_encipherment", "data_encipherment": "data_encipherment",
+    "key_agreement": "key_agreement", "cert_signing": "key_cert_sign", "crl_signing": "crl_sign",
+    "encipher_only": "encipher_only", "decipher_only": "decipher_only",
+}
+_EXT_KEY_USAGE = {"server_auth": ExtendedKeyUsageOID.SERVER_AUTH, "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
+def _build_cert(inputs: Mapping[str, Any], subject: x509.Name, public_key: Any, issuer: x509.Name,
+                signing_key: Any, issuer_cert: x509.Certificate | None, now: dt.datetime) -> x509.Certificate:
+    """Issue a certificate the way terraform-provider-tls (behind pulumi-tls) does.
+
+    Mirrors internal/provider/common_cert.go: BasicConstraintsValid is always set,
+    `max_path_length` >= 0 becomes Go's MaxPathLen without MaxPathLenZero - so 0 means
+    *no* path-length constraint in the issued certificate -, a CA gets a subject key
+    id, the authority key id comes from the issuer's subject key id, key usage is
+    critical and extended key usage is not.
+    """
+    hours = float(inputs["validityPeriodHours"])
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject).issuer_name(issuer).public_key(public_key)
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + dt.timedelta(hours=hours)))
+    is_ca = bool(inputs.get("isCaCertificate"))
+    max_path = inputs.get("maxPathLength")
+    path_len = int(max_path) if is_ca and max_path is not None and max_path > 0 else None
+    builder = builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=path_len), critical=True)
+    uses = list(inputs.get("allowedUses") or [])
+    flags = {v: False for v in _KEY_USAGE.values()}
+    for use in uses:
+        if use in _KEY_USAGE:
+            flags[_KEY_USAGE[use]] = True
+    if any(flags.values()):
+        builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+    ext = [_EXT_KEY_USAGE[u] for u in uses if u in _EXT_KEY_USAGE]
+    if ext:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(ext), critical=False)
+    if inputs.get("dnsNames"):
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]), critical=False)
+    if is_ca or inputs.get("setSubjectKeyId"):
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    issuer_ski = None
+    if issuer_cert is not None:
+        try:
+            issuer_ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            issuer_ski = None
+    elif is_ca:
+        issuer_ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    if issuer_ski is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def _cert_outputs(cert: x509.Certificate) -> dict[str, Any]:
+    return {
+        "certPem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "validityStartTime": cert.not_valid_before_utc.isoformat(),
+        "validityEndTime": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+@functools.cache
+def cluster_ca(seed: str) -> str:
+    """A cluster CA certificate like GKE's (self-signed, CA:TRUE), PEM."""
+    key = private_key("ECDSA", "P256", f"cluster-ca:{seed}")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cluster-ca-{seed}")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1825))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# ------------------------------------------------------------------ secrets on the wire
+
+
+def unwrap(value: Any, path: str = "", secrets: set[str] | None = None) -> Any:
+    """Strip secret envelopes, noting the dotted paths that were secret."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == rpc._special_secret_sig:
+            if secrets is not None:
+                secrets.add(path)
+            return unwrap(value["value"], path, secrets)
+        return {k: unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+# ------------------------------------------------------------------ the mocks
+
+
+class MeshMocks(pulumi.runtime.Mocks):
+    """Provider stand-ins that compute outputs the way the real providers would."""
+
+    def __init__(self, gcp_project: str) -> None:
+        self.project = gcp_project
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
+        raise AssertionError(f"the program must not invoke provider functions offline: {args.token}")
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = unwrap(dict(args.inputs))
+        name = args.name
+        t = args.typ
+        physical = inputs.get("name") or f"{name}-{_digest(name)[:7]}"
+        out: dict[str, Any] = {**inputs}
+        rid = f"{name}-id"
+        p = self.project
+        compute = "https://www.googleapis.com/compute/v1/"
+        if t == "gcp:compute/network:Network":
+            rid = f"projects/{p}/global/networks/{physical}"
+            out.update(name=physical, selfLink=compute + rid)
+        elif t == "gcp:compute/subnetwork:Subnetwork":
+            rid = f"projects/{p}/regions/{inputs['region']}/subnetworks/{physical}"
+            out.update(name=physical, selfLink=compute + rid, gatewayAddress="10.0.0.1")
+        elif t == "gcp:compute/address:Address":
+            rid = f"projects/{p}/regions/{inputs['region']}/addresses/{physical}"
+            out.update(name=physical, selfLink=compute + rid, address=fake_public_ip(p, name))
+        elif t in ("gcp:compute/router:Router", "gcp:compute/routerNat:RouterNat",
+                   "gcp:compute/firewall:Firewall"):
+            rid = f"projects/{p}/{physical}"
+            out.update(name=physical)
+        elif t == "gcp:container/cluster:Cluster":
+            rid = f"projects/{p}/locations/{inputs['location']}/clusters/{physical}"
+            out.update(
+                name=physical,
+                endpoint=fake_public_ip(p, "endpoint", name),
+                masterAuth={**(inputs.get("masterAuth") or {}),
+                            "clusterCaCertificate": base64.b64encode(cluster_ca(name).encode()).decode()},
+                selfLink=f"https://container.googleapis.com/v1/{rid}",
+            )
+        elif t == "gcp:container/nodePool:NodePool":
+            rid = f"{inputs['cluster']}/nodePools/{physical}"
+            out.update(name=physical)
+        elif t == "gcp:serviceaccount/account:Account":
+            email = f"{inputs['accountId']}@{p}.iam.gserviceaccount.com"
+            rid = f"projects/{p}/serviceAccounts/{email}"
+            out.update(email=email, member=f"serviceAccount:{email}")
+        elif t == "random:index/randomId:RandomId":
+            out.update(hex=_digest(name)[: int(inputs["byteLength"]) * 2])
+        elif t.startswith("tls:index/"):
+            out.update(_tls_outputs(t, name, json.dumps(inputs, sort_keys=True)))
+        elif t == "kubernetes:core/v1:Secret" and inputs.get("type") == "kubernetes.io/service-account-token":
+            # The token controller fills these in (pulumi-kubernetes awaits it).
+            token = "eyJhbGciOiJSUzI1NiJ9." + _digest(name)
+            out["data"] = {
+                "token": base64.b64encode(token.encode()).decode(),
+                "ca.crt": base64.b64encode(b"from-the-cluster").decode(),
+                "namespace": base64.b64encode(b"istio-system").decode(),
+            }
+        elif t == "kubernetes:helm.sh/v3:Release":
+            out["status"] = {"name": inputs.get("name"), "namespace": inputs.get("namespace"),
+                             "chart": inputs.get("chart"), "version": inputs.get("version"),
+                             "status": "deployed", "revision": 1.0}
+        return rid, out
+
+
+@functools.cache
+def _tls_outputs(t: str, name: str, inputs_json: str) -> dict[str, Any]:
+    """pulumi-tls outputs, computed once per (resource, inputs) like a provider's state.
+
+    Re-running the program with the same inputs yields the same PEMs, so tests can diff
+    two runs the way `pulumi preview --diff` would.
+    """
+    inputs = json.loads(inputs_json)
+    if t == "tls:index/privateKey:PrivateKey":
+        algorithm = inputs["algorithm"]
+        size = str(int(inputs.get("rsaBits", 2048))) if algorithm == "RSA" else inputs.get("ecdsaCurve", "P224")
+        key = private_key(algorithm, size, name)
+        pub = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return {"privateKeyPem": _pem_key(key), "privateKeyPemPkcs8": _pem_key(key), "publicKeyPem": pub}
+    if t == "tls:index/selfSignedCert:SelfSignedCert":
+        key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
+        subject = _name(inputs.get("subject"))
+        cert = _build_cert(inputs, subject, key.public_key(), subject, key, None, NOW)
+        return _cert_outputs(cert)
+    if t == "tls:index/certRequest:CertRequest":
+        key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
+        csr = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
+        if inputs.get("dnsNames"):
+            csr = csr.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(d) for d in inputs["dnsNames"]]), critical=False)
+        return {"certRequestPem": csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()}
+    if t == "tls:index/locallySignedCert:LocallySignedCert":
+        csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
+        ca_cert = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
+        ca_key = serialization.load_pem_private_key(inputs["caPrivateKeyPem"].encode(), None)
+        assert ca_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ) == ca_cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ), "LocallySignedCert: caPrivateKeyPem does not match caCertPem"
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            dns = san.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            dns = []
+        cert = _build_cert({**inputs, "dnsNames": dns}, csr.subject, csr.public_key(), ca_cert.subject,
+                           ca_key, ca_cert, NOW)
+        return _cert_outputs(cert)
+    raise AssertionError(f"unexpected tls resource {t}")
+
+
+# ------------------------------------------------------------------ recording what the engine sees
+
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_inputs: set[str]
+    parent: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    provider: str
+    protect: bool
+    deleted_with: str
+    id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def provider_urn(self) -> str:
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also keeps each registration's options (parent, deps, provider)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Resource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        secrets: set[str] = set()
+        inputs = unwrap(rpc.deserialize_properties(request.object), "", secrets)
+        state = self.resources.get(response.urn)
+        self.recorded.append(Resource(
+            urn=response.urn, type=request.type, name=request.name, custom=request.custom,
+            inputs=inputs, secret_inputs=secrets, parent=request.parent,
+            dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            provider=request.provider, protect=bool(request.protect), deleted_with=request.deletedWith,
+            id=response.id, outputs=unwrap(state.state) if state else {},
+        ))
+        return response
+
+
+class Program:
+    """What one run of the program declared, with helpers for graph questions."""
+
+    def __init__(self, resources: list[Resource], exports: dict[str, Any], secret_exports: set[str]) -> None:
+        self.resources = resources
+        self.exports = exports
+        self.secret_exports = secret_exports
+        self.by_urn = {r.urn: r for r in resources}
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Resource:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"{len(matches)} resources named {name!r}"
+        return matches[0]
+
+    def find(self, type_: str, name: str) -> Resource:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        assert len(matches) == 1, f"{len(matches)} resources of type {type_} named {name!r}"
+        return matches[0]
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def descendants(self, parent: Resource) -> list[Resource]:
+        out: list[Resource] = []
+        stack = [parent]
+        while stack:
+            for child in self.children(stack.pop()):
+                out.append(child)
+                stack.append(child)
+        return out
+
+    def ancestors(self, r: Resource) -> list[Resource]:
+        out = []
+        while r.parent in self.by_urn:
+            r = self.by_urn[r.parent]
+            out.append(r)
+        return out
+
+    def direct_waits(self, r: Resource) -> set[str]:
+        """URNs this resource waits for: dependencies, property dependencies and its provider."""
+        waits = set(r.dependencies)
+        for deps in r.property_dependencies.values():
+            waits.update(deps)
+        if r.provider_urn:
+            waits.add(r.provider_urn)
+        return waits
+
+    def waits_for(self, a: Resource, b: Resource) -> bool:
+        """True if `a` cannot be created before `b` completes (the engine's ordering).
+
+        A dependency on a component means all of its descendants; a dependency is
+        inherited through a resource's provider.
+        """
+        seen: set[str] = set()
+        todo = list(self.direct_waits(a))
+        while todo:
+            urn = todo.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            if urn == b.urn:
+                return True
+            node = self.by_urn.get(urn)
+            if node is None:
+                continue
+            todo.extend(self.direct_waits(node))
+            if not node.custom:
+                todo.extend(d.urn for d in self.descendants(node))
+        return False
+
+
+def stack_file_config(stack: str = "dev") -> dict[str, Any]:
+    """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
+    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def project_config(stack: str = "dev") -> dict[str, Any]:
+    """The project's own keys from a stack file, without the namespace, for editing in tests."""
+    return {k.split(":", 1)[1]: v for k, v in stack_file_config(stack).items() if k.startswith(f"{PROJECT}:")}
+
+
+def run_program(
+    config: Mapping[str, Any] | None = None,
+    *,
+    stack: str = "dev",
+    gcp_project: str | None = GCP_PROJECT_DEFAULT,
+    secret_keys: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> Program:
+    """Run __main__.py under mocks with the project's config (default: the stack file's).
+
+    `gcp_project` replaces the stack's `gcp:project` (None removes it, FROM_STACK_FILE keeps it).
+    """
+    base = stack_file_config(stack)
+    values = {k: v for k, v in base.items() if not k.startswith(f"{PROJECT}:")}
+    project_values = project_config(stack) if config is None else dict(config)
+    values.update({f"{PROJECT}:{k}": v for k, v in project_values.items()})
+    if gcp_project is None:
+        values.pop("gcp:project", None)
+    elif gcp_project != FROM_STACK_FILE:
+        values["gcp:project"] = gcp_project
+    values.update(extra or {})
+    set_all_config(
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()},
+        [f"{PROJECT}:{k}" if ":" not in k else k for k in secret_keys],
+    )
+
+    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT))
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    root = pulumi.runtime.get_root_resource()
+    root.outputs.clear()
+    exports: dict[str, Any] = {}
+    secret_exports: set[str] = set()
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        outputs = dict(root.outputs)
+
+        async def collect() -> None:
+            for key, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                exports[key] = await out.future()
+                if await out.is_secret():
+                    secret_exports.add(key)
+
+        return pulumi.Output.from_input(collect())
+
+    program()
+    return Program(monitor.recorded, exports, secret_exports)
