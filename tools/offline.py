@@ -345,6 +345,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+class ProgramError(Exception):
+    """The program stopped; `declared` is everything it had sent to the engine by then."""
+
+    def __init__(self, cause: BaseException, declared: list[Resource]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.declared = declared
+
+
 class Program:
     """What one run of the program declared, with helpers for graph questions."""
 
@@ -440,6 +449,7 @@ def run_program(
     """Run __main__.py under mocks with the project's config (default: the stack file's).
 
     `gcp_project` replaces the stack's `gcp:project` (None removes it, FROM_STACK_FILE keeps it).
+    Raises ProgramError (with what was declared before the failure) if the program fails.
     """
     base = stack_file_config(stack)
     values = {k: v for k, v in base.items() if not k.startswith(f"{PROJECT}:")}
@@ -477,5 +487,8 @@ def run_program(
 
         return pulumi.Output.from_input(collect())
 
-    program()
+    try:
+        program()
+    except Exception as error:
+        raise ProgramError(error, monitor.recorded) from error
     return Program(monitor.recorded, exports, secret_exports)
