@@ -92,6 +92,8 @@ class ClusterSpec:
     release_channel: str = DEFAULT_RELEASE_CHANNEL
     deletion_protection: bool = True
     istio_version: str | None = None
+    # Pulumi `protect` on the VPC, subnet, cluster and node pool: no edit or destroy deletes them.
+    protect: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,14 @@ def _dns_label(value: str | None, key: str, p: _Problems, *, max_len: int = 63,
 def _network(value: str | None, key: str, p: _Problems) -> ipaddress.IPv4Network | None:
     if value is None:
         return None
+    if "/" not in value:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            pass
+        else:
+            p.add(f"{key} {value!r} needs a prefix length (e.g. {value}/32)")
+            return None
     try:
         net = ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -287,7 +297,7 @@ def _parse_istio(raw: Any, p: _Problems) -> IstioSettings:
 
 _CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr",
                  "machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection",
-                 "istioVersion")
+                 "istioVersion", "protect")
 _CIDR_KEYS = ("nodeCidr", "podCidr", "serviceCidr", "masterCidr")
 
 
@@ -353,6 +363,10 @@ def _parse_cluster(i: int, raw: Any, p: _Problems) -> ClusterSpec | None:
     protection = c.get("deletionProtection", True)
     if not isinstance(protection, bool):
         p.add(f"{key}.deletionProtection {protection!r} must be true or false")
+    protect = c.get("protect", False)
+    if not isinstance(protect, bool):
+        p.add(f"{key}.protect {protect!r} must be true or false (Pulumi protect on the cluster's VPC, "
+              "subnet, cluster and node pool)")
     istio_version = c.get("istioVersion")
     if istio_version is not None:
         if not isinstance(istio_version, str):
@@ -369,7 +383,19 @@ def _parse_cluster(i: int, raw: Any, p: _Problems) -> ClusterSpec | None:
         service_cidr=str(nets["serviceCidr"]), master_cidr=str(nets["masterCidr"]),
         machine_type=machine_type, min_nodes=min_nodes, max_nodes=max_nodes,
         release_channel=channel, deletion_protection=protection, istio_version=istio_version,
+        protect=protect,
     )
+
+
+def declared_cluster_names(raw: Any) -> list[str]:
+    """The cluster names as written, including clusters whose other fields are invalid.
+
+    Rules that refer to clusters by name (weights) check against these, so one bad
+    field in a cluster does not also produce a misleading "unknown cluster" line.
+    """
+    if not isinstance(raw, list):
+        return []
+    return [c["name"] for c in raw if isinstance(c, Mapping) and isinstance(c.get("name"), str)]
 
 
 def _parse_clusters(raw: Any, p: _Problems) -> tuple[ClusterSpec, ...]:
@@ -445,11 +471,10 @@ def _host_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
-def _parse_traffic(raw: Any, clusters: Sequence[ClusterSpec], namespaces: Sequence[str],
+def _parse_traffic(raw: Any, names: Sequence[str], namespaces: Sequence[str],
                    cluster_local: Sequence[str], p: _Problems) -> TrafficSpec:
     traffic = _mapping(raw, "traffic", p) or {}
     _known_keys(traffic, "traffic", ("subsetLabel", "weights", "services"), p)
-    names = [c.name for c in clusters]
     label = traffic.get("subsetLabel", "network")
     if label not in SUBSET_LABELS:
         p.add(f"traffic.subsetLabel {label!r} must be 'network' or 'cluster'")
@@ -599,7 +624,8 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     clusters = _parse_clusters(raw.get("clusters"), p)
     namespaces = _parse_namespaces(raw.get("meshNamespaces"), p)
     cluster_local = _parse_cluster_local(raw.get("clusterLocal"), p)
-    traffic = _parse_traffic(raw.get("traffic"), clusters, namespaces, cluster_local, p)
+    traffic = _parse_traffic(raw.get("traffic"), declared_cluster_names(raw.get("clusters")), namespaces,
+                             cluster_local, p)
     authorized = _parse_authorized(raw.get("authorizedNetworks"), clusters, p)
     ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
     if p.items:

@@ -1,0 +1,406 @@
+"""Stack config: every rule, its message naming the key, and nothing declared when it fails.
+
+Each bad value is run through the whole program (as `pulumi preview` would run it):
+the run must stop with the rule's message and must not have sent a single resource
+to the engine. The pure parser is then checked for defaults and, with hypothesis,
+for the rules that cover a space of inputs (weights, CIDR overlaps, names).
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components import config
+from tests.harness import ProgramError, project_config
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    """A mutation that sets a dotted/indexed path, e.g. 'clusters[1].podCidr'."""
+
+    def apply(cfg: dict[str, Any]) -> None:
+        *parents, last = path.replace("[", ".").replace("]", "").split(".")
+        node: Any = cfg
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        if last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return apply
+
+
+def _delete(path: str) -> Mutation:
+    def apply(cfg: dict[str, Any]) -> None:
+        *parents, last = path.replace("[", ".").replace("]", "").split(".")
+        node: Any = cfg
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return apply
+
+
+def _both(*mutations: Mutation) -> Mutation:
+    def apply(cfg: dict[str, Any]) -> None:
+        for m in mutations:
+            m(cfg)
+
+    return apply
+
+
+def _pem_pair(ca: bool, *, other_key: bool = False) -> tuple[str, str]:
+    """A self-signed certificate and a key (the matching one unless other_key)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "team root")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    given_key = ec.generate_private_key(ec.SECP256R1()) if other_key else key
+    key_pem = given_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+NON_CA = _pem_pair(ca=False)
+WRONG_KEY = _pem_pair(ca=True, other_key=True)
+
+# (id, mutation of the dev config, the line the user must see)
+RULES: list[tuple[str, Mutation, str]] = [
+    # clusters: count, shape, names
+    ("one-cluster", lambda c: c["clusters"].pop(),
+     "clusters lists 1 cluster(s); a multi-primary mesh needs at least 2"),
+    ("clusters-not-a-list", _set("clusters", {"name": "blue"}), "clusters must be a list, got dict"),
+    ("cluster-not-an-object", _set("clusters[1]", "green"), "clusters[1] must be an object, got str"),
+    ("cluster-unknown-key", _set("clusters[0].nodeCIDR", "10.0.0.0/20"),
+     "clusters[0].nodeCIDR is not a known key (known: name, network, region, nodeCidr"),
+    ("cluster-missing-key", _delete("clusters[1].podCidr"), "clusters[1].podCidr is required"),
+    ("duplicate-name", _set("clusters[1].name", "blue"),
+     "clusters[1].name 'blue' duplicates clusters[0].name; every cluster needs its own name"),
+    ("duplicate-network", _set("clusters[1].network", "network1"),
+     "clusters[1].network 'network1' duplicates clusters[0].network; every cluster needs its own network"),
+    ("name-not-dns", _set("clusters[0].name", "Blue_1"),
+     "clusters[0].name 'Blue_1' must be a DNS label of at most 32 characters"),
+    ("name-starts-with-digit", _set("clusters[0].name", "1blue"),
+     "clusters[0].name '1blue' must be a DNS label of at most 32 characters"),
+    ("name-too-long", _set("clusters[0].name", "b" * 33),
+     f"clusters[0].name '{'b' * 33}' is 33 characters; at most 32 are allowed"),
+    ("network-not-dns", _set("clusters[1].network", "network.2"),
+     "clusters[1].network 'network.2' must be a DNS label (it names the VPC and Istio's network)"),
+    ("network-too-long", _set("clusters[1].network", "n" * 49),
+     f"clusters[1].network '{'n' * 49}' is 49 characters; at most 48 are allowed"),
+    # region
+    ("region-is-a-zone", _set("clusters[0].region", "us-west1-a"),
+     "clusters[0].region 'us-west1-a' is a zone; clusters are regional: use us-west1"),
+    ("region-malformed", _set("clusters[0].region", "west"), "clusters[0].region 'west' is not a GCP region"),
+    # CIDRs
+    ("cidr-invalid", _set("clusters[0].nodeCidr", "10.10.0.0/33"),
+     "clusters[0].nodeCidr '10.10.0.0/33' is not a valid IPv4 CIDR"),
+    ("cidr-ipv6", _set("clusters[0].nodeCidr", "fd00::/64"), "clusters[0].nodeCidr fd00::/64 must be an IPv4 CIDR"),
+    ("cidr-host-bits", _set("clusters[0].nodeCidr", "10.10.0.1/20"),
+     "clusters[0].nodeCidr 10.10.0.1/20 has host bits set; the network is 10.10.0.0/20"),
+    ("master-not-28", _set("clusters[0].masterCidr", "172.16.0.0/27"),
+     "clusters[0].masterCidr 172.16.0.0/27 must be a /28 (GKE's control-plane range)"),
+    ("master-public", _set("clusters[0].masterCidr", "34.1.2.0/28"),
+     "clusters[0].masterCidr 34.1.2.0/28 must be a private (RFC 1918) range"),
+    ("node-too-small", _set("clusters[0].nodeCidr", "10.10.0.0/30"),
+     "clusters[0].nodeCidr 10.10.0.0/30 is too small; a subnet is at least a /29"),
+    ("pod-range-size", _set("clusters[0].podCidr", "10.12.0.0/24"),
+     "clusters[0].podCidr 10.12.0.0/24 must be between /9 and /21 (GKE pod range)"),
+    ("service-range-size", _set("clusters[0].serviceCidr", "10.16.0.0/28"),
+     "clusters[0].serviceCidr 10.16.0.0/28 must be between /16 and /27 (GKE service range)"),
+    ("overlap", _both(_set("clusters[1].nodeCidr", "10.16.0.0/20"), _set("clusters[1].podCidr", "10.16.0.0/14")),
+     "clusters[1].podCidr 10.16.0.0/14 overlaps clusters[1].nodeCidr 10.16.0.0/20"),
+    ("overlap-master", _set("clusters[0].masterCidr", "10.10.0.0/28"),
+     "clusters[0].masterCidr 10.10.0.0/28 overlaps clusters[0].nodeCidr 10.10.0.0/20"),
+    # node pool and cluster settings
+    ("machine-type", _set("clusters[0].machineType", "big machine"),
+     "clusters[0].machineType 'big machine' is not a Compute Engine machine type"),
+    ("min-nodes-negative", _set("clusters[0].minNodes", -1), "clusters[0].minNodes -1 must be an integer >= 0"),
+    ("max-nodes-zero", _set("clusters[0].maxNodes", 0), "clusters[0].maxNodes 0 must be an integer from 1 to 1000"),
+    ("max-nodes-float", _set("clusters[0].maxNodes", 2.5),
+     "clusters[0].maxNodes 2.5 must be an integer from 1 to 1000"),
+    ("min-above-max", _both(_set("clusters[0].minNodes", 5), _set("clusters[0].maxNodes", 3)),
+     "clusters[0].minNodes 5 is greater than clusters[0].maxNodes 3"),
+    ("release-channel", _set("clusters[0].releaseChannel", "FAST"),
+     "clusters[0].releaseChannel 'FAST' must be one of RAPID, REGULAR, STABLE, EXTENDED"),
+    ("deletion-protection", _set("clusters[0].deletionProtection", "no"),
+     "clusters[0].deletionProtection 'no' must be true or false"),
+    ("cluster-istio-version", _set("clusters[1].istioVersion", "1.31"),
+     "clusters[1].istioVersion '1.31' is not an Istio release version (MAJOR.MINOR.PATCH"),
+    # istio
+    ("istio-version-malformed", _set("istio.version", "v1.30.3"),
+     "istio.version 'v1.30.3' is not an Istio release version (MAJOR.MINOR.PATCH"),
+    ("istio-version-too-old", _set("istio.version", "1.20.8"),
+     "istio.version 1.20.8 is not supported: Istio 1.24.0 or newer 1.x is required"),
+    ("istio-version-major", _set("istio.version", "2.0.0"), "istio.version 2.0.0 is not supported"),
+    ("chart-repository", _set("istio.chartRepository", "http://charts.example.com"),
+     "istio.chartRepository 'http://charts.example.com' must be an https:// or oci:// URL"),
+    ("istio-unknown-key", _set("istio.revision", "canary"), "istio.revision is not a known key (known: version"),
+    # mesh
+    ("mesh-id", _set("meshId", "Mesh_1"), "meshId 'Mesh_1' must be a DNS-1123 label"),
+    # traffic
+    ("subset-label", _set("traffic.subsetLabel", "zone"), "traffic.subsetLabel 'zone' must be 'network' or 'cluster'"),
+    ("weights-sum", _set("traffic.weights", {"blue": 90, "green": 20}),
+     "traffic.weights sum to 110; the weights must sum to 100"),
+    ("weights-unknown-cluster", _set("traffic.weights", {"blue": 50, "teal": 50}),
+     "traffic.weights.teal names an unknown cluster (clusters: blue, green)"),
+    ("weight-not-int", _set("traffic.weights", {"blue": 50.5, "green": 49.5}),
+     "traffic.weights.blue 50.5 must be an integer from 0 to 100"),
+    ("weight-bool", _set("traffic.weights", {"blue": True, "green": 99}),
+     "traffic.weights.blue True must be an integer from 0 to 100"),
+    ("weight-negative", _set("traffic.weights", {"blue": 110, "green": -10}),
+     "traffic.weights.green -10 must be an integer from 0 to 100"),
+    ("service-weights", _set("traffic.services[0].weights", {"green": 50}),
+     "traffic.services[0].weights sum to 50; the weights must sum to 100"),
+    ("host-invalid", _set("traffic.services[0].host", "Hello_World"),
+     "traffic.services[0].host 'Hello_World' must be a Kubernetes Service name (DNS-1035 label)"),
+    ("host-starts-with-digit", _set("traffic.services[0].host", "1web"),
+     "traffic.services[0].host '1web' must be a Kubernetes Service name (DNS-1035 label)"),
+    ("host-too-long", _set("traffic.services[0].host", "h" * 64),
+     f"traffic.services[0].host '{'h' * 64}' is 64 characters; at most 63 are allowed"),
+    ("namespace-invalid", _set("traffic.services[0].namespace", "Sample"),
+     "traffic.services[0].namespace 'Sample' must be a DNS-1123 label"),
+    ("namespace-without-sidecars", _set("traffic.services[0].namespace", "shop"),
+     "traffic.services[0].namespace 'shop' is not in meshNamespaces; routed services need sidecars in every cluster"),
+    ("service-duplicate", lambda c: c["traffic"]["services"].append(dict(c["traffic"]["services"][0])),
+     "traffic.services[1] helloworld.sample duplicates traffic.services[0]"),
+    ("service-unknown-key", _set("traffic.services[0].port", 5000),
+     "traffic.services[0].port is not a known key (known: host, namespace, weights)"),
+    ("traffic-unknown-key", _set("traffic.weight", {"blue": 100}),
+     "traffic.weight is not a known key (known: subsetLabel, weights, services)"),
+    ("service-is-cluster-local", _set("clusterLocal", ["*.sample.svc.cluster.local"]),
+     "traffic.services[0] helloworld.sample.svc.cluster.local is kept in-cluster by clusterLocal[0] "
+     "'*.sample.svc.cluster.local'; a cluster-local service cannot be split across clusters"),
+    ("everything-cluster-local", _set("clusterLocal", ["*"]), "is kept in-cluster by clusterLocal[0] '*'"),
+    # namespaces and locality
+    ("mesh-namespace-invalid", _set("meshNamespaces", ["sample", "Shop"]),
+     "meshNamespaces[1] 'Shop' must be a DNS-1123 label"),
+    ("mesh-namespace-system", _set("meshNamespaces", ["sample", "istio-system"]),
+     "meshNamespaces[1] 'istio-system' is a system namespace; mesh namespaces are for workloads"),
+    ("mesh-namespace-twice", _set("meshNamespaces", ["sample", "sample"]),
+     "meshNamespaces[1] 'sample' is listed twice"),
+    ("mesh-namespaces-not-a-list", _set("meshNamespaces", "sample"), "meshNamespaces must be a list, got str"),
+    ("cluster-local-invalid", _set("clusterLocal", ["cache..svc"]),
+     "clusterLocal[0] 'cache..svc' must be a host name, a '*.' wildcard"),
+    ("cluster-local-twice", _set("clusterLocal", ["*.cache.svc.cluster.local", "*.cache.svc.cluster.local"]),
+     "clusterLocal[1] '*.cache.svc.cluster.local' is listed twice"),
+    # authorized networks
+    ("open-to-internet", _set("authorizedNetworks", [{"name": "all", "cidr": "0.0.0.0/0"}]),
+     "authorizedNetworks[0].cidr 0.0.0.0/0 would open every control plane to the internet"),
+    ("authorized-cidr-invalid", _set("authorizedNetworks", [{"name": "ci", "cidr": "198.51.100.7"}]),
+     "authorizedNetworks[0].cidr '198.51.100.7' needs a prefix length (e.g. 198.51.100.7/32)"),
+    ("authorized-missing-name", _set("authorizedNetworks", [{"cidr": "198.51.100.7/32"}]),
+     "authorizedNetworks[0].name is required"),
+    ("authorized-too-many", _set("authorizedNetworks",
+                                 [{"name": f"n{i}", "cidr": f"198.51.100.{i}/32"} for i in range(50)]),
+     "authorizedNetworks has 50 entries; with 1 other-cluster NAT addresses that is 51, over GKE's limit of 50"),
+    # CA
+    ("ca-algorithm", _set("ca.algorithm", "DSA"), "ca.algorithm 'DSA' must be one of RSA, ECDSA"),
+    ("ca-validity-short", _set("ca.rootValidityHours", 12),
+     "ca.rootValidityHours 12 must be an integer of at least 24"),
+    ("ca-intermediate-outlives-root", _both(_set("ca.rootValidityHours", 8760),
+                                            _set("ca.intermediateValidityHours", 8760)),
+     "ca.intermediateValidityHours 8760 must be shorter than ca.rootValidityHours 8760"),
+    ("ca-cert-without-key", _set("ca.rootCertPem", NON_CA[0]),
+     "ca.rootCertPem and ca.rootKeyPem must be set together (bring-your-own root) or not at all"),
+    ("ca-unknown-key", _set("ca.rootKey", "x"), "ca.rootKey is not a known key"),
+    # top level
+    ("unknown-top-level-key", _set("meshID", "mesh1"), "meshID is not a known key (known: meshId, istio, clusters"),
+]
+
+
+@pytest.mark.parametrize(("mutation", "message"), [pytest.param(m, msg, id=i) for i, m, msg in RULES])
+def test_each_rule_stops_the_program_with_its_message_and_declares_nothing(run, dev_config, mutation, message):
+    mutation(dev_config)
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config)
+    text = str(failure.value)
+    assert text.startswith("invalid stack config ("), text
+    assert message in text, text
+    assert failure.value.declared == [], "a bad config must not declare anything"
+
+
+def test_the_tests_own_mutations_leave_the_dev_config_valid(dev_config) -> None:
+    """Guards the table above: the unmodified dev config parses, so each failure is the mutation's."""
+    parsed = config.parse(dev_config, project="p")
+    assert [c.name for c in parsed.clusters] == ["blue", "green"]
+
+
+def test_every_problem_is_reported_at_once(run, dev_config) -> None:
+    dev_config["clusters"][1]["masterCidr"] = "172.16.0.0/24"
+    dev_config["traffic"]["subsetLabel"] = "zone"
+    dev_config["meshId"] = "Mesh"
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config)
+    lines = [line for line in str(failure.value).splitlines() if line.startswith("  - ")]
+    assert len(lines) == 3, lines
+    assert str(failure.value).startswith("invalid stack config (3 problem(s)):")
+
+
+def test_missing_gcp_project_is_named(run, dev_config) -> None:
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config, gcp_project=None)
+    assert "gcp:project is not set: run `pulumi config set gcp:project <project-id>`" in str(failure.value)
+    assert failure.value.declared == []
+
+
+def test_the_message_reaches_the_user_without_a_traceback(run, dev_config) -> None:
+    """pulumi.RunError is the SDK's way to fail a program with only its message."""
+    import pulumi
+
+    dev_config["clusters"][1]["name"] = "blue"
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config)
+    assert isinstance(failure.value.cause, pulumi.RunError)
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    (NON_CA, "ca.rootCertPem is not a CA certificate (basicConstraints CA:TRUE is required)"),
+    (WRONG_KEY, "ca.rootKeyPem does not belong to ca.rootCertPem"),
+    (("not a pem", WRONG_KEY[1]), "ca.rootCertPem is not a PEM X.509 certificate"),
+    ((WRONG_KEY[0], "not a key"), "ca.rootKeyPem is not an unencrypted PEM private key"),
+])
+def test_bring_your_own_root_must_be_a_ca_with_its_own_key(run, dev_config, pair, message) -> None:
+    dev_config["ca"] = {"rootCertPem": pair[0], "rootKeyPem": pair[1]}
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config, secret_keys=["ca"])
+    assert message in str(failure.value)
+    assert failure.value.declared == []
+
+
+def test_bring_your_own_root_key_must_be_a_secret(run, dev_config) -> None:
+    cert, key = _pem_pair(ca=True)
+    dev_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config)  # ca not marked secret
+    assert ("ca.rootKeyPem must be set as a secret: pulumi config set --secret --path ca.rootKeyPem "
+            "< root-key.pem") in str(failure.value)
+    assert failure.value.declared == []
+
+
+def test_defaults_when_optional_keys_are_left_out(dev_config) -> None:
+    for key in ("meshId", "istio", "meshNamespaces", "clusterLocal", "authorizedNetworks"):
+        dev_config.pop(key, None)
+    dev_config["traffic"] = {}
+    for c in dev_config["clusters"]:
+        for k in ("machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection"):
+            c.pop(k)
+    parsed = config.parse(dev_config, project="p")
+    assert parsed.mesh_id == "mesh1"
+    assert parsed.istio == config.IstioSettings("1.30.3", "https://istio-release.storage.googleapis.com/charts")
+    blue = parsed.clusters[0]
+    assert (blue.machine_type, blue.min_nodes, blue.max_nodes, blue.release_channel, blue.deletion_protection) == (
+        "e2-standard-4", 1, 3, "REGULAR", True)
+    # Safe default split: everything stays on the first cluster.
+    assert parsed.traffic.weights == (("blue", 100), ("green", 0))
+    assert parsed.traffic.subset_label == "network"
+    assert parsed.ca == config.CaSpec()
+
+
+def test_parsed_config_is_immutable(dev_config) -> None:
+    parsed = config.parse(dev_config, project="p")
+    with pytest.raises(AttributeError):
+        parsed.clusters[0].name = "red"  # type: ignore[misc]
+
+
+def test_cluster_istio_version_overrides_the_mesh_pin(dev_config) -> None:
+    dev_config["clusters"][1]["istioVersion"] = "1.31.0-rc.1"
+    parsed = config.parse(dev_config, project="p")
+    assert [parsed.istio_version(c) for c in parsed.clusters] == ["1.30.3", "1.31.0-rc.1"]
+
+
+def test_root_pem_keys_never_appear_in_repr(dev_config) -> None:
+    cert, key = _pem_pair(ca=True)
+    dev_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
+    parsed = config.parse(dev_config, project="p", ca_is_secret=True)
+    assert "PRIVATE KEY" not in repr(parsed)
+
+
+# ------------------------------------------------------------------ rules over a space of inputs
+
+NAMES = ["blue", "green", "teal"]
+
+
+def _three_clusters() -> dict[str, Any]:
+    cfg = copy.deepcopy(project_config())
+    cfg["clusters"].append({"name": "teal", "network": "network3", "region": "europe-west4",
+                            "nodeCidr": "10.30.0.0/20", "podCidr": "10.32.0.0/14",
+                            "serviceCidr": "10.36.0.0/20", "masterCidr": "172.16.0.32/28"})
+    return cfg
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from([*NAMES, "red"]), st.integers(min_value=-5, max_value=105), min_size=1))
+def test_weights_are_accepted_exactly_when_known_in_range_and_summing_to_100(weights: dict[str, int]) -> None:
+    cfg = _three_clusters()
+    cfg["traffic"]["weights"] = weights
+    valid = set(weights) <= set(NAMES) and all(0 <= w <= 100 for w in weights.values()) and sum(
+        weights.values()) == 100
+    try:
+        parsed = config.parse(cfg, project="p")
+    except config.ConfigError as error:
+        assert not valid, error.problems
+        assert all(line.startswith("traffic.weights") for line in error.problems), error.problems
+    else:
+        assert valid
+        # Every cluster gets a route; the ones left out get 0.
+        assert dict(parsed.traffic.weights) == {n: weights.get(n, 0) for n in NAMES}
+
+
+_private = st.builds(
+    lambda a, b, prefix: ipaddress.ip_network(f"10.{a}.{b}.0/{prefix}", strict=False),
+    st.integers(0, 255), st.integers(0, 255), st.integers(14, 24),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(node=_private, pods=_private)
+def test_a_clusters_ranges_may_not_overlap(node: ipaddress.IPv4Network, pods: ipaddress.IPv4Network) -> None:
+    cfg = copy.deepcopy(project_config())
+    cfg["clusters"][0].update(nodeCidr=str(node), podCidr=str(pods), serviceCidr="192.168.0.0/20")
+    overlap_line = f"clusters[0].podCidr {pods} overlaps clusters[0].nodeCidr {node}"
+    pod_size_ok = 9 <= pods.prefixlen <= 21
+    try:
+        config.parse(cfg, project="p")
+    except config.ConfigError as error:
+        assert (overlap_line in error.problems) == node.overlaps(pods), error.problems
+        assert node.overlaps(pods) or not pod_size_ok, error.problems
+    else:
+        assert not node.overlaps(pods) and pod_size_ok
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abcxyz019-_.A", min_size=1, max_size=40))
+def test_cluster_names_must_be_short_dns_labels_starting_with_a_letter(name: str) -> None:
+    cfg = copy.deepcopy(project_config())
+    cfg["clusters"][0]["name"] = name
+    cfg["traffic"]["weights"] = {name: 100}
+    valid = (len(name) <= config.MAX_CLUSTER_NAME and name[0].isalpha() and name[0].islower()
+             and name[-1] not in "-" and all(ch in "abcxyz019-" for ch in name) and name != "green")
+    try:
+        parsed = config.parse(cfg, project="p")
+    except config.ConfigError as error:
+        assert not valid, error.problems
+        assert any(line.startswith("clusters[") for line in error.problems), error.problems
+    else:
+        assert valid, name
+        assert parsed.clusters[0].name == name
