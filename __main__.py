@@ -32,7 +32,8 @@ primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
     name=c.name, endpoint=clusters[c.name].endpoint,
     ca_certificate_b64=clusters[c.name].cluster.master_auth.cluster_ca_certificate,
-    provider=clusters[c.name].provider, gke_cluster=clusters[c.name].cluster, ready=[primaries[c.name].base],
+    provider=clusters[c.name].provider, gke_cluster=clusters[c.name].cluster,
+    ready=[primaries[c.name].base, primaries[c.name].istiod],
 ) for c in cfg.clusters}))
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]

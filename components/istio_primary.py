@@ -51,23 +51,21 @@ def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Seque
 def eastwest_gateway_values(network: str, address: str, source_ranges: Sequence[str]) -> dict[str, Any]:
     """Values of the `gateway` chart for the east-west gateway of one network.
 
-    `networkGateway` makes the chart add the network label, the
-    ISTIO_META_REQUESTED_NETWORK_VIEW env and the 15443/15012/15017 ports.
+    `networkGateway` is the whole multi-network setup in the chart: it labels the
+    Service and the pods `topology.istio.io/network`, sets ISTIO_META_REQUESTED_NETWORK_VIEW,
+    and renders exactly the ports status-port 15021, tls 15443, tls-istiod 15012 and
+    tls-webhook 15017 (templates/service.yaml takes `service.ports` only when it is
+    unset). So neither the network label nor ports are repeated here: a second
+    `topology.istio.io/network` key in `labels` would render a duplicate mapping key.
     """
     return {
         "name": EASTWEST_RELEASE,
         "networkGateway": network,
-        "labels": {**EASTWEST_SELECTOR, "app": EASTWEST_RELEASE, NETWORK_LABEL: network},
+        "labels": {**EASTWEST_SELECTOR, "app": EASTWEST_RELEASE},
         "service": {
             "type": "LoadBalancer",
             "loadBalancerIP": address,
             "loadBalancerSourceRanges": list(source_ranges),
-            "ports": [
-                {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
-                {"name": "tls", "port": 15443, "targetPort": 15443, "protocol": "TCP"},
-                {"name": "tls-istiod", "port": 15012, "targetPort": 15012, "protocol": "TCP"},
-                {"name": "tls-webhook", "port": 15017, "targetPort": 15017, "protocol": "TCP"},
-            ],
         },
     }
 
@@ -154,30 +152,23 @@ class IstioPrimary(pulumi.ComponentResource):
             opts=after(self.namespace),
         )
 
+        def release(step: str, release_name: str, chart: str, values: pulumi.Input[Mapping[str, Any]],
+                    opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+            """One of Istio's charts at this cluster's version; the Release waits until it is ready."""
+            return k8s.helm.v3.Release(
+                f"{name}-{step}", name=release_name, chart=chart, version=args.istio_version,
+                repository_opts=repo, namespace=ISTIO_NAMESPACE, values=values,
+                timeout=RELEASE_TIMEOUT_SECONDS, opts=opts,
+            )
+
         # 3. CRDs and the istio-reader-service-account.
-        self.base = k8s.helm.v3.Release(
-            f"{name}-base",
-            name="istio-base",
-            chart="base",
-            version=args.istio_version,
-            repository_opts=repo,
-            namespace=ISTIO_NAMESPACE,
-            values={"defaultRevision": "default"},
-            timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=after(self.namespace),
-        )
+        self.base = release("base", "istio-base", "base", {"defaultRevision": "default"}, after(self.namespace))
 
         # 4. The control plane, named for the mesh, this cluster and its network.
-        self.istiod = k8s.helm.v3.Release(
-            f"{name}-istiod",
-            name="istiod",
-            chart="istiod",
-            version=args.istio_version,
-            repository_opts=repo,
-            namespace=ISTIO_NAMESPACE,
-            values=istiod_values(args.mesh_id, spec.name, spec.network, args.cluster_local),
-            timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=after(self.base, self.cacerts),
+        self.istiod = release(
+            "istiod", "istiod", "istiod",
+            istiod_values(args.mesh_id, spec.name, spec.network, args.cluster_local),
+            after(self.base, self.cacerts),
         )
 
         # 5. The east-west gateway on a reserved address, known before the install. It owns a
@@ -192,18 +183,11 @@ class IstioPrimary(pulumi.ComponentResource):
         )
         self.eastwest_address = address.address
         source_ranges = [pulumi.Output.from_input(ip).apply(lambda a: f"{a}/32") for ip in args.peer_egress]
-        self.eastwest = k8s.helm.v3.Release(
-            f"{name}-eastwestgateway",
-            name=EASTWEST_RELEASE,
-            chart="gateway",
-            version=args.istio_version,
-            repository_opts=repo,
-            namespace=ISTIO_NAMESPACE,
-            values=pulumi.Output.all(address.address, *source_ranges).apply(
+        self.eastwest = release(
+            "eastwestgateway", EASTWEST_RELEASE, "gateway",
+            pulumi.Output.all(address.address, *source_ranges).apply(
                 lambda a: eastwest_gateway_values(spec.network, a[0], a[1:])),
-            timeout=RELEASE_TIMEOUT_SECONDS,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                        depends_on=[self.istiod, self.cacerts]),
+            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.istiod, self.cacerts]),
         )
 
         # 6. Istio resources only once istiod serves its validation webhook (Release waits for it).

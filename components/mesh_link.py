@@ -22,7 +22,8 @@ import yaml
 
 ISTIO_NAMESPACE = "istio-system"
 READER_SERVICE_ACCOUNT = "istio-reader-service-account"
-READER_TOKEN_SECRET = "istio-reader-service-account-token"
+# The name `istioctl create-remote-secret` gives the token it creates (tokenSecretName in remote_secret.go).
+READER_TOKEN_SECRET = f"{READER_SERVICE_ACCOUNT}-istio-remote-secret-token"
 MULTICLUSTER_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"
 
@@ -63,7 +64,8 @@ class LinkedCluster:
     ca_certificate_b64: pulumi.Input[str]
     provider: k8s.Provider
     gke_cluster: gcp.container.Cluster
-    # Istio's base chart (owner of istio-reader-service-account) and the istio-system namespace.
+    # Istio's base chart (owner of istio-reader-service-account) and istiod (whose chart binds
+    # that account to its reader ClusterRole): a token is useful only once both exist.
     ready: list[pulumi.Resource]
 
 

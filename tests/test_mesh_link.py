@@ -43,10 +43,12 @@ def check_full_mesh(stack: Program, names: list[str]) -> None:
     for name in names:
         (token,) = [t for t in tokens if t.provider_urn == provider_of(stack, name)]
         assert token.inputs["metadata"] == {
-            "name": "istio-reader-service-account-token", "namespace": "istio-system",
+            "name": "istio-reader-service-account-istio-remote-secret-token", "namespace": "istio-system",
             "annotations": {"kubernetes.io/service-account.name": "istio-reader-service-account"}}
-        # The account comes from the base chart; it is never declared again.
+        # The account comes from the base chart (never declared again); istiod's chart binds it to
+        # the reader ClusterRole, so a token issued before istiod would only earn 403s.
         assert stack.waits_for(token, stack.find("kubernetes:helm.sh/v3:Release", f"{name}-base"))
+        assert stack.waits_for(token, stack.find("kubernetes:helm.sh/v3:Release", f"{name}-istiod"))
     assert not stack.of_type("kubernetes:core/v1:ServiceAccount")
 
     secrets = remote_secrets(stack)
