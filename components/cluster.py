@@ -141,7 +141,7 @@ class GkeCluster(pulumi.ComponentResource):
             initial_node_count=1,
             deletion_protection=spec.deletion_protection,
             resource_labels={"mesh": args.mesh_id, "mesh-cluster": spec.name},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=spec.protect),
         )
 
         self.node_pool = gcp.container.NodePool(
@@ -163,7 +163,8 @@ class GkeCluster(pulumi.ComponentResource):
                 tags=[node_tag(spec.name)],
                 labels={"mesh-cluster": spec.name},
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role]),
+            # `clusters[i].protect` guards the cluster and its pool (set false first to retire it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role], protect=spec.protect),
         )
 
         self.endpoint = self.cluster.endpoint

@@ -42,6 +42,8 @@ class MeshNetwork(pulumi.ComponentResource):
         super().__init__("gke-istio-mesh:index:MeshNetwork", name, None, opts)
         spec = args.cluster
         child = pulumi.ResourceOptions(parent=self)
+        # `clusters[i].protect`: the VPC and subnet outlive any config edit or destroy until unset.
+        kept = pulumi.ResourceOptions(parent=self, protect=spec.protect)
 
         # A custom-mode VPC: no auto subnets, nothing shared with the other networks.
         self.vpc = gcp.compute.Network(
@@ -49,7 +51,7 @@ class MeshNetwork(pulumi.ComponentResource):
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
             description=f"Istio mesh network {spec.network} (cluster {spec.name})",
-            opts=child,
+            opts=kept,
         )
 
         # VPC-native cluster: nodes on the primary range, pods and services on secondary ranges.
@@ -64,7 +66,7 @@ class MeshNetwork(pulumi.ComponentResource):
                 gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=SERVICES_RANGE, ip_cidr_range=spec.service_cidr),
             ],
             private_ip_google_access=True,
-            opts=child,
+            opts=kept,
         )
 
         # Private nodes leave the VPC only through Cloud NAT, on an address we reserve so the

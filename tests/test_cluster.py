@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from components.cluster import CLOUD_PLATFORM_SCOPE, NODE_ROLE, gke_kubeconfig
-from tests.harness import GCP_PROJECT_DEFAULT, Program, Resource, project_config, stack_file_config
+from tests.harness import GCP_PROJECT_DEFAULT, ROOT, Program, Resource, project_config, stack_file_config
 
 DEV = {c["name"]: c for c in project_config("dev")["clusters"]}
 OTHER = {"blue": "green", "green": "blue"}
@@ -125,7 +125,7 @@ def test_deletion_protection_follows_config(run, dev_config) -> None:
     assert flags == {"blue": True, "green": True}
 
 
-@pytest.mark.parametrize("stack", ["dev"])
+@pytest.mark.parametrize("stack", sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))
 def test_stack_files_disable_the_default_kubernetes_provider(stack: str) -> None:
     assert "kubernetes" in stack_file_config(stack)["pulumi:disable-default-providers"]
 

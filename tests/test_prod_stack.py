@@ -1,0 +1,128 @@
+"""The prod stack and `clusters[i].protect`: what keeps production from being deleted by accident.
+
+`protect` must land exactly on the resources whose loss takes a cluster down with it (its VPC,
+subnet, GKE cluster and node pool) and nowhere else, so that retiring one blue/green cluster
+stays a two-step, deliberate edit. The prod stack file must run under the mocks and carry every
+safety property the README promises for it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.harness import Program, ProgramError, Resource, project_config, run_program
+
+NETWORK = "gcp:compute/network:Network"
+SUBNET = "gcp:compute/subnetwork:Subnetwork"
+CLUSTER = "gcp:container/cluster:Cluster"
+NODE_POOL = "gcp:container/nodePool:NodePool"
+CIDR_KEYS = ("nodeCidr", "podCidr", "serviceCidr", "masterCidr")
+
+PROD = project_config("prod")
+DEV = project_config("dev")
+
+
+@pytest.fixture(scope="module")
+def prod_stack() -> Program:
+    """The prod stack file as `pulumi preview --stack prod` would run it."""
+    return run_program(None, stack="prod")
+
+
+def _guarded(stack: Program, cluster: dict[str, Any]) -> dict[str, Resource]:
+    """The four resources `protect` is meant for, found through their components."""
+    net = stack.find("gke-istio-mesh:index:MeshNetwork", cluster["network"])
+    gke = stack.find("gke-istio-mesh:index:GkeCluster", cluster["name"])
+    found = {r.type: r for r in stack.children(net) + stack.children(gke)
+             if r.type in (NETWORK, SUBNET, CLUSTER, NODE_POOL)}
+    assert set(found) == {NETWORK, SUBNET, CLUSTER, NODE_POOL}
+    return found
+
+
+def _protected(stack: Program) -> set[str]:
+    return {r.urn for r in stack.resources if r.protect}
+
+
+def test_protect_is_off_by_default(dev_stack: Program) -> None:
+    assert all("protect" not in c for c in DEV["clusters"]), "the dev stack relies on the default"
+    assert _protected(dev_stack) == set()
+
+
+def test_protect_guards_exactly_that_clusters_network_subnet_cluster_and_pool(
+        run: Callable[..., Program], dev_config: dict[str, Any]) -> None:
+    dev_config["ca"] = {"algorithm": "ECDSA"}
+    dev_config["clusters"][0]["protect"] = True
+    stack = run(dev_config)
+    guarded = _guarded(stack, dev_config["clusters"][0])
+    assert _protected(stack) == {r.urn for r in guarded.values()}
+    # Children keep their component as parent, so URNs (and state) do not move.
+    for r in guarded.values():
+        assert stack.by_urn[r.parent].type.startswith("gke-istio-mesh:index:")
+    other = _guarded(stack, dev_config["clusters"][1])
+    assert not any(r.protect for r in other.values())
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_protect_must_be_a_bool(run: Callable[..., Program], dev_config: dict[str, Any], value: Any) -> None:
+    dev_config["clusters"][1]["protect"] = value
+    with pytest.raises(ProgramError) as failure:
+        run(dev_config)
+    assert f"clusters[1].protect {value!r} must be true or false" in str(failure.value)
+    assert failure.value.declared == [], "a bad config must not declare anything"
+
+
+def test_prod_stack_runs_and_protects_every_clusters_foundations(prod_stack: Program) -> None:
+    assert len(PROD["clusters"]) >= 2
+    expected = set()
+    for cluster in PROD["clusters"]:
+        assert cluster["protect"] is True
+        expected |= {r.urn for r in _guarded(prod_stack, cluster).values()}
+    assert _protected(prod_stack) == expected
+
+
+def test_prod_clusters_keep_gke_deletion_protection_on_a_stable_channel(prod_stack: Program) -> None:
+    clusters = prod_stack.of_type(CLUSTER)
+    assert len(clusters) == len(PROD["clusters"])
+    for c in clusters:
+        assert c.inputs["deletionProtection"] is True
+        assert c.inputs["releaseChannel"] == {"channel": "STABLE"}
+        # Regional: the location is a region, so the control plane and nodes span its zones.
+        assert c.inputs["location"] in {s["region"] for s in PROD["clusters"]}
+
+
+def test_prod_node_pools_are_larger_than_dev(prod_stack: Program) -> None:
+    dev_max = max(c.get("maxNodes", 3) for c in DEV["clusters"])
+    for pool in prod_stack.of_type(NODE_POOL):
+        scaling = pool.inputs["autoscaling"]
+        assert scaling["minNodeCount"] >= 2, "at least two nodes per zone survive a node failure"
+        assert scaling["maxNodeCount"] > dev_max
+        assert pool.inputs["nodeConfig"]["machineType"] != "e2-standard-4"
+
+
+def test_prod_control_planes_are_never_open_to_the_internet(prod_stack: Program) -> None:
+    configured = {n["cidr"] for n in PROD["authorizedNetworks"]}
+    assert configured, "prod needs the deploy runner's egress address"
+    for c in prod_stack.of_type(CLUSTER):
+        blocks = [b["cidrBlock"] for b in c.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]]
+        assert c.inputs["masterAuthorizedNetworksConfig"]["gcpPublicCidrsAccessEnabled"] is False
+        for cidr in blocks:
+            net = ipaddress.ip_network(cidr)
+            assert net.prefixlen > 0, cidr
+            # Either an operator/runner entry from the stack file or another cluster's NAT (/32).
+            assert cidr in configured or net.prefixlen == 32, cidr
+
+
+def test_prod_cidr_plan_does_not_overlap_dev() -> None:
+    dev = [ipaddress.ip_network(c[k]) for c in DEV["clusters"] for k in CIDR_KEYS]
+    prod = [(f"{c['name']}.{k}", ipaddress.ip_network(c[k])) for c in PROD["clusters"] for k in CIDR_KEYS]
+    clashes = [(key, net, d) for key, net in prod for d in dev if net.overlaps(d)]
+    assert clashes == []
+
+
+def test_prod_mesh_ca_uses_rsa(prod_stack: Program) -> None:
+    keys = prod_stack.of_type("tls:index/privateKey:PrivateKey")
+    assert len(keys) == 1 + len(PROD["clusters"]), "one root and one intermediate per cluster"
+    assert {k.inputs["algorithm"] for k in keys} == {"RSA"}
