@@ -21,9 +21,11 @@ DEFAULT_MESH_ID = "mesh1"
 # Current stable Istio line at the time of writing (1.30.x); see README "Istio version".
 DEFAULT_ISTIO_VERSION = "1.30.3"
 DEFAULT_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
-# Oldest Istio this program renders for: networking/security v1 APIs and the gateway
-# chart's `networkGateway` value are both present from here on.
-MIN_ISTIO_MINOR = 24
+# Oldest Istio this program installs. Networking/security v1 APIs and the gateway chart's
+# `networkGateway` are older, but the gateway chart before 1.27.1 fails the stricter JSON-schema
+# validation of Helm >= 3.18.5, which the Helm Release provider embeds (istio/istio#57354,
+# fixed in 1.27.1), and no older line is supported upstream any more.
+MIN_ISTIO_VERSION = (1, 27, 1)
 
 DEFAULT_MACHINE_TYPE = "e2-standard-4"
 DEFAULT_MIN_NODES = 1
@@ -256,10 +258,11 @@ def _istio_version(value: str | None, key: str, p: _Problems) -> None:
         p.add(f"{key} {value!r} is not an Istio release version (MAJOR.MINOR.PATCH, e.g. "
               f"{DEFAULT_ISTIO_VERSION}, optionally -alpha.N, -beta.N or -rc.N)")
         return
-    major, minor = int(m.group(1)), int(m.group(2))
-    if major != 1 or minor < MIN_ISTIO_MINOR:
-        p.add(f"{key} {value} is not supported: Istio 1.{MIN_ISTIO_MINOR}.0 or newer 1.x is "
-              "required (networking/security v1 APIs, gateway chart networkGateway)")
+    version = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if version[0] != MIN_ISTIO_VERSION[0] or version < MIN_ISTIO_VERSION:
+        minimum = ".".join(map(str, MIN_ISTIO_VERSION))
+        p.add(f"{key} {value} is not supported: Istio {minimum} or newer 1.x is required (older gateway "
+              "charts fail Helm's JSON-schema validation, istio/istio#57354)")
 
 
 def _weights(value: Any, key: str, cluster_names: Sequence[str], p: _Problems) -> tuple[tuple[str, int], ...] | None:

@@ -150,7 +150,12 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("istio-version-malformed", _set("istio.version", "v1.30.3"),
      "istio.version 'v1.30.3' is not an Istio release version (MAJOR.MINOR.PATCH"),
     ("istio-version-too-old", _set("istio.version", "1.20.8"),
-     "istio.version 1.20.8 is not supported: Istio 1.24.0 or newer 1.x is required"),
+     "istio.version 1.20.8 is not supported: Istio 1.27.1 or newer 1.x is required (older gateway charts fail "
+     "Helm's JSON-schema validation, istio/istio#57354)"),
+    ("istio-version-before-gateway-fix", _set("istio.version", "1.27.0"),
+     "istio.version 1.27.0 is not supported: Istio 1.27.1 or newer 1.x is required"),
+    ("cluster-istio-version-too-old", _set("clusters[1].istioVersion", "1.24.6"),
+     "clusters[1].istioVersion 1.24.6 is not supported: Istio 1.27.1 or newer 1.x is required"),
     ("istio-version-major", _set("istio.version", "2.0.0"), "istio.version 2.0.0 is not supported"),
     ("chart-repository", _set("istio.chartRepository", "http://charts.example.com"),
      "istio.chartRepository 'http://charts.example.com' must be an https:// or oci:// URL"),
@@ -320,6 +325,12 @@ def test_parsed_config_is_immutable(dev_config) -> None:
     parsed = config.parse(dev_config, project="p")
     with pytest.raises(AttributeError):
         parsed.clusters[0].name = "red"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("version", ["1.27.1", "1.28.0", "1.30.3", "1.31.0-rc.1"])
+def test_supported_istio_versions_are_accepted(dev_config, version: str) -> None:
+    dev_config["istio"]["version"] = version
+    assert config.parse(dev_config, project="p").istio.version == version
 
 
 def test_cluster_istio_version_overrides_the_mesh_pin(dev_config) -> None:
