@@ -185,8 +185,10 @@ def unwrap(value: Any, path: str = "", secrets: set[str] | None = None) -> Any:
 class MeshMocks(pulumi.runtime.Mocks):
     """Provider stand-ins that compute outputs the way the real providers would."""
 
-    def __init__(self, gcp_project: str) -> None:
+    def __init__(self, gcp_project: str, replaced: Iterable[str] = ()) -> None:
         self.project = gcp_project
+        # Resources re-created as by `pulumi up --replace`: they get fresh key material.
+        self.replaced = frozenset(replaced)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         raise AssertionError(f"the program must not invoke provider functions offline: {args.token}")
@@ -232,7 +234,7 @@ class MeshMocks(pulumi.runtime.Mocks):
         elif t == "random:index/randomId:RandomId":
             out.update(hex=_digest(name)[: int(inputs["byteLength"]) * 2])
         elif t.startswith("tls:index/"):
-            out.update(_tls_outputs(t, name, json.dumps(inputs, sort_keys=True)))
+            out.update(_tls_outputs(t, name, json.dumps(inputs, sort_keys=True), name in self.replaced))
         elif t == "kubernetes:core/v1:Secret" and inputs.get("type") == "kubernetes.io/service-account-token":
             # The token controller fills these in (pulumi-kubernetes awaits it).
             token = "eyJhbGciOiJSUzI1NiJ9." + _digest(name)
@@ -249,7 +251,7 @@ class MeshMocks(pulumi.runtime.Mocks):
 
 
 @functools.cache
-def _tls_outputs(t: str, name: str, inputs_json: str) -> dict[str, Any]:
+def _tls_outputs(t: str, name: str, inputs_json: str, replaced: bool = False) -> dict[str, Any]:
     """pulumi-tls outputs, computed once per (resource, inputs) like a provider's state.
 
     Re-running the program with the same inputs yields the same PEMs, so tests can diff
@@ -259,7 +261,7 @@ def _tls_outputs(t: str, name: str, inputs_json: str) -> dict[str, Any]:
     if t == "tls:index/privateKey:PrivateKey":
         algorithm = inputs["algorithm"]
         size = str(int(inputs.get("rsaBits", 2048))) if algorithm == "RSA" else inputs.get("ecdsaCurve", "P224")
-        key = private_key(algorithm, size, name)
+        key = private_key(algorithm, size, f"{name}#replaced" if replaced else name)
         pub = key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         return {"privateKeyPem": _pem_key(key), "privateKeyPemPkcs8": _pem_key(key), "publicKeyPem": pub}
@@ -445,10 +447,12 @@ def run_program(
     gcp_project: str | None = GCP_PROJECT_DEFAULT,
     secret_keys: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
+    replace: Iterable[str] = (),
 ) -> Program:
     """Run __main__.py under mocks with the project's config (default: the stack file's).
 
     `gcp_project` replaces the stack's `gcp:project` (None removes it, FROM_STACK_FILE keeps it).
+    `replace` names resources to re-create as `pulumi up --replace` would (fresh keys).
     Raises ProgramError (with what was declared before the failure) if the program fails.
     """
     base = stack_file_config(stack)
@@ -465,7 +469,7 @@ def run_program(
         [f"{PROJECT}:{k}" if ":" not in k else k for k in secret_keys],
     )
 
-    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT))
+    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT), replace)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     root = pulumi.runtime.get_root_resource()
