@@ -218,6 +218,21 @@ def test_pulumi_runs_on_the_allow_listed_runner_with_dependencies_and_gcs_state(
             assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
 
 
+def test_every_preview_and_update_enforces_the_policy_pack() -> None:
+    jobs = _pulumi_jobs()
+    assert jobs
+    for name, job_id, job in jobs:
+        steps = _steps(job)
+        install = next((i for i, s in enumerate(steps)
+                        if "pip install -r policy/requirements.txt" in s.get("run", "")), None)
+        assert install is not None, f"{name}:{job_id}: the policy pack's virtualenv is never installed"
+        for i, step in enumerate(steps):
+            if _action(step) == PULUMI_ACTION:
+                assert step["with"].get("policyPacks") == "policy", f"{name}:{job_id}: runs without the pack"
+                assert install < i
+    assert (ROOT / "policy" / "PulumiPolicy.yaml").is_file()
+
+
 def test_pull_requests_from_forks_never_reach_the_deploy_runner() -> None:
     for job_id, job in _workflow("pull-request.yml")["jobs"].items():
         if _pulumi_steps(job):
