@@ -1,0 +1,274 @@
+"""tools.render: what lands in each cluster's folder, redaction, Helm releases, the graph and the CLI."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from components.istio_primary import istiod_values
+from tests.harness import ROOT, Program, Resource, project_config, run_program
+from tools.render import (
+    CLUSTER_SCOPED_DIR,
+    GRAPH_FILE,
+    HELM_RELEASE_TYPE,
+    REDACTED,
+    RenderError,
+    is_kubernetes_object,
+    main,
+    render,
+)
+
+ECDSA = {"ca": {"algorithm": "ECDSA"}}
+
+
+@pytest.fixture(scope="module")
+def dev_render(dev_stack):
+    return render(dev_stack, "dev")
+
+
+def _objects(rendered, cluster, kind):
+    return [m for m in rendered.manifests if m.cluster == cluster and m.kind == kind]
+
+
+def test_every_declared_resource_is_rendered_exactly_once(dev_stack, dev_render) -> None:
+    customs = [r for r in dev_stack.resources if r.custom]
+    rendered = ([m.resource for m in dev_render.manifests] + [r.resource for r in dev_render.releases]
+                + [c.resource for c in dev_render.resources])
+    assert sorted(rendered) == sorted(r.name for r in customs)
+    assert len(dev_render.manifests) == sum(1 for r in customs if is_kubernetes_object(r))
+    assert len(dev_render.releases) == len(dev_stack.of_type(HELM_RELEASE_TYPE))
+    assert {c.resource for c in dev_render.resources if c.group == "gcp"} == {
+        r.name for r in customs if r.type.startswith("gcp:")}
+
+
+def test_each_cluster_folder_holds_that_clusters_objects(dev_render) -> None:
+    """Checked against the config, not the provider links the render itself follows."""
+    clusters = project_config()["clusters"]
+    assert dev_render.clusters == sorted(c["name"] for c in clusters)
+    for spec in clusters:
+        name = spec["name"]
+        (ns,) = [m for m in _objects(dev_render, name, "Namespace") if m.name == "istio-system"]
+        assert ns.document["metadata"]["labels"]["topology.istio.io/network"] == spec["network"]
+        remote = {m.name for m in _objects(dev_render, name, "Secret") if m.name.startswith("istio-remote-secret-")}
+        assert remote == {f"istio-remote-secret-{c['name']}" for c in clusters if c["name"] != name}
+        istiod = next(r for r in dev_render.releases if r.cluster == name and r.release["name"] == "istiod")
+        assert istiod.values["global"]["multiCluster"]["clusterName"] == name
+        assert {m.kind for m in dev_render.manifests if m.cluster == name} == {
+            "Namespace", "Secret", "Gateway", "PeerAuthentication", "DestinationRule", "VirtualService"}
+
+
+def test_objects_are_what_the_api_server_receives(dev_render) -> None:
+    files = dev_render.files()
+    gateway = next(m for m in dev_render.manifests if m.kind == "Gateway")
+    assert list(gateway.document)[:3] == ["apiVersion", "kind", "metadata"]
+    assert gateway.path.parts[-2] == "istio-system"
+    text = files[gateway.path]
+    body = yaml.safe_load(text)
+    assert body == gateway.document
+    # The engine carries numbers as floats; the provider sends integral ones as integers.
+    assert body["spec"]["servers"][0]["port"]["number"] == 15443
+    assert isinstance(body["spec"]["servers"][0]["port"]["number"], int)
+    assert "15443.0" not in text
+    namespace = next(m for m in dev_render.manifests if m.kind == "Namespace")
+    assert namespace.path.parts[-2] == CLUSTER_SCOPED_DIR
+
+
+def test_secret_values_never_reach_a_file(dev_stack, dev_render) -> None:
+    files = dev_render.files()
+    text = "\n".join(files.values())
+    assert "PRIVATE KEY" not in text
+    assert "-----BEGIN" not in text
+    tokens = [r.outputs["data"]["token"] for r in dev_stack.of_type("kubernetes:core/v1:Secret")
+              if r.inputs.get("type") == "kubernetes.io/service-account-token"]
+    assert tokens
+    secret_values = [*tokens]
+    for r in dev_stack.resources:
+        for key in ("stringData", "kubeconfig", "privateKeyPem", "caPrivateKeyPem"):
+            value = r.inputs.get(key)
+            if isinstance(value, dict):
+                secret_values.extend(v for v in value.values() if isinstance(v, str))
+            elif isinstance(value, str):
+                secret_values.append(value)
+    assert len(secret_values) > 10
+    for value in secret_values:
+        for line in (ln for ln in value.splitlines() if len(ln) > 20):
+            assert line not in text
+    for m in _objects(dev_render, "blue", "Secret"):
+        for field in ("data", "stringData"):
+            assert set(m.document.get(field, {}).values()) <= {REDACTED}
+    (cacerts,) = [m for m in _objects(dev_render, "blue", "Secret") if m.name == "cacerts"]
+    assert cacerts.document["stringData"] == dict.fromkeys(
+        ("ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"), REDACTED)
+    provider = next(c for c in dev_render.resources if c.type == "pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == REDACTED
+
+
+def test_helm_release_files(dev_render) -> None:
+    config = project_config()
+    files = dev_render.files()
+    for spec in config["clusters"]:
+        folder = PurePosixPath("clusters", spec["name"], "releases", "istio-system", "istiod")
+        release = yaml.safe_load(files[folder / "release.yaml"])
+        assert release["chart"] == "istiod"
+        assert release["version"] == config["istio"]["version"]
+        assert release["repository"] == config["istio"]["chartRepository"]
+        assert release["namespace"] == "istio-system"
+        assert release["name"] == "istiod"
+        assert release["valuesFile"] == "values.yaml"
+        assert "compat" not in release
+        values = yaml.safe_load(files[folder / "values.yaml"])
+        assert values == istiod_values(config["meshId"], spec["name"], spec["network"], config["clusterLocal"])
+    charts = sorted(r.release["chart"] for r in dev_render.releases if r.cluster == "blue")
+    assert charts == ["base", "gateway", "istiod"]
+
+
+def _graph(rendered):
+    body = rendered.graph.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    labels = dict(re.findall(r'^\s*(r\d+)\["(.*)"\]$', body, re.M))
+    subgraphs = dict(re.findall(r'^\s*subgraph (c\d+)\["(.*)"\]$', body, re.M))
+    solid = re.findall(r"^\s*(\w+) --> (\w+)$", body, re.M)
+    dotted = re.findall(r"^\s*(\w+) -\.-> (\w+)$", body, re.M)
+    return body, labels, subgraphs, solid, dotted
+
+
+def test_graph_has_one_node_per_resource_and_the_install_order(dev_stack, dev_render) -> None:
+    body, labels, subgraphs, solid, dotted = _graph(dev_render)
+    assert body.startswith("flowchart ")
+    assert len(labels) == sum(1 for r in dev_stack.resources if r.custom)
+    assert len(subgraphs) == sum(1 for r in dev_stack.resources if not r.custom)
+    assert "IstioPrimary blue" in subgraphs.values()
+    assert sum(1 for line in body.splitlines() if line.strip() == "end") == len(subgraphs)
+    for a, b in solid + dotted:
+        assert a in labels or a in subgraphs, a
+        assert b in labels or b in subgraphs, b
+
+    # Within blue's IstioPrimary: namespace -> cacerts -> istiod <- base; istiod -> gateway release.
+    primary = next(k for k, v in subgraphs.items() if v == "IstioPrimary blue")
+    block = body.split(f'subgraph {primary}["IstioPrimary blue"]', 1)[1].split("\n  end", 1)[0]
+    ids = {lab: i for i, lab in re.findall(r'(r\d+)\["(.*)"\]', block)}
+    ns, cacerts = ids["Namespace<br/>istio-system"], ids["Secret<br/>istio-system/cacerts"]
+    base, istiod = ids["helm base<br/>istio-base"], ids["helm istiod<br/>istiod"]
+    eastwest = ids["helm gateway<br/>istio-eastwestgateway"]
+    for edge in ((ns, cacerts), (cacerts, istiod), (base, istiod), (istiod, eastwest), (cacerts, eastwest)):
+        assert edge in solid, edge
+    # The namespace waits only for its cluster's provider: a dotted link; cacerts' is implied by the namespace.
+    provider = next(k for k, v in labels.items() if v == "kubernetes provider<br/>blue-k8s")
+    assert (provider, ns) in dotted
+    assert (provider, cacerts) not in dotted
+
+
+def test_render_stops_on_what_the_engine_would_reject(dev_stack) -> None:
+    twin = copy.deepcopy(dev_stack.named("mesh-ca-root-key"))
+    duplicated = Program([*dev_stack.resources, twin], {}, set())
+    with pytest.raises(RenderError, match="duplicate resource URN"):
+        render(duplicated, "dev")
+
+    namespace = dev_stack.named("blue-istio-system")
+    stray = Resource(**{**namespace.__dict__, "urn": namespace.urn + "-stray", "provider": ""})
+    with pytest.raises(RenderError, match="names no Kubernetes provider"):
+        render(Program([*dev_stack.resources, stray], {}, set()), "dev")
+
+    clash = Resource(**{**namespace.__dict__, "urn": namespace.urn + "-again", "name": "blue-istio-system-2"})
+    with pytest.raises(RenderError, match="Namespace istio-system is declared twice"):
+        render(Program([*dev_stack.resources, clash], {}, set()), "dev")
+
+
+def test_a_traffic_flip_changes_only_the_virtual_service_files(dev_config) -> None:
+    before = render(run_program({**dev_config, **ECDSA}), "dev").files()
+    flipped = copy.deepcopy(dev_config)
+    flipped["traffic"]["weights"] = {"blue": 90, "green": 10}
+    after = render(run_program({**flipped, **ECDSA}), "dev").files()
+    assert before.keys() == after.keys()
+    changed = sorted(str(p) for p in before if before[p] != after[p])
+    assert changed == [f"clusters/{c}/objects/sample/VirtualService-helloworld-clusters.yaml"
+                       for c in ("blue", "green")]
+
+
+def _stack_file(tmp_path: Path, project: dict) -> Path:
+    config = {"pulumi:disable-default-providers": ["kubernetes"], "gcp:project": "render-test"}
+    config.update({f"gke-istio-mesh:{k}": v for k, v in project.items()})
+    path = tmp_path / "Pulumi.test.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    return path
+
+
+def test_cli_writes_the_render_and_prints_a_summary(dev_config, tmp_path, capsys) -> None:
+    out = tmp_path / "render"
+    assert main(["--config", str(_stack_file(tmp_path, {**dev_config, **ECDSA})), "--out", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert f"into {out}" in summary
+    assert "clusters/blue: 9 Kubernetes objects, 3 Helm releases" in summary
+    assert "gcp/: 22 GCP resources" in summary
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert GRAPH_FILE in written
+    assert "clusters/green/objects/sample/DestinationRule-helloworld-clusters.yaml" in written
+    assert "clusters/blue/releases/istio-system/istio-eastwestgateway/values.yaml" in written
+    assert "gcp/MeshNetwork-network1.yaml" in written
+    gcp = list(yaml.safe_load_all((out / "gcp" / "GkeCluster-blue.yaml").read_text()))
+    cluster = next(d for d in gcp if d["type"] == "gcp:container/cluster:Cluster")
+    assert cluster["inputs"]["workloadIdentityConfig"]["workloadPool"] == "render-test.svc.id.goog"
+
+    # A second run replaces the previous render; a folder that is not a render is never wiped.
+    (out / "stale.yaml").write_text("old")
+    assert main(["--config", str(_stack_file(tmp_path, {**dev_config, **ECDSA})), "--out", str(out)]) == 0
+    assert not (out / "stale.yaml").exists()
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["--config", str(_stack_file(tmp_path, {**dev_config, **ECDSA})), "--out", str(precious)]) == 2
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert "is not a previous render" in capsys.readouterr().err
+
+
+def test_cli_on_a_bad_config_prints_the_problems_writes_nothing_and_exits_2(dev_config, tmp_path) -> None:
+    bad = copy.deepcopy(dev_config)
+    bad["clusters"][1]["masterCidr"] = "172.16.0.16/29"
+    bad["traffic"]["weights"] = {"blue": 60, "green": 30}
+    out = tmp_path / "render"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.render", "--config", str(_stack_file(tmp_path, bad)), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2
+    assert "clusters[1].masterCidr 172.16.0.16/29 must be a /28" in result.stderr
+    assert "traffic.weights sum to 90" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not out.exists()
+
+
+def test_cli_rejects_an_unknown_stack(tmp_path, capsys) -> None:
+    assert main(["--stack", "nope", "--out", str(tmp_path / "r")]) == 2
+    assert "there is no Pulumi.nope.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+
+# Known defects (reported to the lead): valid configs whose Pulumi names collide. The engine stops
+# with "Duplicate resource URN"; the mocks do not, so the render's URN check is what catches them.
+# strict: when a fix lands these pass, and the xfail (and the filters in test_properties.py) must go.
+
+
+@pytest.mark.xfail(strict=True, raises=RenderError,
+                   reason="certificate_authority.py names a cluster's key <ca>-<cluster>-key: cluster 'root' "
+                          "collides with the root key <ca>-root-key")
+def test_a_cluster_named_root_gets_its_own_intermediate_key(dev_config) -> None:
+    config = copy.deepcopy(dev_config)
+    config["clusters"][1]["name"] = "root"
+    config["traffic"]["weights"] = {"blue": 100}
+    render(run_program({**config, **ECDSA}), "dev")
+
+
+@pytest.mark.xfail(strict=True, raises=RenderError,
+                   reason="traffic.py names rules <routing>-<namespace>-<host>-dr: a/b-c and a-b/c collide")
+def test_services_whose_namespace_and_host_join_alike_get_their_own_rules(dev_config) -> None:
+    config = copy.deepcopy(dev_config)
+    config["meshNamespaces"] = ["shop", "shop-cart"]
+    config["traffic"]["services"] = [{"host": "cart-api", "namespace": "shop"},
+                                     {"host": "api", "namespace": "shop-cart"}]
+    render(run_program({**config, **ECDSA}), "dev")
