@@ -95,11 +95,13 @@ class IstioCertificateAuthority(pulumi.ComponentResource):
             root_key_pem = pulumi.Output.secret(root_key.private_key_pem)
 
         # One intermediate per cluster: its own key, so rotating one cluster touches no other.
+        # Named `<ca>.<cluster>-…`: no cluster name contains a dot, so none can collide with the
+        # root's `<ca>-root-…` (a cluster may well be called `root`).
         self.intermediates = {}
         for cluster in args.clusters:
-            key = tls.PrivateKey(f"{name}-{cluster}-key", **key_params, opts=child)
+            key = tls.PrivateKey(f"{name}.{cluster}-key", **key_params, opts=child)
             request = tls.CertRequest(
-                f"{name}-{cluster}-csr",
+                f"{name}.{cluster}-csr",
                 private_key_pem=key.private_key_pem,
                 subject=tls.CertRequestSubjectArgs(
                     organization=ORGANIZATION, common_name=INTERMEDIATE_COMMON_NAME, locality=cluster),
@@ -107,7 +109,7 @@ class IstioCertificateAuthority(pulumi.ComponentResource):
                 opts=child,
             )
             cert = tls.LocallySignedCert(
-                f"{name}-{cluster}-cert",
+                f"{name}.{cluster}-cert",
                 cert_request_pem=request.cert_request_pem,
                 ca_cert_pem=self.root_cert_pem,
                 ca_private_key_pem=root_key_pem,

@@ -209,7 +209,7 @@ class IstioPrimary(pulumi.ComponentResource):
         # 7. Workload namespaces, the same in every cluster (namespace sameness), sidecars on.
         self.mesh_namespaces = [
             k8s.core.v1.Namespace(
-                f"{name}-ns-{ns}",
+                f"{name}-ns.{ns}",  # dot-joined: no DNS label has one, so no two pairs collide
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels=mesh_namespace_labels()),
                 opts=after(self.istiod),
             )

@@ -86,7 +86,7 @@ class MeshLink(pulumi.ComponentResource):
         # In each cluster: a token for the reader account the base chart created.
         for c in args.clusters.values():
             token_secret = k8s.core.v1.Secret(
-                f"{name}-{c.name}-reader-token",
+                f"{name}.{c.name}.reader-token",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=READER_TOKEN_SECRET,
                     namespace=ISTIO_NAMESPACE,
@@ -108,7 +108,7 @@ class MeshLink(pulumi.ComponentResource):
                 if target.name == source.name:
                     continue
                 self.remote_secrets[(source.name, target.name)] = k8s.core.v1.Secret(
-                    f"{name}-{source.name}-in-{target.name}",
+                    f"{name}.{source.name}.in.{target.name}",
                     metadata=remote_secret_metadata(source.name),
                     string_data=kubeconfigs[source.name].apply(lambda k, n=source.name: {n: k}),
                     type="Opaque",

@@ -101,15 +101,17 @@ class ClusterRouting(pulumi.ComponentResource):
                                        deleted_with=args.gke_cluster)
         self.virtual_services = {}
         for service, weights in args.services:
-            key = f"{service.namespace}-{service.host}"
+            # `host.namespace`, as in the trafficSplit output: dot-joined, so `shop`/`cart-api` and
+            # `shop-cart`/`api` stay apart (neither part may contain a dot).
+            key = f"{service.host}.{service.namespace}"
             dr = destination_rule(service, args.clusters, args.subset_label)
             rule = k8s.apiextensions.CustomResource(
-                f"{name}-{key}-dr", api_version=dr["apiVersion"], kind=dr["kind"],
+                f"{name}.{key}-dr", api_version=dr["apiVersion"], kind=dr["kind"],
                 metadata=dr["metadata"], spec=dr["spec"], opts=child,
             )
             vs = virtual_service(service, weights)
             self.virtual_services[key] = k8s.apiextensions.CustomResource(
-                f"{name}-{key}-vs", api_version=vs["apiVersion"], kind=vs["kind"],
+                f"{name}.{key}-vs", api_version=vs["apiVersion"], kind=vs["kind"],
                 metadata=vs["metadata"], spec=vs["spec"],
                 # Subsets must exist before a route names them.
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[rule])),

@@ -82,7 +82,7 @@ def test_path_length_leaves_room_for_exactly_one_intermediate(dev_stack: Program
     constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca and constraints.value.path_length == 1
     assert root.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
-    cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca-{CLUSTERS[0]}-cert")
+    cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{CLUSTERS[0]}-cert")
     assert cert.inputs["isCaCertificate"] is True
     assert cert.inputs["maxPathLength"] == 0
     assert {"cert_signing", "digital_signature"} <= set(cert.inputs["allowedUses"])
@@ -126,9 +126,9 @@ def test_root_key_never_enters_a_cluster(dev_stack: Program) -> None:
 def test_key_material_travels_only_as_secrets(dev_stack: Program) -> None:
     for cluster in CLUSTERS:
         assert "stringData" in dev_stack.find("kubernetes:core/v1:Secret", f"{cluster}-cacerts").secret_inputs
-        cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca-{cluster}-cert")
+        cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{cluster}-cert")
         assert "caPrivateKeyPem" in cert.secret_inputs
-        csr = dev_stack.find("tls:index/certRequest:CertRequest", f"mesh-ca-{cluster}-csr")
+        csr = dev_stack.find("tls:index/certRequest:CertRequest", f"mesh-ca.{cluster}-csr")
         assert "privateKeyPem" in csr.secret_inputs
     root = dev_stack.find("tls:index/selfSignedCert:SelfSignedCert", "mesh-ca-root-cert")
     assert "privateKeyPem" in root.secret_inputs
@@ -155,18 +155,18 @@ def test_changing_intermediate_validity_leaves_the_root_alone(run, dev_config) -
     dev_config["ca"] = {"intermediateValidityHours": 8760}
     after = _ca_inputs(run(dev_config))
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {f"mesh-ca-{c}-cert" for c in CLUSTERS}
+    assert changed == {f"mesh-ca.{c}-cert" for c in CLUSTERS}
 
 
 def test_rotating_one_intermediate_touches_only_that_cluster(run, dev_stack: Program) -> None:
     """`pulumi up --replace <green key urn>`: what the preview would show changing."""
-    key = f"mesh-ca-{CLUSTERS[1]}-key"
+    key = f"mesh-ca.{CLUSTERS[1]}-key"
     rotated = run(replace=[key])
     before = {r.urn: r.inputs for r in dev_stack.resources}
     after = {r.urn: r.inputs for r in rotated.resources}
     assert set(before) == set(after)
     changed = {rotated.by_urn[u].name for u in after if after[u] != before[u]}
-    assert changed == {f"mesh-ca-{CLUSTERS[1]}-csr", f"mesh-ca-{CLUSTERS[1]}-cert", f"{CLUSTERS[1]}-cacerts"}
+    assert changed == {f"mesh-ca.{CLUSTERS[1]}-csr", f"mesh-ca.{CLUSTERS[1]}-cert", f"{CLUSTERS[1]}-cacerts"}
     old_cacerts = dev_stack.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]
     new_cacerts = rotated.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]
     assert new_cacerts["ca-key.pem"] != old_cacerts["ca-key.pem"]
@@ -201,7 +201,7 @@ def test_bring_your_own_root_signs_the_intermediates(run, dev_config) -> None:
         assert data["root-cert.pem"] == cert_pem
         (inter,) = certs(data["ca-cert.pem"])
         assert issued_by(inter, team_root)
-        signed = stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca-{cluster}-cert")
+        signed = stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{cluster}-cert")
         assert "caPrivateKeyPem" in signed.secret_inputs
         assert key_pem.strip() not in str(data)
 

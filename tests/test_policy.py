@@ -460,7 +460,7 @@ def test_dev_routes_that_do_not_sum_to_100_are_caught(dev_stack: Program) -> Non
 
     found = run_resource_rules(dev_stack, overbooked)
     assert list(found) == ["istio-route-weights-sum-to-100"]
-    assert [name for name, _ in found["istio-route-weights-sum-to-100"]] == ["blue-routing-sample-helloworld-vs"]
+    assert [name for name, _ in found["istio-route-weights-sum-to-100"]] == ["blue-routing.helloworld.sample-vs"]
 
 
 def test_dev_cluster_without_its_peer_authentication_is_caught(dev_stack: Program) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pulumi
+import pulumi_random as random
+import pytest
 import yaml
 
-from tests.harness import Program, Resource, project_config
+from tests.harness import GCP_PROJECT_DEFAULT, PROJECT, MeshMocks, Program, RecordingMonitor, Resource, project_config
 
 PER_CLUSTER = {
     "gke-istio-mesh:index:MeshNetwork": 1,
@@ -91,3 +94,56 @@ def test_three_clusters_each_admit_the_other_two(run, dev_config) -> None:
         expected = {f"{ip_of[network_of[o]]}/32" for o in network_of if o != cluster.name}
         assert expected <= allowed
         assert f"{ip_of[network_of[cluster.name]]}/32" not in allowed
+
+
+def with_clusters(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The dev config with clusters of the given names (disjoint CIDR plans, ECDSA for speed)."""
+    config = copy.deepcopy(config)
+    config["clusters"] = [{
+        "name": name, "network": f"network{k}", "region": "us-west1",
+        "nodeCidr": f"10.{16 * k}.0.0/20", "podCidr": f"10.{16 * k + 4}.0.0/14",
+        "serviceCidr": f"10.{16 * k + 8}.0.0/20", "masterCidr": f"172.16.{k}.0/28",
+    } for k, name in enumerate(names)]
+    config["traffic"]["weights"] = {names[0]: 100}
+    config["ca"] = {"algorithm": "ECDSA"}
+    return config
+
+
+@pytest.mark.parametrize(("clusters", "namespaces", "services"), [
+    # The root CA's key is <ca>-root-key; a cluster called root still gets its own intermediate.
+    (["root", "green"], ["sample"], [("helloworld", "sample")]),
+    # <namespace>-<host> would have made shop/cart-api and shop-cart/api one name.
+    (["blue", "green"], ["shop", "shop-cart"], [("cart-api", "shop"), ("api", "shop-cart")]),
+    # <cluster>-ns-<namespace>: a + b-ns-c and a-ns-b + c.
+    (["a", "a-ns-b"], ["b-ns-c", "c"], []),
+    # <source>-in-<target>: a -> b-in-c and a-in-b -> c.
+    (["a", "b-in-c", "a-in-b", "c"], ["sample"], []),
+], ids=["cluster-named-root", "routing", "mesh-namespaces", "remote-secrets"])
+def test_names_built_from_config_never_collide(run, dev_config, clusters, namespaces, services) -> None:
+    config = with_clusters(dev_config, clusters)
+    config["meshNamespaces"] = namespaces
+    config["traffic"]["services"] = [{"host": h, "namespace": ns} for h, ns in services]
+    stack = run(config)  # the offline engine refuses duplicate URNs, as the real one does
+    n = len(clusters)
+    assert len(stack.of_type("tls:index/locallySignedCert:LocallySignedCert")) == n
+    assert len(stack.of_type("kubernetes:networking.istio.io/v1:DestinationRule")) == n * len(services)
+    workload_namespaces = [r for r in stack.of_type("kubernetes:core/v1:Namespace")
+                           if r.inputs["metadata"]["name"] != "istio-system"]
+    assert len(workload_namespaces) == n * len(namespaces)
+    remote = [r for r in stack.of_type("kubernetes:core/v1:Secret")
+              if r.inputs["metadata"].get("labels", {}).get("istio/multiCluster") == "true"]
+    assert len(remote) == n * (n - 1)
+
+
+def test_the_offline_engine_refuses_duplicate_urns_like_the_real_one() -> None:
+    mocks = MeshMocks(GCP_PROJECT_DEFAULT)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="dev", preview=False, monitor=RecordingMonitor(mocks))
+
+    @pulumi.runtime.test
+    def twice() -> pulumi.Output:
+        first = random.RandomId("same", byte_length=2)
+        second = random.RandomId("same", byte_length=2)
+        return pulumi.Output.all(first.hex, second.hex)
+
+    with pytest.raises(Exception, match="Duplicate resource URN"):
+        twice()

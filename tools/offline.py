@@ -333,6 +333,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
+        # The engine refuses a second resource with the same type, parent type and name.
+        if any(r.urn == response.urn for r in self.recorded):
+            raise ValueError(f"Duplicate resource URN '{response.urn}'; try giving it a unique name")
         secrets: set[str] = set()
         inputs = unwrap(rpc.deserialize_properties(request.object), "", secrets)
         state = self.resources.get(response.urn)

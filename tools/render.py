@@ -258,13 +258,8 @@ def _component_label(program: Program, r: Resource) -> str:
     return f"{parent.type.rsplit(':', 1)[-1]}-{parent.name}"
 
 
-def _check_unique(program: Program, manifests: Sequence[Manifest]) -> None:
-    seen: set[str] = set()
-    for r in program.resources:
-        if r.urn in seen:
-            raise RenderError(f"duplicate resource URN {r.urn}: two resources share a type, parent type and "
-                              "name; `pulumi up` would stop with 'Duplicate resource URN'")
-        seen.add(r.urn)
+def _check_unique(manifests: Sequence[Manifest]) -> None:
+    """Two resources may not declare one Kubernetes object (duplicate URNs the offline engine refuses)."""
     objects: dict[tuple[str, str, str, str], str] = {}
     for m in manifests:
         group = m.api_version.rsplit("/", 1)[0] if "/" in m.api_version else ""
@@ -295,7 +290,7 @@ def render(program: Program, stack: str) -> Rendered:
                 component=_component_label(program, r), resource=r.name, type=r.type,
                 inputs=normalize(redact(r.inputs, r.secret_inputs)),
             ))
-    _check_unique(program, manifests)
+    _check_unique(manifests)
     graph, stats = mermaid_graph(program)
     return Rendered(
         stack=stack,
