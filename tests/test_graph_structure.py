@@ -1,0 +1,239 @@
+"""Structure of the deploy graph: clusters build in parallel, a flip touches only routes, depth is flat in N.
+
+These are the structural facts behind `python -m bench`'s timings, checked as
+properties of what the program declares (no timings here). The checkers are also
+run against small hand-built graphs, to show they catch what they look for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from collections.abc import Sequence
+
+import pytest
+
+from bench import configs, durations
+from bench.graph import (
+    GKE_CLUSTER,
+    HELM_RELEASE,
+    Chain,
+    changed_resources,
+    creation_order,
+    cross_cluster_waits,
+    foreign_reach,
+    longest_chain,
+    nat_addresses,
+    owners,
+    resource_count,
+    serialising_hops,
+    wait_edges,
+)
+from components import config as stack_config
+from tests.harness import Program, Resource, run_program
+
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+
+
+@pytest.fixture(scope="module")
+def three() -> Program:
+    """Three clusters, two routed services (ECDSA CA: the CA is not what is tested here)."""
+    return run_program(configs.n_clusters(3, services=2))
+
+
+# ------------------------------------------------------------------ the real program
+
+
+def test_bench_edges_are_the_engines_ordering(dev_stack: Program) -> None:
+    """The chains the bench measures follow exactly the waits `Program.waits_for` defines."""
+    edges = wait_edges(dev_stack)
+    reach: dict[str, set[str]] = {}
+    for urn in creation_order(dev_stack, edges):
+        reach[urn] = set(edges[urn]).union(*(reach[d] for d in edges[urn]))
+    for a, b in itertools.product([r for r in dev_stack.resources if r.custom], dev_stack.resources):
+        assert (b.urn in reach[a.urn]) == dev_stack.waits_for(a, b), (a.name, b.name)
+
+
+@pytest.mark.parametrize("stack", ["dev_stack", "three"])
+def test_clusters_wait_for_each_other_only_through_nat_allow_lists(stack: str, request) -> None:
+    """Before the mesh link, a cluster waits for a peer only to allow-list the peer's NAT address.
+
+    Two inputs carry those addresses: the control plane's master authorized networks
+    and the east-west gateway's loadBalancerSourceRanges. A reserved address waits for
+    nothing, so neither pulls a peer's VPC, cluster or Istio into this cluster's chain.
+    """
+    program: Program = request.getfixturevalue(stack)
+    n = len(program.exports["clusters"])
+    waits = cross_cluster_waits(program)
+    assert [w for w in waits if not w.allowed] == []
+    by_kind = sorted((w.waiter.type, w.via) for w in waits)
+    assert by_kind == sorted([(GKE_CLUSTER, "masterAuthorizedNetworksConfig"), (HELM_RELEASE, "values")]
+                             * n * (n - 1))
+    nat = nat_addresses(program)
+    for urn, foreign in foreign_reach(program).items():
+        assert foreign <= nat, (program.by_urn[urn].name, [program.by_urn[u].name for u in foreign - nat])
+
+
+def test_east_west_gateway_admits_exactly_the_peer_nat_addresses(three: Program) -> None:
+    """Why the gateway's wait on peers is allowed: its values hold only the peers' NAT /32s."""
+    owner = owners(three)
+    nat_ip = {owner[u]: three.by_urn[u].outputs["address"] for u in nat_addresses(three)}
+    gateways = [r for r in three.of_type(HELM_RELEASE) if r.inputs["chart"] == "gateway"]
+    assert len(gateways) == 3
+    for gw in gateways:
+        mine = owner[gw.urn]
+        ranges = gw.inputs["values"]["service"]["loadBalancerSourceRanges"]
+        assert sorted(ranges) == sorted(f"{ip}/32" for c, ip in nat_ip.items() if c != mine), mine
+
+
+def test_flip_changes_exactly_the_virtual_services_of_three_clusters(three: Program) -> None:
+    config = configs.n_clusters(3, services=2)
+    after = run_program(configs.flipped(config))
+    diff = changed_resources(three, after)
+    assert diff.added == () and diff.removed == ()
+    assert {after.by_urn[u].type for u in diff.changed} == {VS}
+    assert len(diff.changed) == 3 * 2
+    assert {u for u in diff.changed} == {r.urn for r in after.of_type(VS)}
+    for u in diff.changed:
+        (http,) = after.by_urn[u].inputs["spec"]["http"]
+        assert {r["destination"]["subset"]: r["weight"] for r in http["route"]} == {
+            "blue": 10, "green": 90, "teal": 0}
+
+
+def test_graph_depth_does_not_grow_with_the_cluster_count() -> None:
+    two, four = (run_program(configs.n_clusters(n)) for n in (2, 4))
+    assert longest_chain(two, resource_count).count == longest_chain(four, resource_count).count
+    assert longest_chain(two, durations.seconds).weight == longest_chain(four, durations.seconds).weight
+    assert len(four.resources) > len(two.resources)
+
+
+def test_every_declared_type_has_a_duration(three: Program) -> None:
+    assert all(durations.seconds(r) >= 0 for r in three.resources)
+    (ew,) = [r for r in three.of_type(HELM_RELEASE) if r.inputs["chart"] == "gateway" and r.name.startswith("teal")]
+    assert "helm:loadbalancer" in [row.key for row in durations.rows_for(ew)]
+
+
+def test_generated_configs_validate_with_disjoint_address_plans() -> None:
+    raw = configs.n_clusters(configs.MAX_CLUSTERS)
+    parsed = stack_config.parse(raw, project="p")
+    assert len({c.region for c in parsed.clusters}) == configs.MAX_CLUSTERS
+    nets = [ipaddress.ip_network(getattr(c, f)) for c in parsed.clusters
+            for f in ("node_cidr", "pod_cidr", "service_cidr", "master_cidr")]
+    assert not any(a.overlaps(b) for a, b in itertools.combinations(nets, 2))
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        configs.n_clusters(1)
+
+
+# ------------------------------------------------------------------ the checkers on hand-built graphs
+
+
+def _res(type_: str, name: str, *, parent: Resource | None = None, depends_on: Sequence[Resource] = (),
+         props: dict[str, list[Resource]] | None = None, provider: Resource | None = None,
+         custom: bool = True, inputs: dict | None = None) -> Resource:
+    props = props or {}
+    deps = [d.urn for d in depends_on] + [d.urn for ds in props.values() for d in ds]
+    return Resource(
+        urn=f"urn:pulumi:test::mesh::{type_}::{name}", type=type_, name=name, custom=custom,
+        inputs=inputs or {}, secret_inputs=set(), parent=parent.urn if parent else "",
+        dependencies=deps, property_dependencies={k: [d.urn for d in v] for k, v in props.items()},
+        provider=f"urn:pulumi:test::mesh::pulumi:providers:kubernetes::{provider.name}::id" if provider else "",
+        protect=False, deleted_with="",
+    )
+
+
+def synthetic_mesh(*, pool_waits_for_peer_gateway: bool = False, pool_waits_on_peer_nat: bool = False) -> Program:
+    """Two clusters shaped like the program's, optionally with one wrong cross-cluster wait in blue."""
+    networks = {"blue": "net1", "green": "net2"}
+    out: list[Resource] = []
+    nat_address = {}
+    for name, net in networks.items():
+        component = _res("gke-istio-mesh:index:MeshNetwork", net, custom=False)
+        vpc = _res("gcp:compute/network:Network", f"{net}-vpc", parent=component)
+        address = _res("gcp:compute/address:Address", f"{net}-egress", parent=component)
+        nat = _res("gcp:compute/routerNat:RouterNat", f"{net}-nat", parent=component, props={"natIps": [address]})
+        out += [component, vpc, address, nat]
+        nat_address[name] = address
+    gateways = {}
+    for name in networks:
+        peer = "green" if name == "blue" else "blue"
+        vpc = next(r for r in out if r.name == f"{networks[name]}-vpc")
+        component = _res("gke-istio-mesh:index:GkeCluster", name, custom=False)
+        cluster = _res(GKE_CLUSTER, name, parent=component,
+                       props={"network": [vpc], "masterAuthorizedNetworksConfig": [nat_address[peer]]})
+        pool = _res("gcp:container/nodePool:NodePool", f"{name}-pool", parent=component,
+                    props={"cluster": [cluster]})
+        provider = _res("pulumi:providers:kubernetes", f"{name}-k8s", parent=component, depends_on=[pool],
+                        props={"kubeconfig": [cluster]})
+        primary = _res("gke-istio-mesh:index:IstioPrimary", name, custom=False)
+        istiod = _res(HELM_RELEASE, f"{name}-istiod", parent=primary, provider=provider,
+                      inputs={"chart": "istiod"})
+        gateway = _res(HELM_RELEASE, f"{name}-eastwestgateway", parent=primary, provider=provider,
+                       depends_on=[istiod], props={"values": [nat_address[peer]]},
+                       inputs={"chart": "gateway", "values": {"service": {"type": "LoadBalancer"}}})
+        out += [component, cluster, pool, provider, primary, istiod, gateway]
+        gateways[name] = gateway
+    blue_pool = next(r for r in out if r.name == "blue-pool")
+    if pool_waits_for_peer_gateway:
+        blue_pool.dependencies.append(gateways["green"].urn)
+    if pool_waits_on_peer_nat:
+        blue_pool.property_dependencies["nodeConfig"] = [nat_address["green"].urn]
+        blue_pool.dependencies.append(nat_address["green"].urn)
+    return Program(out, {"clusters": {n: {"network": net} for n, net in networks.items()}}, set())
+
+
+def _one_cluster(program: Program, name: str) -> Chain:
+    owner = owners(program)
+    return longest_chain(program, durations.seconds, keep=lambda r: owner[r.urn] in (None, name))
+
+
+def test_checker_accepts_the_clean_synthetic_mesh() -> None:
+    program = synthetic_mesh()
+    assert all(w.allowed for w in cross_cluster_waits(program))
+    assert len(cross_cluster_waits(program)) == 4
+    assert longest_chain(program, durations.seconds).weight == _one_cluster(program, "blue").weight
+
+
+def test_checker_catches_an_added_cross_cluster_dependency() -> None:
+    program = synthetic_mesh(pool_waits_for_peer_gateway=True)
+    (bad,) = [w for w in cross_cluster_waits(program) if not w.allowed]
+    assert (bad.waiter.name, bad.via, bad.target.name) == ("blue-pool", "dependsOn", "green-eastwestgateway")
+    assert (bad.waiter_cluster, bad.target_cluster) == ("blue", "green")
+    # The wait serialises the clusters: the mesh's chain is now far longer than one cluster's ...
+    chain = longest_chain(program, durations.seconds)
+    assert chain.weight > 1.05 * _one_cluster(program, "green").weight
+    # ... and the bench names the hop that does it.
+    (hop,) = serialising_hops(program, chain, owners(program))
+    assert (hop.waiter.name, hop.target.name) == ("blue-pool", "green-eastwestgateway")
+
+
+def test_checker_rejects_a_peer_nat_address_taken_through_another_input() -> None:
+    program = synthetic_mesh(pool_waits_on_peer_nat=True)
+    (bad,) = [w for w in cross_cluster_waits(program) if not w.allowed]
+    assert (bad.waiter.name, bad.via, bad.target.name) == ("blue-pool", "nodeConfig", "net2-egress")
+
+
+def test_changed_resources_reports_additions_removals_and_input_changes() -> None:
+    before = synthetic_mesh()
+    after = synthetic_mesh()
+    istiod = next(r for r in after.resources if r.name == "green-istiod")
+    istiod.inputs = {"chart": "istiod", "version": "1.31.0"}
+    extra = _res("kubernetes:core/v1:Namespace", "blue-ns-shop")
+    gone = next(r for r in after.resources if r.name == "net1-nat")
+    after = Program([r for r in after.resources if r is not gone] + [extra], after.exports, set())
+    diff = changed_resources(before, after)
+    assert diff.changed == (istiod.urn,)
+    assert diff.added == (extra.urn,)
+    assert diff.removed == (gone.urn,)
+
+
+def test_a_cycle_is_reported_by_name() -> None:
+    program = synthetic_mesh()
+    vpc = next(r for r in program.resources if r.name == "net1-vpc")
+    vpc.dependencies.append(next(r for r in program.resources if r.name == "blue-pool").urn)
+    with pytest.raises(ValueError, match=r"cycle: .*net1-vpc"):
+        longest_chain(program, durations.seconds)
+
+
+def test_an_unknown_resource_type_names_the_table_to_extend() -> None:
+    with pytest.raises(durations.UnknownResourceType, match=r"'gcp:dns/managedZone:ManagedZone' .*bench/durations\.py"):
+        durations.seconds(_res("gcp:dns/managedZone:ManagedZone", "zone"))
