@@ -14,7 +14,8 @@ cfg = config.load()
 names = [c.name for c in cfg.clusters]
 
 networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c)) for c in cfg.clusters}
-peer_egress = {c.name: [(o, ip) for o in names if o != c.name for ip in networks[o].egress_ips] for c in cfg.clusters}
+peer_egress = {c.name: [(o, cidr) for o in names if o != c.name for cidr in networks[o].egress_cidrs]
+               for c in cfg.clusters}
 clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
     cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
     authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name],
@@ -26,7 +27,7 @@ primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
     chart_repository=cfg.istio.chart_repository, provider=clusters[c.name].provider,
     gke_cluster=clusters[c.name].cluster, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
     cluster_local=cfg.cluster_local, mesh_namespaces=cfg.mesh_namespaces,
-    peer_egress=[ip for _, ip in peer_egress[c.name]],
+    peer_egress=[cidr for _, cidr in peer_egress[c.name]],
 )) for c in cfg.clusters}
 
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(

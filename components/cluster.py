@@ -62,7 +62,7 @@ class GkeClusterArgs:
     mesh_id: str
     network: MeshNetwork
     authorized_networks: Sequence[AuthorizedNetwork]
-    # The NAT egress addresses of every other cluster's network: their istiods call this API server.
+    # (peer cluster, /32 of its network's NAT egress): every other cluster's istiod calls this API server.
     peer_egress: Sequence[tuple[str, pulumi.Input[str]]]
 
 
@@ -102,9 +102,9 @@ class GkeCluster(pulumi.ComponentResource):
             for n in args.authorized_networks
         ] + [
             gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
-                cidr_block=pulumi.Output.from_input(ip).apply(lambda a: f"{a}/32"),
+                cidr_block=cidr,
                 display_name=f"istiod in {peer}")
-            for peer, ip in args.peer_egress
+            for peer, cidr in args.peer_egress
         ]
 
         self.cluster = gcp.container.Cluster(

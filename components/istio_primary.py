@@ -112,7 +112,7 @@ class IstioPrimaryArgs:
     cacerts: pulumi.Input[Mapping[str, str]]
     cluster_local: Sequence[str]
     mesh_namespaces: Sequence[str]
-    # The other networks' NAT egress addresses: the only sources the east-west gateway admits.
+    # The other networks' NAT egress addresses as /32s: the only sources the east-west gateway admits.
     peer_egress: Sequence[pulumi.Input[str]]
 
 
@@ -182,10 +182,9 @@ class IstioPrimary(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.eastwest_address = address.address
-        source_ranges = [pulumi.Output.from_input(ip).apply(lambda a: f"{a}/32") for ip in args.peer_egress]
         self.eastwest = release(
             "eastwestgateway", EASTWEST_RELEASE, "gateway",
-            pulumi.Output.all(address.address, *source_ranges).apply(
+            pulumi.Output.all(address.address, *args.peer_egress).apply(
                 lambda a: eastwest_gateway_values(spec.network, a[0], a[1:])),
             pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.istiod, self.cacerts]),
         )

@@ -107,12 +107,13 @@ class MeshNetwork(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.egress_ips: list[pulumi.Output[str]] = [a.address for a in self.egress_addresses]
+        # The same addresses as /32 CIDRs, made once here: every other cluster's control-plane
+        # allow-list and east-west gateway admit exactly these.
+        self.egress_cidrs: list[pulumi.Output[str]] = [ip.apply(lambda a: f"{a}/32") for ip in self.egress_ips]
+
         self.register_outputs({
             "vpcId": self.vpc.id,
             "subnetId": self.subnet.id,
-            "egressAddresses": [a.address for a in self.egress_addresses],
+            "egressAddresses": self.egress_ips,
         })
-
-    @property
-    def egress_ips(self) -> list[pulumi.Output[str]]:
-        return [a.address for a in self.egress_addresses]

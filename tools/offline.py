@@ -328,14 +328,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[Resource] = []
+        self._urns: set[str] = set()
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
         # The engine refuses a second resource with the same type, parent type and name.
-        if any(r.urn == response.urn for r in self.recorded):
+        if response.urn in self._urns:
             raise ValueError(f"Duplicate resource URN '{response.urn}'; try giving it a unique name")
+        self._urns.add(response.urn)
         secrets: set[str] = set()
         inputs = unwrap(rpc.deserialize_properties(request.object), "", secrets)
         state = self.resources.get(response.urn)
