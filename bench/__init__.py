@@ -1,5 +1,4 @@
 """Offline performance bench of gke-istio-mesh: run with `python -m bench` (see bench/__main__.py).
 
-`bench.graph.changed_resources` is the reusable "what changed between two runs"
-check that the tests use too.
+"What changed between two runs" is `tools.offline.changed_resources`, shared with the tests.
 """

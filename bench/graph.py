@@ -225,27 +225,3 @@ def serialising_hops(program: Program, chain: Chain, owner: Mapping[str, str | N
         if a is not None and b is not None and a != b:
             hops.append(CrossWait(after, b, _via(program, after, before.urn), before, a, False))
     return hops
-
-
-@dataclass(frozen=True)
-class ResourceDiff:
-    """What `pulumi preview --diff` would show between two runs, by URN."""
-
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]  # same URN, different inputs
-
-    @property
-    def touched(self) -> tuple[str, ...]:
-        return self.added + self.removed + self.changed
-
-
-def changed_resources(before: Program, after: Program) -> ResourceDiff:
-    """Resources added, removed, or whose inputs differ between two runs of the program."""
-    a = {r.urn: r.inputs for r in before.resources}
-    b = {r.urn: r.inputs for r in after.resources}
-    return ResourceDiff(
-        added=tuple(sorted(set(b) - set(a))),
-        removed=tuple(sorted(set(a) - set(b))),
-        changed=tuple(sorted(u for u in set(a) & set(b) if a[u] != b[u])),
-    )

@@ -17,12 +17,11 @@ from bench import configs, durations
 from bench.graph import (
     Chain,
     CrossWait,
-    changed_resources,
     longest_chain,
     owners,
     serialising_hops,
 )
-from tools.offline import ROOT, Program, project_config, run_program
+from tools.offline import ROOT, Program, changed_resources, project_config, run_program
 
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 REMOTE_SECRET_PREFIX = "istio-remote-secret-"

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from components.certificate_authority import ISTIOD_SAN, cacerts_data
-from tests.harness import Program, project_config
+from tests.harness import Program, changed_resources, project_config
 from tests.test_stack import three_clusters
 
 CLUSTERS = [c["name"] for c in project_config()["clusters"]]
@@ -162,10 +162,9 @@ def test_rotating_one_intermediate_touches_only_that_cluster(run, dev_stack: Pro
     """`pulumi up --replace <green key urn>`: what the preview would show changing."""
     key = f"mesh-ca.{CLUSTERS[1]}-key"
     rotated = run(replace=[key])
-    before = {r.urn: r.inputs for r in dev_stack.resources}
-    after = {r.urn: r.inputs for r in rotated.resources}
-    assert set(before) == set(after)
-    changed = {rotated.by_urn[u].name for u in after if after[u] != before[u]}
+    diff = changed_resources(dev_stack, rotated)
+    assert diff.added == diff.removed == ()
+    changed = {rotated.by_urn[u].name for u in diff.changed}
     assert changed == {f"mesh-ca.{CLUSTERS[1]}-csr", f"mesh-ca.{CLUSTERS[1]}-cert", f"{CLUSTERS[1]}-cacerts"}
     old_cacerts = dev_stack.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]
     new_cacerts = rotated.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]

@@ -18,7 +18,6 @@ from bench.graph import (
     GKE_CLUSTER,
     HELM_RELEASE,
     Chain,
-    changed_resources,
     creation_order,
     cross_cluster_waits,
     foreign_reach,
@@ -30,7 +29,7 @@ from bench.graph import (
     wait_edges,
 )
 from components import config as stack_config
-from tests.harness import Program, Resource, run_program
+from tests.harness import Program, Resource, changed_resources, run_program
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 

@@ -9,7 +9,7 @@ import pytest
 
 from components.config import RoutedService
 from components.traffic import virtual_service
-from tests.harness import Program, project_config
+from tests.harness import Program, changed_resources, project_config
 from tests.test_stack import three_clusters
 
 DR = "kubernetes:networking.istio.io/v1:DestinationRule"
@@ -91,21 +91,16 @@ def test_service_weights_override_the_mesh_wide_split(run, dev_config) -> None:
                                              "cart.shop": {"blue": 0, "green": 100}}
 
 
-def _inputs_by_urn(stack: Program) -> dict[str, dict[str, Any]]:
-    return {r.urn: r.inputs for r in stack.resources}
-
-
 @pytest.mark.parametrize("weights", [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}, {"blue": 50, "green": 50}])
 def test_a_flip_changes_only_the_virtual_services(run, dev_config, weights: dict[str, int]) -> None:
     before = run(dev_config)
     flipped = copy.deepcopy(dev_config)
     flipped["traffic"]["weights"] = weights
     after = run(flipped)
-    a, b = _inputs_by_urn(before), _inputs_by_urn(after)
-    assert set(a) == set(b), "a flip must neither add nor remove resources"
-    changed = {urn for urn in a if a[urn] != b[urn]}
-    assert {after.by_urn[u].type for u in changed} == {VS}
-    assert len(changed) == len(project_config()["clusters"]) * len(dev_config["traffic"]["services"])
+    diff = changed_resources(before, after)
+    assert diff.added == diff.removed == (), "a flip must neither add nor remove resources"
+    assert {after.by_urn[u].type for u in diff.changed} == {VS}
+    assert len(diff.changed) == len(project_config()["clusters"]) * len(dev_config["traffic"]["services"])
     for vs in after.of_type(VS):
         assert routes(vs) == weights
     assert after.exports["trafficSplit"] == {"helloworld.sample": weights}

@@ -435,6 +435,30 @@ class Program:
         return False
 
 
+@dataclass(frozen=True)
+class ResourceDiff:
+    """What `pulumi preview --diff` would show between two runs, by URN."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]  # same URN, different inputs
+
+    @property
+    def touched(self) -> tuple[str, ...]:
+        return self.added + self.removed + self.changed
+
+
+def changed_resources(before: Program, after: Program) -> ResourceDiff:
+    """Resources added, removed, or whose inputs differ between two runs of the program."""
+    a = {r.urn: r.inputs for r in before.resources}
+    b = {r.urn: r.inputs for r in after.resources}
+    return ResourceDiff(
+        added=tuple(sorted(set(b) - set(a))),
+        removed=tuple(sorted(set(a) - set(b))),
+        changed=tuple(sorted(u for u in set(a) & set(b) if a[u] != b[u])),
+    )
+
+
 def stack_file_config(stack: str = "dev") -> dict[str, Any]:
     """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
     return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
