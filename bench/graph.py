@@ -107,7 +107,8 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
 
     A Kubernetes object belongs to its provider's cluster; a cloud resource to the cluster of
     the component it sits in (MeshNetwork by network, GkeCluster/IstioPrimary by name,
-    ClusterRouting `<name>-routing`); a CA resource `<ca>-<cluster>-key|csr|cert` to that cluster.
+    ClusterRouting `<name>-routing`); a CA resource `<ca>.<cluster>-key|csr|cert` to that cluster
+    (the root's `<ca>-root-…` to none: every cluster shares it).
     """
     networks = cluster_networks(program) if networks is None else networks
     by_network = {net: name for name, net in networks.items()}
@@ -122,9 +123,9 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
             if node.type == CLUSTER_ROUTING and node.name.removesuffix("-routing") in names:
                 return node.name.removesuffix("-routing")
         parent = program.by_urn.get(r.parent)
-        if parent is not None and parent.type == CERTIFICATE_AUTHORITY:
-            stem, _, part = r.name.rpartition("-")
-            cluster = stem.removeprefix(f"{parent.name}-")
+        prefix = f"{parent.name}." if parent is not None else ""
+        if parent is not None and parent.type == CERTIFICATE_AUTHORITY and r.name.startswith(prefix):
+            cluster, _, part = r.name.removeprefix(prefix).rpartition("-")
             if part in CA_PARTS and cluster in names:
                 return cluster
         return None

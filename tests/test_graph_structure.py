@@ -236,3 +236,11 @@ def test_a_cycle_is_reported_by_name() -> None:
 def test_an_unknown_resource_type_names_the_table_to_extend() -> None:
     with pytest.raises(durations.UnknownResourceType, match=r"'gcp:dns/managedZone:ManagedZone' .*bench/durations\.py"):
         durations.seconds(_res("gcp:dns/managedZone:ManagedZone", "zone"))
+
+
+def test_each_intermediate_belongs_to_its_cluster_and_the_root_to_none(dev_stack: Program) -> None:
+    owner = owners(dev_stack)
+    ca = [r for r in dev_stack.resources if r.type.startswith("tls:index/")]
+    by_owner = {(r.name, owner[r.urn]) for r in ca}
+    assert by_owner == {("mesh-ca-root-key", None), ("mesh-ca-root-cert", None)} | {
+        (f"mesh-ca.{c}-{part}", c) for c in ("blue", "green") for part in ("key", "csr", "cert")}
