@@ -33,10 +33,12 @@ DEFAULT_MAX_NODES = 3
 DEFAULT_RELEASE_CHANNEL = "REGULAR"
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
 
-# GKE allows 40 characters for a cluster name; Pulumi's auto-naming appends 8 ("-" + 7).
-MAX_CLUSTER_NAME = 32
-# VPC names allow 63 characters; the same 8-character suffix applies.
-MAX_NETWORK_NAME = 48
+# Pulumi's auto-naming appends 8 characters ("-" + 7). The longest GKE name made from a cluster
+# name is its node pool, `<name>-pool-xxxxxxx`, and GKE allows 40 characters for node pool names.
+MAX_CLUSTER_NAME = 40 - len("-pool") - 8
+# The longest Compute Engine name made from a network name is its firewall rule
+# `<network>-istio-webhook-xxxxxxx`; Compute Engine allows 63 characters.
+MAX_NETWORK_NAME = 63 - len("-istio-webhook") - 8
 # GKE accepts at most this many master authorized networks on a cluster with a public endpoint.
 MAX_AUTHORIZED_NETWORKS = 50
 
@@ -214,7 +216,8 @@ def _string(raw: Mapping[str, Any], k: str, key: str, p: _Problems, *, default: 
 
 
 def _dns_label(value: str | None, key: str, p: _Problems, *, max_len: int = 63,
-               pattern: re.Pattern[str] = _DNS1123_LABEL, what: str = "a DNS-1123 label") -> None:
+               pattern: re.Pattern[str] = _DNS1123_LABEL, what: str = "a DNS-1123 label",
+               length_reason: str = "") -> None:
     if value is None:
         return
     if not pattern.match(value):
@@ -222,7 +225,7 @@ def _dns_label(value: str | None, key: str, p: _Problems, *, max_len: int = 63,
               f"starting with a {'letter' if pattern is _DNS1035_LABEL else 'letter or digit'}, "
               "ending with a letter or digit)")
     if len(value) > max_len:
-        p.add(f"{key} {value!r} is {len(value)} characters; at most {max_len} are allowed")
+        p.add(f"{key} {value!r} is {len(value)} characters; at most {max_len} are allowed{length_reason}")
 
 
 def _network(value: str | None, key: str, p: _Problems) -> ipaddress.IPv4Network | None:
@@ -312,12 +315,13 @@ def _parse_cluster(i: int, raw: Any, p: _Problems) -> ClusterSpec | None:
     before = len(p.items)
     _known_keys(c, key, _CLUSTER_KEYS, p)
     name = _string(c, "name", f"{key}.name", p)
-    _dns_label(name, f"{key}.name", p, max_len=MAX_CLUSTER_NAME, pattern=_DNS1035_LABEL,
-               what=f"a DNS label of at most {MAX_CLUSTER_NAME} characters (GKE allows 40, "
-               "Pulumi appends 8)")
+    _dns_label(name, f"{key}.name", p, max_len=MAX_CLUSTER_NAME, pattern=_DNS1035_LABEL, what="a DNS label",
+               length_reason=" (its GKE node pool is named <name>-pool-xxxxxxx and GKE allows 40)")
     network = _string(c, "network", f"{key}.network", p)
     _dns_label(network, f"{key}.network", p, max_len=MAX_NETWORK_NAME, pattern=_DNS1035_LABEL,
-               what="a DNS label (it names the VPC and Istio's network)")
+               what="a DNS label (it names the VPC and Istio's network)",
+               length_reason=" (its firewall rule is named <network>-istio-webhook-xxxxxxx and Compute Engine "
+               "allows 63)")
     region = _string(c, "region", f"{key}.region", p)
     if region is not None:
         if _ZONE.match(region):
@@ -568,15 +572,18 @@ def _parse_ca(raw: Any, ca_is_secret: bool, p: _Problems) -> CaSpec:
         if not ca_is_secret:
             p.add("ca.rootKeyPem must be set as a secret: pulumi config set --secret --path "
                   "ca.rootKeyPem < root-key.pem")
-        _check_root_pem(cert, key, p)
+        _check_root_pem(cert, key, inter_h if _is_int(inter_h) else None, p)
     return CaSpec(
         algorithm=algorithm, root_validity_hours=root_h, intermediate_validity_hours=inter_h,
         root_cert_pem=cert, root_key_pem=key,
     )
 
 
-def _check_root_pem(cert_pem: Any, key_pem: Any, p: _Problems) -> None:
-    """A BYO root must be a CA certificate whose key is the one given."""
+def _check_root_pem(cert_pem: Any, key_pem: Any, intermediate_hours: int | None, p: _Problems) -> None:
+    """A BYO root must be a CA that may sign intermediates, whose key is the one given, and that
+    outlives the intermediates issued under it (pulumi-tls does not clamp their validity)."""
+    import datetime as dt
+
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -594,12 +601,22 @@ def _check_root_pem(cert_pem: Any, key_pem: Any, p: _Problems) -> None:
         p.add("ca.rootKeyPem is not an unencrypted PEM private key")
         return
     try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = constraints.ca
+        constraints: x509.BasicConstraints | None = cert.extensions.get_extension_for_class(
+            x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+        constraints = None
+    if constraints is None or not constraints.ca:
         p.add("ca.rootCertPem is not a CA certificate (basicConstraints CA:TRUE is required)")
+    elif constraints.path_length == 0:
+        p.add("ca.rootCertPem has pathlen:0, so it may not sign the per-cluster intermediate CAs; use a "
+              "root with pathlen >= 1 or none")
+    now = dt.datetime.now(dt.UTC)
+    expires = cert.not_valid_after_utc
+    if expires <= now:
+        p.add(f"ca.rootCertPem expired on {expires:%Y-%m-%d}; renew the root")
+    elif intermediate_hours is not None and now + dt.timedelta(hours=intermediate_hours) > expires:
+        p.add(f"ca.intermediateValidityHours {intermediate_hours} would outlive ca.rootCertPem, which expires on "
+              f"{expires:%Y-%m-%d}: shorten it or renew the root")
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     if key.public_key().public_bytes(enc, pub) != cert.public_key().public_bytes(enc, pub):

@@ -58,8 +58,9 @@ def _both(*mutations: Mutation) -> Mutation:
     return apply
 
 
-def _pem_pair(ca: bool, *, other_key: bool = False) -> tuple[str, str]:
-    """A self-signed certificate and a key (the matching one unless other_key)."""
+def _pem_pair(ca: bool, *, other_key: bool = False, days: int = 3650, path_length: int | None = None,
+              ) -> tuple[str, str]:
+    """A self-signed certificate valid for `days` and a key (the matching one unless other_key)."""
     import datetime as dt
 
     from cryptography import x509
@@ -71,8 +72,9 @@ def _pem_pair(ca: bool, *, other_key: bool = False) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "team root")])
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
             .sign(key, hashes.SHA256()))
     given_key = ec.generate_private_key(ec.SECP256R1()) if other_key else key
     key_pem = given_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -98,15 +100,17 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("duplicate-network", _set("clusters[1].network", "network1"),
      "clusters[1].network 'network1' duplicates clusters[0].network; every cluster needs its own network"),
     ("name-not-dns", _set("clusters[0].name", "Blue_1"),
-     "clusters[0].name 'Blue_1' must be a DNS label of at most 32 characters"),
+     "clusters[0].name 'Blue_1' must be a DNS label (lowercase letters, digits and '-', starting with a letter"),
     ("name-starts-with-digit", _set("clusters[0].name", "1blue"),
-     "clusters[0].name '1blue' must be a DNS label of at most 32 characters"),
-    ("name-too-long", _set("clusters[0].name", "b" * 33),
-     f"clusters[0].name '{'b' * 33}' is 33 characters; at most 32 are allowed"),
+     "clusters[0].name '1blue' must be a DNS label (lowercase letters, digits and '-', starting with a letter"),
+    ("name-too-long", _set("clusters[0].name", "b" * 28),
+     f"clusters[0].name '{'b' * 28}' is 28 characters; at most 27 are allowed (its GKE node pool is named "
+     "<name>-pool-xxxxxxx and GKE allows 40)"),
     ("network-not-dns", _set("clusters[1].network", "network.2"),
      "clusters[1].network 'network.2' must be a DNS label (it names the VPC and Istio's network)"),
-    ("network-too-long", _set("clusters[1].network", "n" * 49),
-     f"clusters[1].network '{'n' * 49}' is 49 characters; at most 48 are allowed"),
+    ("network-too-long", _set("clusters[1].network", "n" * 42),
+     f"clusters[1].network '{'n' * 42}' is 42 characters; at most 41 are allowed (its firewall rule is named "
+     "<network>-istio-webhook-xxxxxxx and Compute Engine allows 63)"),
     # region
     ("region-is-a-zone", _set("clusters[0].region", "us-west1-a"),
      "clusters[0].region 'us-west1-a' is a zone; clusters are regional: use us-west1"),
@@ -280,6 +284,11 @@ def test_the_message_reaches_the_user_without_a_traceback(run, dev_config) -> No
 
 @pytest.mark.parametrize(("pair", "message"), [
     (NON_CA, "ca.rootCertPem is not a CA certificate (basicConstraints CA:TRUE is required)"),
+    (_pem_pair(ca=True, path_length=0), "ca.rootCertPem has pathlen:0, so it may not sign the per-cluster "
+     "intermediate CAs; use a root with pathlen >= 1 or none"),
+    (_pem_pair(ca=True, days=365), "ca.intermediateValidityHours 17520 would outlive ca.rootCertPem, which "
+     "expires on"),
+    (_pem_pair(ca=True, days=-1), "ca.rootCertPem expired on"),
     (WRONG_KEY, "ca.rootKeyPem does not belong to ca.rootCertPem"),
     (("not a pem", WRONG_KEY[1]), "ca.rootCertPem is not a PEM X.509 certificate"),
     ((WRONG_KEY[0], "not a key"), "ca.rootKeyPem is not an unencrypted PEM private key"),

@@ -147,3 +147,36 @@ def test_the_offline_engine_refuses_duplicate_urns_like_the_real_one() -> None:
 
     with pytest.raises(Exception, match="Duplicate resource URN"):
         twice()
+
+
+# What GCP accepts for each name the program (or Pulumi's auto-naming) creates.
+GCP_NAME_LIMITS = {
+    "gcp:container/cluster:Cluster": 40,
+    "gcp:container/nodePool:NodePool": 40,
+    "gcp:compute/network:Network": 63,
+    "gcp:compute/subnetwork:Subnetwork": 63,
+    "gcp:compute/address:Address": 63,
+    "gcp:compute/router:Router": 63,
+    "gcp:compute/routerNat:RouterNat": 63,
+    "gcp:compute/firewall:Firewall": 63,
+}
+
+
+def test_the_longest_names_config_allows_fit_every_gcp_name(run, dev_config) -> None:
+    from components.config import MAX_CLUSTER_NAME, MAX_NETWORK_NAME
+
+    names = ["b" * MAX_CLUSTER_NAME, "g" * MAX_CLUSTER_NAME]
+    config = with_clusters(dev_config, names)
+    for k, cluster in enumerate(config["clusters"]):
+        cluster["network"] = "nm"[k] * MAX_NETWORK_NAME
+    stack = run(config)
+    longest = dict.fromkeys(GCP_NAME_LIMITS, 0)
+    for r in stack.resources:
+        if r.type in GCP_NAME_LIMITS:
+            assert len(r.outputs["name"]) <= GCP_NAME_LIMITS[r.type], (r.type, r.outputs["name"])
+            longest[r.type] = max(longest[r.type], len(r.outputs["name"]))
+    # The limits are tight: the node pool and the firewall rule use every character GCP allows.
+    assert longest["gcp:container/nodePool:NodePool"] == 40
+    assert longest["gcp:compute/firewall:Firewall"] == 63
+    for account in stack.of_type("gcp:serviceaccount/account:Account"):
+        assert 6 <= len(account.inputs["accountId"]) <= 30
