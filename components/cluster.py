@@ -163,8 +163,9 @@ class GkeCluster(pulumi.ComponentResource):
                 tags=[node_tag(spec.name)],
                 labels={"mesh-cluster": spec.name},
             ),
+            # Private nodes pull images (Istio's included) through Cloud NAT: no node before it.
             # `clusters[i].protect` guards the cluster and its pool (set false first to retire it).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role], protect=spec.protect),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, args.network.nat], protect=spec.protect),
         )
 
         self.endpoint = self.cluster.endpoint

@@ -33,6 +33,17 @@ SECURITY_API = "security.istio.io/v1"
 RELEASE_TIMEOUT_SECONDS = 900
 
 
+def chart_source(repository: str, chart: str) -> dict[str, Any]:
+    """The Release inputs that name a chart: a chart in an https repository, or an OCI reference.
+
+    Helm resolves `repository_opts.repo` through the repository's index.yaml, which an OCI
+    registry does not have; an OCI chart is named by its full `oci://…/<chart>` reference instead.
+    """
+    if repository.startswith("oci://"):
+        return {"chart": f"{repository.rstrip('/')}/{chart}"}
+    return {"chart": chart, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=repository)}
+
+
 def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Sequence[str]) -> dict[str, Any]:
     """Values of the `istiod` chart for one primary of a multi-network mesh."""
     values: dict[str, Any] = {
@@ -131,7 +142,6 @@ class IstioPrimary(pulumi.ComponentResource):
         spec = args.cluster
         # Plain in-cluster objects need no delete call when their whole cluster goes.
         in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, deleted_with=args.gke_cluster)
-        repo = k8s.helm.v3.RepositoryOptsArgs(repo=args.chart_repository)
 
         def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=list(deps)))
@@ -156,8 +166,8 @@ class IstioPrimary(pulumi.ComponentResource):
                     opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
             """One of Istio's charts at this cluster's version; the Release waits until it is ready."""
             return k8s.helm.v3.Release(
-                f"{name}-{step}", name=release_name, chart=chart, version=args.istio_version,
-                repository_opts=repo, namespace=ISTIO_NAMESPACE, values=values,
+                f"{name}-{step}", name=release_name, **chart_source(args.chart_repository, chart),
+                version=args.istio_version, namespace=ISTIO_NAMESPACE, values=values,
                 timeout=RELEASE_TIMEOUT_SECONDS, opts=opts,
             )
 

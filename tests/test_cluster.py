@@ -99,6 +99,8 @@ def test_node_pool_autoscales_self_heals_and_runs_as_a_least_privileged_account(
     assert role.inputs == {"project": GCP_PROJECT_DEFAULT, "role": NODE_ROLE,
                            "member": f"serviceAccount:{account.outputs['email']}"}
     assert dev_stack.waits_for(pool, role), "nodes must not start before their account may log and pull"
+    nat = dev_stack.find("gcp:compute/routerNat:RouterNat", f"{DEV[name]['network']}-nat")
+    assert dev_stack.waits_for(pool, nat), "private nodes pull Istio's images through Cloud NAT"
     assert 6 <= len(account.inputs["accountId"]) <= 30
 
 

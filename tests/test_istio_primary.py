@@ -128,6 +128,18 @@ def test_custom_chart_repository_is_used_for_every_chart(run, dev_config) -> Non
     assert {r.inputs["repositoryOpts"]["repo"] for r in stack.of_type(RELEASE)} == {"https://charts.example.com/istio"}
 
 
+def test_an_oci_registry_names_each_chart_by_its_full_reference(run, dev_config) -> None:
+    """Helm looks for an index.yaml behind repository_opts.repo, which OCI registries do not serve."""
+    dev_config["istio"] = {"version": MESH_VERSION, "chartRepository": "oci://registry.example.com/istio/charts/"}
+    stack = run(dev_config)
+    for r in stack.of_type(RELEASE):
+        assert "repositoryOpts" not in r.inputs
+    charts = {r.inputs["name"]: r.inputs["chart"] for r in stack.of_type(RELEASE)}
+    assert charts == {"istio-base": "oci://registry.example.com/istio/charts/base",
+                      "istiod": "oci://registry.example.com/istio/charts/istiod",
+                      "istio-eastwestgateway": "oci://registry.example.com/istio/charts/gateway"}
+
+
 @pytest.mark.parametrize("cluster", sorted(DEV))
 def test_destroy_order_and_what_the_cluster_may_take_with_it(dev_stack: Program, cluster: str) -> None:
     """Destroy runs the graph backwards: CRs, gateway (its LB), istiod, base, namespace, cluster."""
