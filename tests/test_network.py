@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.network import ISTIO_WEBHOOK_PORT, node_tag
+from components.network import node_tag
 from tests.harness import Program, Resource, project_config
 
 DEV = {c["name"]: c for c in project_config("dev")["clusters"]}
@@ -58,8 +58,8 @@ def test_firewall_opens_only_istio_webhook_from_the_control_plane(dev_stack: Pro
     (webhook,) = rules
     assert webhook.inputs["direction"] == "INGRESS"
     assert webhook.inputs["sourceRanges"] == [spec["masterCidr"]]
-    assert webhook.inputs["allows"] == [{"protocol": "tcp", "ports": [ISTIO_WEBHOOK_PORT]}]
-    assert ISTIO_WEBHOOK_PORT == "15017"
+    # Istio's sidecar-injector and validation webhooks listen on 15017.
+    assert webhook.inputs["allows"] == [{"protocol": "tcp", "ports": ["15017"]}]
     assert webhook.inputs["targetTags"] == [node_tag(cluster)]
     # The tag is the one the cluster's nodes carry.
     pools = [r for r in dev_stack.of_type("gcp:container/nodePool:NodePool") if r.name == f"{cluster}-pool"]
