@@ -20,7 +20,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
-ISTIO_NAMESPACE = "istio-system"
+from components.istio_primary import ISTIO_NAMESPACE
+
 READER_SERVICE_ACCOUNT = "istio-reader-service-account"
 # The name `istioctl create-remote-secret` gives the token it creates (tokenSecretName in remote_secret.go).
 READER_TOKEN_SECRET = f"{READER_SERVICE_ACCOUNT}-istio-remote-secret-token"

@@ -20,8 +20,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.config import ClusterSpec, RoutedService, SubsetLabel
+from components.istio_primary import NETWORKING_API
 
-NETWORKING_API = "networking.istio.io/v1"
 SUBSET_LABEL_KEYS: dict[str, str] = {
     "network": "topology.istio.io/network",
     "cluster": "topology.istio.io/cluster",
