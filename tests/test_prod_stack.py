@@ -46,8 +46,14 @@ def _protected(stack: Program) -> set[str]:
     return {r.urn for r in stack.resources if r.protect}
 
 
-def test_protect_is_off_by_default(dev_stack: Program) -> None:
-    assert all("protect" not in c for c in DEV["clusters"]), "the dev stack relies on the default"
+def test_protect_is_off_by_default(run: Callable[..., Program], dev_config: dict[str, Any]) -> None:
+    for cluster in dev_config["clusters"]:
+        cluster.pop("protect", None)
+    assert _protected(run(dev_config)) == set()
+
+
+def test_dev_stack_protects_nothing(dev_stack: Program) -> None:
+    assert [c.get("protect") for c in DEV["clusters"]] == [False, False]
     assert _protected(dev_stack) == set()
 
 
