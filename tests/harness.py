@@ -11,8 +11,10 @@ from tools.offline import (
     Resource,
     ResourceDiff,
     changed_resources,
+    pem_key,
     project_config,
     run_program,
+    self_signed_pem,
     stack_file_config,
 )
 
@@ -27,7 +29,9 @@ __all__ = [
     "Resource",
     "ResourceDiff",
     "changed_resources",
+    "pem_key",
     "project_config",
     "run_program",
+    "self_signed_pem",
     "stack_file_config",
 ]

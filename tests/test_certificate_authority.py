@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from components.certificate_authority import ISTIOD_SAN, cacerts_data
-from tests.harness import Program, changed_resources, project_config
+from tests.harness import Program, changed_resources, pem_key, project_config, self_signed_pem
 from tests.test_stack import three_clusters
 
 CLUSTERS = [c["name"] for c in project_config()["clusters"]]
@@ -174,18 +174,7 @@ def test_rotating_one_intermediate_touches_only_that_cluster(run, dev_stack: Pro
 
 def _self_signed_root() -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Team Vault"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "Team Root")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    return self_signed_pem(key, "Team Root", organization="Team Vault", subject_key_id=True), pem_key(key)
 
 
 def test_bring_your_own_root_signs_the_intermediates(run, dev_config) -> None:

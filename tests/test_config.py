@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components import config
-from tests.harness import ProgramError, project_config
+from tests.harness import ProgramError, pem_key, project_config, self_signed_pem
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -61,25 +61,11 @@ def _both(*mutations: Mutation) -> Mutation:
 def _pem_pair(ca: bool, *, other_key: bool = False, days: int = 3650, path_length: int | None = None,
               ) -> tuple[str, str]:
     """A self-signed certificate valid for `days` and a key (the matching one unless other_key)."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "team root")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
-            .sign(key, hashes.SHA256()))
-    given_key = ec.generate_private_key(ec.SECP256R1()) if other_key else key
-    key_pem = given_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    cert = self_signed_pem(key, "team root", days=days, ca=ca, path_length=path_length)
+    return cert, pem_key(ec.generate_private_key(ec.SECP256R1()) if other_key else key)
 
 
 NON_CA = _pem_pair(ca=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime as dt
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,10 +19,8 @@ from typing import Any
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import (
@@ -38,7 +35,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policy import policies as pol
-from tests.harness import ROOT, Program, run_program
+from tests.harness import ROOT, Program, pem_key, run_program, self_signed_pem
 
 # --------------------------------------------------------------------------- calling rules like the analyzer
 
@@ -314,20 +311,9 @@ def test_peer_authentication_in_another_cluster_does_not_count() -> None:
 # --------------------------------------------------------------------------- the root CA key never in a cluster
 
 
-def _pem(key: Any, fmt: serialization.PrivateFormat = serialization.PrivateFormat.PKCS8) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
-
-
 def _ca_pair(cn: str) -> tuple[str, Any]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=3650))  # a root outlives the intermediates it signs
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key
+    return self_signed_pem(key, cn), key
 
 
 ROOT_CERT, ROOT_KEY = _ca_pair("Root CA")
@@ -341,10 +327,10 @@ def ca_stack(*secrets: dict[str, Any], generated_root: bool = True) -> list[Decl
     if generated_root:
         out += [
             Declared(pol.TLS_PRIVATE_KEY, "mesh-ca-root-key", "urn:tls:root-key",
-                     {"algorithm": "ECDSA", "privateKeyPem": _pem(ROOT_KEY, TRADITIONAL),
-                      "privateKeyPemPkcs8": _pem(ROOT_KEY)}),
+                     {"algorithm": "ECDSA", "privateKeyPem": pem_key(ROOT_KEY, TRADITIONAL),
+                      "privateKeyPemPkcs8": pem_key(ROOT_KEY)}),
             Declared(pol.TLS_SELF_SIGNED_CERT, "mesh-ca-root-cert", "urn:tls:root-cert",
-                     {"isCaCertificate": True, "privateKeyPem": _pem(ROOT_KEY), "certPem": ROOT_CERT},
+                     {"isCaCertificate": True, "privateKeyPem": pem_key(ROOT_KEY), "certPem": ROOT_CERT},
                      dependencies=("urn:tls:root-key",)),
         ]
     for i, secret in enumerate(secrets):
@@ -354,7 +340,7 @@ def ca_stack(*secrets: dict[str, Any], generated_root: bool = True) -> list[Decl
     return out
 
 
-CACERTS = {"stringData": {"ca-cert.pem": INTER_CERT, "ca-key.pem": _pem(INTER_KEY), "root-cert.pem": ROOT_CERT,
+CACERTS = {"stringData": {"ca-cert.pem": INTER_CERT, "ca-key.pem": pem_key(INTER_KEY), "root-cert.pem": ROOT_CERT,
                           "cert-chain.pem": INTER_CERT + ROOT_CERT}}
 
 
@@ -369,12 +355,12 @@ def test_cacerts_with_the_intermediate_key_passes() -> None:
 
 
 @pytest.mark.parametrize(("secret", "where"), [
-    ({"stringData": {"ca-key.pem": _pem(ROOT_KEY)}}, "stringData[ca-key.pem]"),
+    ({"stringData": {"ca-key.pem": pem_key(ROOT_KEY)}}, "stringData[ca-key.pem]"),
     # Same key, other encoding (PKCS#1-style EC key) and embedded in a larger value.
-    ({"stringData": {"bundle": "x\n" + _pem(ROOT_KEY, TRADITIONAL)}},
+    ({"stringData": {"bundle": "x\n" + pem_key(ROOT_KEY, TRADITIONAL)}},
      "stringData[bundle]"),
     # `data` values are base64: the live object after `stringData` was applied.
-    ({"data": {"root-key.pem": _b64(_pem(ROOT_KEY))}}, "data[root-key.pem]"),
+    ({"data": {"root-key.pem": _b64(pem_key(ROOT_KEY))}}, "data[root-key.pem]"),
 ])
 def test_a_secret_holding_the_generated_root_key_is_reported(secret, where) -> None:
     stack = ca_stack(CACERTS, secret)
@@ -386,18 +372,18 @@ def test_a_secret_holding_the_generated_root_key_is_reported(secret, where) -> N
 
 def test_bring_your_own_root_is_recognised_by_the_root_cert_pem_of_cacerts() -> None:
     """No pulumi-tls root in the stack: the root is known only as cacerts' root-cert.pem."""
-    leak = {"data": {"key": _b64(_pem(ROOT_KEY))}}
+    leak = {"data": {"key": _b64(pem_key(ROOT_KEY))}}
     stack = ca_stack(CACERTS, leak, generated_root=False)
     (found,) = violations(pol.ROOT_CA_KEY_NOT_IN_CLUSTER, stack_args(stack))
     assert "holds the private key of the root CA CN=Root CA (the root-cert.pem of Secret istio-system/s0" in found[0]
-    other_key = {"stringData": {"key": _pem(ec.generate_private_key(ec.SECP256R1()))}}
+    other_key = {"stringData": {"key": pem_key(ec.generate_private_key(ec.SECP256R1()))}}
     assert violations(pol.ROOT_CA_KEY_NOT_IN_CLUSTER, stack_args(ca_stack(CACERTS, other_key,
                                                                           generated_root=False))) == []
 
 
 def test_secret_values_not_known_during_preview_are_skipped() -> None:
     stack = ca_stack({"stringData": {"ca-key.pem": UNKNOWN_STRING_VALUE}, "data": UNKNOWN_STRING_VALUE},
-                     {"stringData": {"leak": _pem(ROOT_KEY)}})
+                     {"stringData": {"leak": pem_key(ROOT_KEY)}})
     assert [urn for _, urn in violations(pol.ROOT_CA_KEY_NOT_IN_CLUSTER, stack_args(stack))] == ["urn:secret:1"]
 
 
@@ -489,7 +475,7 @@ def test_dev_cacerts_holding_the_root_key_is_caught(dev_stack: Program) -> None:
 
 def test_bring_your_own_root_stack_passes_and_its_root_key_is_still_guarded(run, dev_config) -> None:
     cert_pem, key = _ca_pair("Team Root")
-    key_pem = _pem(key)
+    key_pem = pem_key(key)
     dev_config["ca"] = {"algorithm": "ECDSA", "rootCertPem": cert_pem, "rootKeyPem": key_pem}
     stack = run(dev_config, secret_keys=["ca"])
     assert run_resource_rules(stack) == {}

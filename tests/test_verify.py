@@ -7,7 +7,6 @@ factory, so URL building, auth, deserialisation and error mapping all run for re
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import io
 import json
@@ -20,17 +19,14 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components.cluster import gke_kubeconfig
 from components.config import ClusterSpec, RoutedService
 from components.traffic import destination_rule, virtual_service
 from tests import fake_kube
 from tests.fake_kube import FakeCluster, staged_mesh
-from tests.harness import project_config
+from tests.harness import project_config, self_signed_pem
 from tools import verify
 from tools.verify_checks import CheckResult, StackOutputs, parse_outputs
 from tools.verify_probe import (
@@ -53,16 +49,8 @@ CLUSTERS = [
 @functools.cache
 def root_pem(label: str) -> str:
     """A self-signed CA (ECDSA, cheap) standing in for a mesh root."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Istio"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, f"Root CA {label}")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(dt.datetime(2026, 1, 1))
-            .not_valid_after(dt.datetime(2036, 1, 1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_pem(ec.generate_private_key(ec.SECP256R1()), f"Root CA {label}", organization="Istio",
+                           path_length=1)
 
 
 @dataclass

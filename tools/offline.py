@@ -66,9 +66,26 @@ def private_key(kind: str, size: str, seed: str) -> Any:
     return ec.generate_private_key(curve())
 
 
-def _pem_key(key: Any) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+def pem_key(key: Any, fmt: serialization.PrivateFormat = serialization.PrivateFormat.PKCS8) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+
+
+def self_signed_pem(key: Any, common_name: str, *, organization: str | None = None, days: float = 3650,
+                    ca: bool = True, path_length: int | None = None, subject_key_id: bool = False) -> str:
+    """A self-signed certificate, valid from a day ago for `days` (negative: already expired), PEM.
+
+    The one builder for stand-in roots (a team's own, a test's) and GKE's cluster CAs.
+    """
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    name = x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True))
+    if subject_key_id:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _name(subject: Mapping[str, Any] | None) -> x509.Name:
@@ -152,15 +169,7 @@ def _cert_outputs(cert: x509.Certificate) -> dict[str, Any]:
 @functools.cache
 def cluster_ca(seed: str) -> str:
     """A cluster CA certificate like GKE's (self-signed, CA:TRUE), PEM."""
-    key = private_key("ECDSA", "P256", f"cluster-ca:{seed}")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cluster-ca-{seed}")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=1825))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_pem(private_key("ECDSA", "P256", f"cluster-ca:{seed}"), f"cluster-ca-{seed}", days=1825)
 
 
 # ------------------------------------------------------------------ secrets on the wire
@@ -264,7 +273,7 @@ def _tls_outputs(t: str, name: str, inputs_json: str, replaced: bool = False) ->
         key = private_key(algorithm, size, f"{name}#replaced" if replaced else name)
         pub = key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        return {"privateKeyPem": _pem_key(key), "privateKeyPemPkcs8": _pem_key(key), "publicKeyPem": pub}
+        return {"privateKeyPem": pem_key(key), "privateKeyPemPkcs8": pem_key(key), "publicKeyPem": pub}
     if t == "tls:index/selfSignedCert:SelfSignedCert":
         key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), None)
         subject = _name(inputs.get("subject"))
