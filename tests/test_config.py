@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from components import config
 from tests.harness import ProgramError, pem_key, project_config, self_signed_pem
+from tests.test_stack import three_clusters
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -346,18 +347,10 @@ def test_root_pem_keys_never_appear_in_repr(dev_config) -> None:
 NAMES = ["blue", "green", "teal"]
 
 
-def _three_clusters() -> dict[str, Any]:
-    cfg = copy.deepcopy(project_config())
-    cfg["clusters"].append({"name": "teal", "network": "network3", "region": "europe-west4",
-                            "nodeCidr": "10.30.0.0/20", "podCidr": "10.32.0.0/14",
-                            "serviceCidr": "10.36.0.0/20", "masterCidr": "172.16.0.32/28"})
-    return cfg
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.sampled_from([*NAMES, "red"]), st.integers(min_value=-5, max_value=105), min_size=1))
 def test_weights_are_accepted_exactly_when_known_in_range_and_summing_to_100(weights: dict[str, int]) -> None:
-    cfg = _three_clusters()
+    cfg = three_clusters(project_config())
     cfg["traffic"]["weights"] = weights
     valid = set(weights) <= set(NAMES) and all(0 <= w <= 100 for w in weights.values()) and sum(
         weights.values()) == 100

@@ -10,6 +10,7 @@ import pulumi_random as random
 import pytest
 import yaml
 
+from bench.configs import n_clusters
 from tests.harness import GCP_PROJECT_DEFAULT, PROJECT, MeshMocks, Program, RecordingMonitor, Resource, project_config
 
 PER_CLUSTER = {
@@ -97,15 +98,11 @@ def test_three_clusters_each_admit_the_other_two(run, dev_config) -> None:
 
 
 def with_clusters(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """The dev config with clusters of the given names (disjoint CIDR plans, ECDSA for speed)."""
-    config = copy.deepcopy(config)
-    config["clusters"] = [{
-        "name": name, "network": f"network{k}", "region": "us-west1",
-        "nodeCidr": f"10.{16 * k}.0.0/20", "podCidr": f"10.{16 * k + 4}.0.0/14",
-        "serviceCidr": f"10.{16 * k + 8}.0.0/20", "masterCidr": f"172.16.{k}.0/28",
-    } for k, name in enumerate(names)]
+    """The bench's N-cluster config (disjoint address plans, ECDSA for speed) with these names."""
+    config = n_clusters(len(names), base=config)
+    for cluster, name in zip(config["clusters"], names, strict=True):
+        cluster["name"] = name
     config["traffic"]["weights"] = {names[0]: 100}
-    config["ca"] = {"algorithm": "ECDSA"}
     return config
 
 
