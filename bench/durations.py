@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tools.offline import Resource
+from offline.engine import Resource
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 

@@ -13,15 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench import configs, durations
-from bench.graph import (
+from bench import durations
+from offline import configs
+from offline.engine import ROOT, Program, changed_resources, project_config, run_program
+from offline.graph import (
     Chain,
     CrossWait,
     longest_chain,
     owners,
     serialising_hops,
 )
-from tools.offline import ROOT, Program, changed_resources, project_config, run_program
 
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 REMOTE_SECRET_PREFIX = "istio-remote-secret-"

@@ -3,7 +3,7 @@
 A reviewer reads `pulumi preview`; these rules make sure a hardened cluster, mesh-wide
 mTLS, a sane traffic split and a root CA key that never enters a cluster cannot be
 lost by an edit that looks harmless in a diff. Every check is a pure function of the
-properties the engine sends (camelCase, exactly as `tools/offline.py` records them),
+properties the engine sends (camelCase, exactly as `offline/engine.py` records them),
 so the tests call them without the CLI; `__main__.py` only hands them to `PolicyPack`.
 
 During `pulumi preview` some values are not known yet (a NAT address, a key that is

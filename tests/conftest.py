@@ -1,29 +1,33 @@
-"""One shared fixture: run the whole program under Pulumi mocks and inspect what it declared."""
+"""One shared fixture: run the whole program under Pulumi mocks and inspect what it declared.
+
+Tests start from `offline.configs.base()`, the tests' own config, never from a
+`Pulumi.<stack>.yaml` a user edits; tests of the shipped stacks say so in their names.
+"""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.harness import Program, project_config, run_program
+from offline import Program, run_program
+from offline.configs import base
 
 
 @pytest.fixture
-def dev_config() -> dict[str, Any]:
-    """A fresh, editable copy of the dev stack's project config."""
-    return copy.deepcopy(project_config("dev"))
+def base_config() -> dict[str, Any]:
+    """A fresh, editable copy of the tests' two-cluster config."""
+    return base()
 
 
 @pytest.fixture
 def run() -> Callable[..., Program]:
-    """Run the program with a given project config (default: Pulumi.dev.yaml's)."""
+    """Run the program with a given project config."""
     return run_program
 
 
 @pytest.fixture(scope="session")
-def dev_stack() -> Program:
-    """The dev stack as declared, computed once for the read-only tests."""
-    return run_program()
+def base_stack() -> Program:
+    """The base config as declared, computed once for the read-only tests."""
+    return run_program(base())

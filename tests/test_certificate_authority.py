@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from components.certificate_authority import ISTIOD_SAN, cacerts_data
-from tests.harness import Program, changed_resources, pem_key, project_config, self_signed_pem
-from tests.test_stack import three_clusters
+from offline import Program, changed_resources, pem_key, self_signed_pem
+from offline.configs import base, three_clusters
 
-CLUSTERS = [c["name"] for c in project_config()["clusters"]]
+CLUSTERS = [c["name"] for c in base()["clusters"]]
 PUB = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -47,8 +47,8 @@ def test_cacerts_data_orders_the_chain_intermediate_then_root() -> None:
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_each_cluster_gets_an_intermediate_issued_by_the_mesh_root(dev_stack: Program, cluster: str) -> None:
-    data = cacerts_of(dev_stack, cluster)
+def test_each_cluster_gets_an_intermediate_issued_by_the_mesh_root(base_stack: Program, cluster: str) -> None:
+    data = cacerts_of(base_stack, cluster)
     assert set(data) == {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
     (inter,) = certs(data["ca-cert.pem"])
     (root,) = certs(data["root-cert.pem"])
@@ -63,8 +63,8 @@ def test_each_cluster_gets_an_intermediate_issued_by_the_mesh_root(dev_stack: Pr
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_intermediate_is_a_signing_ca_named_for_its_cluster(dev_stack: Program, cluster: str) -> None:
-    (inter,) = certs(cacerts_of(dev_stack, cluster)["ca-cert.pem"])
+def test_intermediate_is_a_signing_ca_named_for_its_cluster(base_stack: Program, cluster: str) -> None:
+    (inter,) = certs(cacerts_of(base_stack, cluster)["ca-cert.pem"])
     constraints = inter.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca
     usage = inter.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -76,33 +76,33 @@ def test_intermediate_is_a_signing_ca_named_for_its_cluster(dev_stack: Program, 
     assert san.get_values_for_type(x509.DNSName) == [ISTIOD_SAN]
 
 
-def test_path_length_leaves_room_for_exactly_one_intermediate(dev_stack: Program) -> None:
+def test_path_length_leaves_room_for_exactly_one_intermediate(base_stack: Program) -> None:
     """The root's pathlen:1 stops an intermediate from minting sub-CAs (see ROOT_MAX_PATH_LENGTH)."""
-    (root,) = certs(cacerts_of(dev_stack, CLUSTERS[0])["root-cert.pem"])
+    (root,) = certs(cacerts_of(base_stack, CLUSTERS[0])["root-cert.pem"])
     constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca and constraints.value.path_length == 1
     assert root.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
-    cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{CLUSTERS[0]}-cert")
+    cert = base_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{CLUSTERS[0]}-cert")
     assert cert.inputs["isCaCertificate"] is True
     assert cert.inputs["maxPathLength"] == 0
     assert {"cert_signing", "digital_signature"} <= set(cert.inputs["allowedUses"])
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
-def test_intermediate_validity_lies_inside_the_roots(dev_stack: Program, cluster: str) -> None:
-    data = cacerts_of(dev_stack, cluster)
+def test_intermediate_validity_lies_inside_the_roots(base_stack: Program, cluster: str) -> None:
+    data = cacerts_of(base_stack, cluster)
     (inter,), (root,) = certs(data["ca-cert.pem"]), certs(data["root-cert.pem"])
     assert root.not_valid_before_utc <= inter.not_valid_before_utc
     assert inter.not_valid_after_utc < root.not_valid_after_utc
     assert inter.not_valid_after_utc - inter.not_valid_before_utc == dt.timedelta(hours=17520)
 
 
-def test_every_cluster_trusts_the_same_root_and_has_its_own_intermediate(dev_stack: Program) -> None:
-    roots = {cacerts_of(dev_stack, c)["root-cert.pem"] for c in CLUSTERS}
+def test_every_cluster_trusts_the_same_root_and_has_its_own_intermediate(base_stack: Program) -> None:
+    roots = {cacerts_of(base_stack, c)["root-cert.pem"] for c in CLUSTERS}
     assert len(roots) == 1
-    assert roots == {dev_stack.exports["rootCertPem"]}
-    assert len({cacerts_of(dev_stack, c)["ca-cert.pem"] for c in CLUSTERS}) == len(CLUSTERS)
-    assert len({cacerts_of(dev_stack, c)["ca-key.pem"] for c in CLUSTERS}) == len(CLUSTERS)
+    assert roots == {base_stack.exports["rootCertPem"]}
+    assert len({cacerts_of(base_stack, c)["ca-cert.pem"] for c in CLUSTERS}) == len(CLUSTERS)
+    assert len({cacerts_of(base_stack, c)["ca-key.pem"] for c in CLUSTERS}) == len(CLUSTERS)
 
 
 def _all_strings(value: Any) -> list[str]:
@@ -115,29 +115,29 @@ def _all_strings(value: Any) -> list[str]:
     return []
 
 
-def test_root_key_never_enters_a_cluster(dev_stack: Program) -> None:
-    root_key = dev_stack.find("tls:index/privateKey:PrivateKey", "mesh-ca-root-key").outputs["privateKeyPem"]
-    for r in dev_stack.resources:
+def test_root_key_never_enters_a_cluster(base_stack: Program) -> None:
+    root_key = base_stack.find("tls:index/privateKey:PrivateKey", "mesh-ca-root-key").outputs["privateKeyPem"]
+    for r in base_stack.resources:
         if r.type.startswith("kubernetes:"):
             assert not any(root_key.strip() in s for s in _all_strings(r.inputs)), f"{r.type} {r.name}"
-    assert root_key not in str(dev_stack.exports)
+    assert root_key not in str(base_stack.exports)
 
 
-def test_key_material_travels_only_as_secrets(dev_stack: Program) -> None:
+def test_key_material_travels_only_as_secrets(base_stack: Program) -> None:
     for cluster in CLUSTERS:
-        assert "stringData" in dev_stack.find("kubernetes:core/v1:Secret", f"{cluster}-cacerts").secret_inputs
-        cert = dev_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{cluster}-cert")
+        assert "stringData" in base_stack.find("kubernetes:core/v1:Secret", f"{cluster}-cacerts").secret_inputs
+        cert = base_stack.find("tls:index/locallySignedCert:LocallySignedCert", f"mesh-ca.{cluster}-cert")
         assert "caPrivateKeyPem" in cert.secret_inputs
-        csr = dev_stack.find("tls:index/certRequest:CertRequest", f"mesh-ca.{cluster}-csr")
+        csr = base_stack.find("tls:index/certRequest:CertRequest", f"mesh-ca.{cluster}-csr")
         assert "privateKeyPem" in csr.secret_inputs
-    root = dev_stack.find("tls:index/selfSignedCert:SelfSignedCert", "mesh-ca-root-cert")
+    root = base_stack.find("tls:index/selfSignedCert:SelfSignedCert", "mesh-ca-root-cert")
     assert "privateKeyPem" in root.secret_inputs
 
 
 @pytest.mark.parametrize(("algorithm", "key_type"), [("RSA", rsa.RSAPrivateKey), ("ECDSA", ec.EllipticCurvePrivateKey)])
-def test_algorithm_follows_config(run, dev_config, algorithm: str, key_type: type) -> None:
-    dev_config["ca"] = {"algorithm": algorithm}
-    stack = run(dev_config)
+def test_algorithm_follows_config(run, base_config, algorithm: str, key_type: type) -> None:
+    base_config["ca"] = {"algorithm": algorithm}
+    stack = run(base_config)
     for key in stack.of_type("tls:index/privateKey:PrivateKey"):
         assert key.inputs["algorithm"] == algorithm
     data = cacerts_of(stack, CLUSTERS[0])
@@ -150,23 +150,23 @@ def _ca_inputs(stack: Program) -> dict[str, dict[str, Any]]:
     return {r.name: r.inputs for r in stack.resources if r.type.startswith("tls:index/")}
 
 
-def test_changing_intermediate_validity_leaves_the_root_alone(run, dev_config) -> None:
-    before = _ca_inputs(run(dev_config))
-    dev_config["ca"] = {"intermediateValidityHours": 8760}
-    after = _ca_inputs(run(dev_config))
+def test_changing_intermediate_validity_leaves_the_root_alone(run, base_config) -> None:
+    before = _ca_inputs(run(base_config))
+    base_config["ca"] = {"intermediateValidityHours": 8760}
+    after = _ca_inputs(run(base_config))
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {f"mesh-ca.{c}-cert" for c in CLUSTERS}
 
 
-def test_rotating_one_intermediate_touches_only_that_cluster(run, dev_stack: Program) -> None:
+def test_rotating_one_intermediate_touches_only_that_cluster(run, base_stack: Program) -> None:
     """`pulumi up --replace <green key urn>`: what the preview would show changing."""
     key = f"mesh-ca.{CLUSTERS[1]}-key"
     rotated = run(replace=[key])
-    diff = changed_resources(dev_stack, rotated)
+    diff = changed_resources(base_stack, rotated)
     assert diff.added == diff.removed == ()
     changed = {rotated.by_urn[u].name for u in diff.changed}
     assert changed == {f"mesh-ca.{CLUSTERS[1]}-csr", f"mesh-ca.{CLUSTERS[1]}-cert", f"{CLUSTERS[1]}-cacerts"}
-    old_cacerts = dev_stack.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]
+    old_cacerts = base_stack.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]
     new_cacerts = rotated.find("kubernetes:core/v1:Secret", f"{CLUSTERS[1]}-cacerts").inputs["stringData"]
     assert new_cacerts["ca-key.pem"] != old_cacerts["ca-key.pem"]
     assert new_cacerts["root-cert.pem"] == old_cacerts["root-cert.pem"], "the mesh keeps its root"
@@ -177,10 +177,10 @@ def _self_signed_root() -> tuple[str, str]:
     return self_signed_pem(key, "Team Root", organization="Team Vault", subject_key_id=True), pem_key(key)
 
 
-def test_bring_your_own_root_signs_the_intermediates(run, dev_config) -> None:
+def test_bring_your_own_root_signs_the_intermediates(run, base_config) -> None:
     cert_pem, key_pem = _self_signed_root()
-    dev_config["ca"] = {"rootCertPem": cert_pem, "rootKeyPem": key_pem}
-    stack = run(dev_config, secret_keys=["ca"])
+    base_config["ca"] = {"rootCertPem": cert_pem, "rootKeyPem": key_pem}
+    stack = run(base_config, secret_keys=["ca"])
     assert not stack.of_type("tls:index/selfSignedCert:SelfSignedCert")
     assert not [r for r in stack.of_type("tls:index/privateKey:PrivateKey") if "root" in r.name]
     (team_root,) = certs(cert_pem)
@@ -194,9 +194,9 @@ def test_bring_your_own_root_signs_the_intermediates(run, dev_config) -> None:
         assert key_pem.strip() not in str(data)
 
 
-def test_three_clusters_three_intermediates_one_root(run, dev_config) -> None:
-    stack = run(three_clusters(dev_config))
-    names = [c["name"] for c in three_clusters(dev_config)["clusters"]]
+def test_three_clusters_three_intermediates_one_root(run, base_config) -> None:
+    stack = run(three_clusters(base_config))
+    names = [c["name"] for c in three_clusters(base_config)["clusters"]]
     roots = {cacerts_of(stack, n)["root-cert.pem"] for n in names}
     assert len(roots) == 1
     (root,) = certs(roots.pop())

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from components.cluster import CLOUD_PLATFORM_SCOPE, NODE_ROLE, gke_kubeconfig
-from tests.harness import GCP_PROJECT_DEFAULT, ROOT, Program, Resource, project_config, stack_file_config
+from offline import GCP_PROJECT_DEFAULT, ROOT, Program, Resource, stack_file_config
+from offline.configs import base
 
-DEV = {c["name"]: c for c in project_config("dev")["clusters"]}
+DEV = {c["name"]: c for c in base()["clusters"]}
 OTHER = {"blue": "green", "green": "blue"}
 
 
@@ -37,11 +38,11 @@ def test_kubeconfig_uses_googles_exec_plugin_and_no_stored_credential() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DEV))
-def test_cluster_is_private_hardened_and_vpc_native(dev_stack: Program, name: str) -> None:
+def test_cluster_is_private_hardened_and_vpc_native(base_stack: Program, name: str) -> None:
     spec = DEV[name]
-    c = _in(dev_stack, name, "gcp:container/cluster:Cluster")
-    net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", spec["network"])
-    vpc, subnet = (next(r for r in dev_stack.children(net) if r.type == t)
+    c = _in(base_stack, name, "gcp:container/cluster:Cluster")
+    net = base_stack.find("gke-istio-mesh:index:MeshNetwork", spec["network"])
+    vpc, subnet = (next(r for r in base_stack.children(net) if r.type == t)
                    for t in ("gcp:compute/network:Network", "gcp:compute/subnetwork:Subnetwork"))
     i = c.inputs
     assert i["location"] == spec["region"]
@@ -65,14 +66,15 @@ def test_cluster_is_private_hardened_and_vpc_native(dev_stack: Program, name: st
 
 
 @pytest.mark.parametrize("name", sorted(DEV))
-def test_control_plane_admits_operators_and_the_other_clusters_nat_only(dev_stack: Program, name: str) -> None:
-    c = _in(dev_stack, name, "gcp:container/cluster:Cluster")
+def test_control_plane_admits_operators_and_the_other_clusters_nat_only(base_stack: Program, name: str) -> None:
+    c = _in(base_stack, name, "gcp:container/cluster:Cluster")
     blocks = c.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]
-    other_net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", DEV[OTHER[name]]["network"])
-    own_net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", DEV[name]["network"])
-    other_ips = [r.outputs["address"] for r in dev_stack.children(other_net) if r.type == "gcp:compute/address:Address"]
-    own_ips = [r.outputs["address"] for r in dev_stack.children(own_net) if r.type == "gcp:compute/address:Address"]
-    operators = [{"cidrBlock": n["cidr"], "displayName": n["name"]} for n in project_config()["authorizedNetworks"]]
+    other_net = base_stack.find("gke-istio-mesh:index:MeshNetwork", DEV[OTHER[name]]["network"])
+    own_net = base_stack.find("gke-istio-mesh:index:MeshNetwork", DEV[name]["network"])
+    other_ips = [r.outputs["address"] for r in base_stack.children(other_net)
+                 if r.type == "gcp:compute/address:Address"]
+    own_ips = [r.outputs["address"] for r in base_stack.children(own_net) if r.type == "gcp:compute/address:Address"]
+    operators = [{"cidrBlock": n["cidr"], "displayName": n["name"]} for n in base()["authorizedNetworks"]]
     assert blocks == operators + [{"cidrBlock": f"{ip}/32", "displayName": f"istiod in {OTHER[name]}"}
                                   for ip in other_ips]
     assert not any(b["cidrBlock"] in {f"{ip}/32" for ip in own_ips} for b in blocks)
@@ -80,12 +82,12 @@ def test_control_plane_admits_operators_and_the_other_clusters_nat_only(dev_stac
 
 
 @pytest.mark.parametrize("name", sorted(DEV))
-def test_node_pool_autoscales_self_heals_and_runs_as_a_least_privileged_account(dev_stack: Program, name: str) -> None:
+def test_node_pool_autoscales_self_heals_and_runs_as_a_least_privileged_account(base_stack: Program, name: str) -> None:
     spec = DEV[name]
-    pool = _in(dev_stack, name, "gcp:container/nodePool:NodePool")
-    cluster = _in(dev_stack, name, "gcp:container/cluster:Cluster")
-    account = _in(dev_stack, name, "gcp:serviceaccount/account:Account")
-    role = _in(dev_stack, name, "gcp:projects/iAMMember:IAMMember")
+    pool = _in(base_stack, name, "gcp:container/nodePool:NodePool")
+    cluster = _in(base_stack, name, "gcp:container/cluster:Cluster")
+    account = _in(base_stack, name, "gcp:serviceaccount/account:Account")
+    role = _in(base_stack, name, "gcp:projects/iAMMember:IAMMember")
     assert pool.inputs["cluster"] == cluster.outputs["name"]
     assert pool.inputs["location"] == spec["region"]
     assert pool.inputs["autoscaling"] == {"minNodeCount": spec["minNodes"], "maxNodeCount": spec["maxNodes"]}
@@ -98,18 +100,18 @@ def test_node_pool_autoscales_self_heals_and_runs_as_a_least_privileged_account(
     assert node["oauthScopes"] == [CLOUD_PLATFORM_SCOPE]
     assert role.inputs == {"project": GCP_PROJECT_DEFAULT, "role": NODE_ROLE,
                            "member": f"serviceAccount:{account.outputs['email']}"}
-    assert dev_stack.waits_for(pool, role), "nodes must not start before their account may log and pull"
-    nat = dev_stack.find("gcp:compute/routerNat:RouterNat", f"{DEV[name]['network']}-nat")
-    assert dev_stack.waits_for(pool, nat), "private nodes pull Istio's images through Cloud NAT"
+    assert base_stack.waits_for(pool, role), "nodes must not start before their account may log and pull"
+    nat = base_stack.find("gcp:compute/routerNat:RouterNat", f"{DEV[name]['network']}-nat")
+    assert base_stack.waits_for(pool, nat), "private nodes pull Istio's images through Cloud NAT"
     assert 6 <= len(account.inputs["accountId"]) <= 30
 
 
 @pytest.mark.parametrize("name", sorted(DEV))
 def test_provider_targets_its_cluster_waits_for_nodes_and_keeps_a_stable_identity(
-        dev_stack: Program, name: str) -> None:
-    provider = _in(dev_stack, name, "pulumi:providers:kubernetes")
-    cluster = _in(dev_stack, name, "gcp:container/cluster:Cluster")
-    pool = _in(dev_stack, name, "gcp:container/nodePool:NodePool")
+        base_stack: Program, name: str) -> None:
+    provider = _in(base_stack, name, "pulumi:providers:kubernetes")
+    cluster = _in(base_stack, name, "gcp:container/cluster:Cluster")
+    pool = _in(base_stack, name, "gcp:container/nodePool:NodePool")
     assert provider.inputs["clusterIdentifier"] == cluster.id
     assert pool.urn in provider.dependencies
     assert "kubeconfig" in provider.secret_inputs
@@ -119,10 +121,10 @@ def test_provider_targets_its_cluster_waits_for_nodes_and_keeps_a_stable_identit
     assert server["certificate-authority-data"] == cluster.outputs["masterAuth"]["clusterCaCertificate"]
 
 
-def test_deletion_protection_follows_config(run, dev_config) -> None:
-    dev_config["clusters"][0]["deletionProtection"] = True
-    del dev_config["clusters"][1]["deletionProtection"]  # the default protects
-    stack = run(dev_config)
+def test_deletion_protection_follows_config(run, base_config) -> None:
+    base_config["clusters"][0]["deletionProtection"] = True
+    del base_config["clusters"][1]["deletionProtection"]  # the default protects
+    stack = run(base_config)
     flags = {r.name: r.inputs["deletionProtection"] for r in stack.of_type("gcp:container/cluster:Cluster")}
     assert flags == {"blue": True, "green": True}
 
@@ -132,8 +134,8 @@ def test_stack_files_disable_the_default_kubernetes_provider(stack: str) -> None
     assert "kubernetes" in stack_file_config(stack)["pulumi:disable-default-providers"]
 
 
-def test_every_kubernetes_object_names_its_clusters_provider(dev_stack: Program) -> None:
-    providers = {r.urn for r in dev_stack.of_type("pulumi:providers:kubernetes")}
-    for r in dev_stack.resources:
+def test_every_kubernetes_object_names_its_clusters_provider(base_stack: Program) -> None:
+    providers = {r.urn for r in base_stack.of_type("pulumi:providers:kubernetes")}
+    for r in base_stack.resources:
         if r.custom and r.type.startswith("kubernetes:"):
             assert r.provider_urn in providers, f"{r.type} {r.name} would use the ambient kubeconfig"

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components import config
-from tests.harness import ProgramError, pem_key, project_config, self_signed_pem
-from tests.test_stack import three_clusters
+from offline import ProgramError, pem_key, self_signed_pem
+from offline.configs import base, three_clusters
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -225,47 +225,47 @@ RULES: list[tuple[str, Mutation, str]] = [
 
 
 @pytest.mark.parametrize(("mutation", "message"), [pytest.param(m, msg, id=i) for i, m, msg in RULES])
-def test_each_rule_stops_the_program_with_its_message_and_declares_nothing(run, dev_config, mutation, message):
-    mutation(dev_config)
+def test_each_rule_stops_the_program_with_its_message_and_declares_nothing(run, base_config, mutation, message):
+    mutation(base_config)
     with pytest.raises(ProgramError) as failure:
-        run(dev_config)
+        run(base_config)
     text = str(failure.value)
     assert text.startswith("invalid stack config ("), text
     assert message in text, text
     assert failure.value.declared == [], "a bad config must not declare anything"
 
 
-def test_the_tests_own_mutations_leave_the_dev_config_valid(dev_config) -> None:
+def test_the_tests_own_mutations_leave_the_dev_config_valid(base_config) -> None:
     """Guards the table above: the unmodified dev config parses, so each failure is the mutation's."""
-    parsed = config.parse(dev_config, project="p")
+    parsed = config.parse(base_config, project="p")
     assert [c.name for c in parsed.clusters] == ["blue", "green"]
 
 
-def test_every_problem_is_reported_at_once(run, dev_config) -> None:
-    dev_config["clusters"][1]["masterCidr"] = "172.16.0.0/24"
-    dev_config["traffic"]["subsetLabel"] = "zone"
-    dev_config["meshId"] = "Mesh"
+def test_every_problem_is_reported_at_once(run, base_config) -> None:
+    base_config["clusters"][1]["masterCidr"] = "172.16.0.0/24"
+    base_config["traffic"]["subsetLabel"] = "zone"
+    base_config["meshId"] = "Mesh"
     with pytest.raises(ProgramError) as failure:
-        run(dev_config)
+        run(base_config)
     lines = [line for line in str(failure.value).splitlines() if line.startswith("  - ")]
     assert len(lines) == 3, lines
     assert str(failure.value).startswith("invalid stack config (3 problem(s)):")
 
 
-def test_missing_gcp_project_is_named(run, dev_config) -> None:
+def test_missing_gcp_project_is_named(run, base_config) -> None:
     with pytest.raises(ProgramError) as failure:
-        run(dev_config, gcp_project=None)
+        run(base_config, gcp_project=None)
     assert "gcp:project is not set: run `pulumi config set gcp:project <project-id>`" in str(failure.value)
     assert failure.value.declared == []
 
 
-def test_the_message_reaches_the_user_without_a_traceback(run, dev_config) -> None:
+def test_the_message_reaches_the_user_without_a_traceback(run, base_config) -> None:
     """pulumi.RunError is the SDK's way to fail a program with only its message."""
     import pulumi
 
-    dev_config["clusters"][1]["name"] = "blue"
+    base_config["clusters"][1]["name"] = "blue"
     with pytest.raises(ProgramError) as failure:
-        run(dev_config)
+        run(base_config)
     assert isinstance(failure.value.cause, pulumi.RunError)
 
 
@@ -280,32 +280,32 @@ def test_the_message_reaches_the_user_without_a_traceback(run, dev_config) -> No
     (("not a pem", WRONG_KEY[1]), "ca.rootCertPem is not a PEM X.509 certificate"),
     ((WRONG_KEY[0], "not a key"), "ca.rootKeyPem is not an unencrypted PEM private key"),
 ])
-def test_bring_your_own_root_must_be_a_ca_with_its_own_key(run, dev_config, pair, message) -> None:
-    dev_config["ca"] = {"rootCertPem": pair[0], "rootKeyPem": pair[1]}
+def test_bring_your_own_root_must_be_a_ca_with_its_own_key(run, base_config, pair, message) -> None:
+    base_config["ca"] = {"rootCertPem": pair[0], "rootKeyPem": pair[1]}
     with pytest.raises(ProgramError) as failure:
-        run(dev_config, secret_keys=["ca"])
+        run(base_config, secret_keys=["ca"])
     assert message in str(failure.value)
     assert failure.value.declared == []
 
 
-def test_bring_your_own_root_key_must_be_a_secret(run, dev_config) -> None:
+def test_bring_your_own_root_key_must_be_a_secret(run, base_config) -> None:
     cert, key = _pem_pair(ca=True)
-    dev_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
+    base_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
     with pytest.raises(ProgramError) as failure:
-        run(dev_config)  # ca not marked secret
+        run(base_config)  # ca not marked secret
     assert ("ca.rootKeyPem must be set as a secret: pulumi config set --secret --path ca.rootKeyPem "
             "< root-key.pem") in str(failure.value)
     assert failure.value.declared == []
 
 
-def test_defaults_when_optional_keys_are_left_out(dev_config) -> None:
+def test_defaults_when_optional_keys_are_left_out(base_config) -> None:
     for key in ("meshId", "istio", "meshNamespaces", "clusterLocal", "authorizedNetworks"):
-        dev_config.pop(key, None)
-    dev_config["traffic"] = {}
-    for c in dev_config["clusters"]:
+        base_config.pop(key, None)
+    base_config["traffic"] = {}
+    for c in base_config["clusters"]:
         for k in ("machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection"):
             c.pop(k)
-    parsed = config.parse(dev_config, project="p")
+    parsed = config.parse(base_config, project="p")
     assert parsed.mesh_id == "mesh1"
     assert parsed.istio == config.IstioSettings("1.30.3", "https://istio-release.storage.googleapis.com/charts")
     blue = parsed.clusters[0]
@@ -317,28 +317,28 @@ def test_defaults_when_optional_keys_are_left_out(dev_config) -> None:
     assert parsed.ca == config.CaSpec()
 
 
-def test_parsed_config_is_immutable(dev_config) -> None:
-    parsed = config.parse(dev_config, project="p")
+def test_parsed_config_is_immutable(base_config) -> None:
+    parsed = config.parse(base_config, project="p")
     with pytest.raises(AttributeError):
         parsed.clusters[0].name = "red"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("version", ["1.27.1", "1.28.0", "1.30.3", "1.31.0-rc.1"])
-def test_supported_istio_versions_are_accepted(dev_config, version: str) -> None:
-    dev_config["istio"]["version"] = version
-    assert config.parse(dev_config, project="p").istio.version == version
+def test_supported_istio_versions_are_accepted(base_config, version: str) -> None:
+    base_config["istio"]["version"] = version
+    assert config.parse(base_config, project="p").istio.version == version
 
 
-def test_cluster_istio_version_overrides_the_mesh_pin(dev_config) -> None:
-    dev_config["clusters"][1]["istioVersion"] = "1.31.0-rc.1"
-    parsed = config.parse(dev_config, project="p")
+def test_cluster_istio_version_overrides_the_mesh_pin(base_config) -> None:
+    base_config["clusters"][1]["istioVersion"] = "1.31.0-rc.1"
+    parsed = config.parse(base_config, project="p")
     assert [parsed.istio_version(c) for c in parsed.clusters] == ["1.30.3", "1.31.0-rc.1"]
 
 
-def test_root_pem_keys_never_appear_in_repr(dev_config) -> None:
+def test_root_pem_keys_never_appear_in_repr(base_config) -> None:
     cert, key = _pem_pair(ca=True)
-    dev_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
-    parsed = config.parse(dev_config, project="p", ca_is_secret=True)
+    base_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
+    parsed = config.parse(base_config, project="p", ca_is_secret=True)
     assert "PRIVATE KEY" not in repr(parsed)
 
 
@@ -350,7 +350,7 @@ NAMES = ["blue", "green", "teal"]
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.sampled_from([*NAMES, "red"]), st.integers(min_value=-5, max_value=105), min_size=1))
 def test_weights_are_accepted_exactly_when_known_in_range_and_summing_to_100(weights: dict[str, int]) -> None:
-    cfg = three_clusters(project_config())
+    cfg = three_clusters(base())
     cfg["traffic"]["weights"] = weights
     valid = set(weights) <= set(NAMES) and all(0 <= w <= 100 for w in weights.values()) and sum(
         weights.values()) == 100
@@ -374,7 +374,7 @@ _private = st.builds(
 @settings(max_examples=150, deadline=None)
 @given(node=_private, pods=_private)
 def test_a_clusters_ranges_may_not_overlap(node: ipaddress.IPv4Network, pods: ipaddress.IPv4Network) -> None:
-    cfg = copy.deepcopy(project_config())
+    cfg = copy.deepcopy(base())
     cfg["clusters"][0].update(nodeCidr=str(node), podCidr=str(pods), serviceCidr="192.168.0.0/20")
     overlap_line = f"clusters[0].podCidr {pods} overlaps clusters[0].nodeCidr {node}"
     pod_size_ok = 9 <= pods.prefixlen <= 21
@@ -390,7 +390,7 @@ def test_a_clusters_ranges_may_not_overlap(node: ipaddress.IPv4Network, pods: ip
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="abcxyz019-_.A", min_size=1, max_size=40))
 def test_cluster_names_must_be_short_dns_labels_starting_with_a_letter(name: str) -> None:
-    cfg = copy.deepcopy(project_config())
+    cfg = copy.deepcopy(base())
     cfg["clusters"][0]["name"] = name
     cfg["traffic"]["weights"] = {name: 100}
     valid = (len(name) <= config.MAX_CLUSTER_NAME and name[0].isalpha() and name[0].islower()

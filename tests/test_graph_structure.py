@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from bench import configs, durations
-from bench.graph import (
+from bench import durations
+from components import config as stack_config
+from offline import Program, Resource, changed_resources, configs, run_program
+from offline.graph import (
     GKE_CLUSTER,
     HELM_RELEASE,
     Chain,
@@ -28,8 +30,6 @@ from bench.graph import (
     serialising_hops,
     wait_edges,
 )
-from components import config as stack_config
-from tests.harness import Program, Resource, changed_resources, run_program
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 
@@ -43,17 +43,17 @@ def three() -> Program:
 # ------------------------------------------------------------------ the real program
 
 
-def test_bench_edges_are_the_engines_ordering(dev_stack: Program) -> None:
+def test_bench_edges_are_the_engines_ordering(base_stack: Program) -> None:
     """The chains the bench measures follow exactly the waits `Program.waits_for` defines."""
-    edges = wait_edges(dev_stack)
+    edges = wait_edges(base_stack)
     reach: dict[str, set[str]] = {}
-    for urn in creation_order(dev_stack, edges):
+    for urn in creation_order(base_stack, edges):
         reach[urn] = set(edges[urn]).union(*(reach[d] for d in edges[urn]))
-    for a, b in itertools.product([r for r in dev_stack.resources if r.custom], dev_stack.resources):
-        assert (b.urn in reach[a.urn]) == dev_stack.waits_for(a, b), (a.name, b.name)
+    for a, b in itertools.product([r for r in base_stack.resources if r.custom], base_stack.resources):
+        assert (b.urn in reach[a.urn]) == base_stack.waits_for(a, b), (a.name, b.name)
 
 
-@pytest.mark.parametrize("stack", ["dev_stack", "three"])
+@pytest.mark.parametrize("stack", ["base_stack", "three"])
 def test_clusters_wait_for_each_other_only_through_nat_allow_lists(stack: str, request) -> None:
     """Before the mesh link, a cluster waits for a peer only to allow-list the peer's NAT address.
 
@@ -238,9 +238,9 @@ def test_an_unknown_resource_type_names_the_table_to_extend() -> None:
         durations.seconds(_res("gcp:dns/managedZone:ManagedZone", "zone"))
 
 
-def test_each_intermediate_belongs_to_its_cluster_and_the_root_to_none(dev_stack: Program) -> None:
-    owner = owners(dev_stack)
-    ca = [r for r in dev_stack.resources if r.type.startswith("tls:index/")]
+def test_each_intermediate_belongs_to_its_cluster_and_the_root_to_none(base_stack: Program) -> None:
+    owner = owners(base_stack)
+    ca = [r for r in base_stack.resources if r.type.startswith("tls:index/")]
     by_owner = {(r.name, owner[r.urn]) for r in ca}
     assert by_owner == {("mesh-ca-root-key", None), ("mesh-ca-root-cert", None)} | {
         (f"mesh-ca.{c}-{part}", c) for c in ("blue", "green") for part in ("key", "csr", "cert")}

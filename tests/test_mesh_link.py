@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from components.mesh_link import remote_kubeconfig
-from tests.harness import Program, project_config
-from tests.test_stack import three_clusters
+from offline import Program
+from offline.configs import base, three_clusters
 
 SECRET = "kubernetes:core/v1:Secret"
 
@@ -76,19 +76,19 @@ def check_full_mesh(stack: Program, names: list[str]) -> None:
         assert user["user"]["token"] == base64.b64decode(token.outputs["data"]["token"]).decode()
 
 
-def test_dev_full_mesh(dev_stack: Program) -> None:
-    check_full_mesh(dev_stack, [c["name"] for c in project_config()["clusters"]])
+def test_dev_full_mesh(base_stack: Program) -> None:
+    check_full_mesh(base_stack, [c["name"] for c in base()["clusters"]])
 
 
-def test_three_cluster_full_mesh(run, dev_config) -> None:
-    config = three_clusters(dev_config)
+def test_three_cluster_full_mesh(run, base_config) -> None:
+    config = three_clusters(base_config)
     check_full_mesh(run(config), [c["name"] for c in config["clusters"]])
 
 
 @pytest.mark.parametrize("subset_label", ["network", "cluster"])
-def test_names_stay_consistent_when_clusters_are_renamed(run, dev_config, subset_label: str) -> None:
+def test_names_stay_consistent_when_clusters_are_renamed(run, base_config, subset_label: str) -> None:
     """Secret names, annotations, data keys and clusterName come from one config value."""
-    dev_config["clusters"][0]["name"] = "blue-2"
-    dev_config["traffic"]["weights"] = {"blue-2": 100, "green": 0}
-    dev_config["traffic"]["subsetLabel"] = subset_label
-    check_full_mesh(run(dev_config), ["blue-2", "green"])
+    base_config["clusters"][0]["name"] = "blue-2"
+    base_config["traffic"]["weights"] = {"blue-2": 100, "green": 0}
+    base_config["traffic"]["subsetLabel"] = subset_label
+    check_full_mesh(run(base_config), ["blue-2", "green"])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from components.network import node_tag
-from tests.harness import Program, Resource, project_config
+from offline import Program, Resource
+from offline.configs import base
 
-DEV = {c["name"]: c for c in project_config("dev")["clusters"]}
+DEV = {c["name"]: c for c in base()["clusters"]}
 
 
 def _network(stack: Program, cluster: str) -> Resource:
@@ -20,11 +21,11 @@ def _child(stack: Program, cluster: str, type_: str) -> list[Resource]:
 
 
 @pytest.mark.parametrize("cluster", sorted(DEV))
-def test_vpc_is_custom_mode_and_subnet_carries_the_cluster_ranges(dev_stack: Program, cluster: str) -> None:
+def test_vpc_is_custom_mode_and_subnet_carries_the_cluster_ranges(base_stack: Program, cluster: str) -> None:
     spec = DEV[cluster]
-    (vpc,) = _child(dev_stack, cluster, "gcp:compute/network:Network")
+    (vpc,) = _child(base_stack, cluster, "gcp:compute/network:Network")
     assert vpc.inputs["autoCreateSubnetworks"] is False
-    (subnet,) = _child(dev_stack, cluster, "gcp:compute/subnetwork:Subnetwork")
+    (subnet,) = _child(base_stack, cluster, "gcp:compute/subnetwork:Subnetwork")
     assert subnet.inputs["network"] == vpc.id
     assert subnet.inputs["region"] == spec["region"]
     assert subnet.inputs["ipCidrRange"] == spec["nodeCidr"]
@@ -34,11 +35,11 @@ def test_vpc_is_custom_mode_and_subnet_carries_the_cluster_ranges(dev_stack: Pro
 
 
 @pytest.mark.parametrize("cluster", sorted(DEV))
-def test_nat_uses_only_the_reserved_egress_addresses(dev_stack: Program, cluster: str) -> None:
+def test_nat_uses_only_the_reserved_egress_addresses(base_stack: Program, cluster: str) -> None:
     spec = DEV[cluster]
-    (router,) = _child(dev_stack, cluster, "gcp:compute/router:Router")
-    (nat,) = _child(dev_stack, cluster, "gcp:compute/routerNat:RouterNat")
-    addresses = _child(dev_stack, cluster, "gcp:compute/address:Address")
+    (router,) = _child(base_stack, cluster, "gcp:compute/router:Router")
+    (nat,) = _child(base_stack, cluster, "gcp:compute/routerNat:RouterNat")
+    addresses = _child(base_stack, cluster, "gcp:compute/address:Address")
     assert addresses, "NAT needs at least one reserved address"
     for address in addresses:
         assert address.inputs["addressType"] == "EXTERNAL"
@@ -52,9 +53,9 @@ def test_nat_uses_only_the_reserved_egress_addresses(dev_stack: Program, cluster
 
 
 @pytest.mark.parametrize("cluster", sorted(DEV))
-def test_firewall_opens_only_istio_webhook_from_the_control_plane(dev_stack: Program, cluster: str) -> None:
+def test_firewall_opens_only_istio_webhook_from_the_control_plane(base_stack: Program, cluster: str) -> None:
     spec = DEV[cluster]
-    rules = _child(dev_stack, cluster, "gcp:compute/firewall:Firewall")
+    rules = _child(base_stack, cluster, "gcp:compute/firewall:Firewall")
     (webhook,) = rules
     assert webhook.inputs["direction"] == "INGRESS"
     assert webhook.inputs["sourceRanges"] == [spec["masterCidr"]]
@@ -62,22 +63,22 @@ def test_firewall_opens_only_istio_webhook_from_the_control_plane(dev_stack: Pro
     assert webhook.inputs["allows"] == [{"protocol": "tcp", "ports": ["15017"]}]
     assert webhook.inputs["targetTags"] == [node_tag(cluster)]
     # The tag is the one the cluster's nodes carry.
-    pools = [r for r in dev_stack.of_type("gcp:container/nodePool:NodePool") if r.name == f"{cluster}-pool"]
+    pools = [r for r in base_stack.of_type("gcp:container/nodePool:NodePool") if r.name == f"{cluster}-pool"]
     assert pools[0].inputs["nodeConfig"]["tags"] == [node_tag(cluster)]
 
 
-def test_nothing_is_opened_to_the_internet(dev_stack: Program) -> None:
-    for rule in dev_stack.of_type("gcp:compute/firewall:Firewall"):
+def test_nothing_is_opened_to_the_internet(base_stack: Program) -> None:
+    for rule in base_stack.of_type("gcp:compute/firewall:Firewall"):
         assert "0.0.0.0/0" not in rule.inputs.get("sourceRanges", [])
         assert not rule.inputs.get("sourceTags")
 
 
-def test_each_network_gets_its_own_vpc(dev_stack: Program) -> None:
-    vpcs = dev_stack.of_type("gcp:compute/network:Network")
+def test_each_network_gets_its_own_vpc(base_stack: Program) -> None:
+    vpcs = base_stack.of_type("gcp:compute/network:Network")
     assert len(vpcs) == len(DEV)
     assert len({v.outputs["selfLink"] for v in vpcs}) == len(DEV)
     network_types = {"gcp:compute/network:Network", "gcp:compute/subnetwork:Subnetwork", "gcp:compute/router:Router",
                      "gcp:compute/routerNat:RouterNat", "gcp:compute/firewall:Firewall"}
-    for r in dev_stack.resources:
+    for r in base_stack.resources:
         if r.type in network_types:
-            assert dev_stack.by_urn[r.parent].type == "gke-istio-mesh:index:MeshNetwork"
+            assert base_stack.by_urn[r.parent].type == "gke-istio-mesh:index:MeshNetwork"

@@ -34,8 +34,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from offline import ROOT, Program, pem_key, run_program, self_signed_pem
 from policy import policies as pol
-from tests.harness import ROOT, Program, pem_key, run_program, self_signed_pem
 
 # --------------------------------------------------------------------------- calling rules like the analyzer
 
@@ -411,14 +411,14 @@ def run_stack_rules(declared: list[Declared]) -> dict[str, list[tuple[str, str |
     return {p.name: v for p in pol.STACK_POLICIES if (v := violations(p, args))}
 
 
-def test_the_dev_stack_passes_its_own_pack(dev_stack: Program) -> None:
-    types = {r.type for r in dev_stack.resources}
+def test_the_dev_stack_passes_its_own_pack(base_stack: Program) -> None:
+    types = {r.type for r in base_stack.resources}
     # Not vacuous: every rule has something of its kind to look at.
     assert {pol.CLUSTER, pol.NODE_POOL, pol.K8S_PROVIDER, pol.HELM_RELEASE, pol.TLS_PRIVATE_KEY,
             pol.TLS_SELF_SIGNED_CERT, pol.VIRTUAL_SERVICE_TYPES[0], pol.PEER_AUTHENTICATION_TYPES[0],
             pol.SECRET_TYPES[0]} <= types
-    assert run_resource_rules(dev_stack) == {}
-    assert run_stack_rules(from_program(dev_stack)) == {}
+    assert run_resource_rules(base_stack) == {}
+    assert run_stack_rules(from_program(base_stack)) == {}
 
 
 def test_the_prod_stack_passes_the_pack_too() -> None:
@@ -429,36 +429,36 @@ def test_the_prod_stack_passes_the_pack_too() -> None:
     assert run_stack_rules(from_program(prod)) == {}
 
 
-def test_dev_cluster_with_public_nodes_is_caught(dev_stack: Program) -> None:
+def test_dev_cluster_with_public_nodes_is_caught(base_stack: Program) -> None:
     def public_green(r: Any, inputs: dict[str, Any]) -> None:
         if r.type == pol.CLUSTER and r.name == "green":
             inputs["privateClusterConfig"]["enablePrivateNodes"] = False
 
-    assert run_resource_rules(dev_stack, public_green) == {"gke-private-nodes": [
+    assert run_resource_rules(base_stack, public_green) == {"gke-private-nodes": [
         ("green", "privateClusterConfig.enablePrivateNodes is false; it must be true so that nodes get no public "
                   "IP addresses")]}
 
 
-def test_dev_routes_that_do_not_sum_to_100_are_caught(dev_stack: Program) -> None:
+def test_dev_routes_that_do_not_sum_to_100_are_caught(base_stack: Program) -> None:
     def overbooked(r: Any, inputs: dict[str, Any]) -> None:
         if r.type in pol.VIRTUAL_SERVICE_TYPES and r.name.startswith("blue-"):
             inputs["spec"]["http"][0]["route"][1]["weight"] = 20.0
 
-    found = run_resource_rules(dev_stack, overbooked)
+    found = run_resource_rules(base_stack, overbooked)
     assert list(found) == ["istio-route-weights-sum-to-100"]
     assert [name for name, _ in found["istio-route-weights-sum-to-100"]] == ["blue-routing.helloworld.sample-vs"]
 
 
-def test_dev_cluster_without_its_peer_authentication_is_caught(dev_stack: Program) -> None:
-    declared = [d for d in from_program(dev_stack) if d.name != "green-strict-mtls"]
-    green_provider = dev_stack.find(pol.K8S_PROVIDER, "green-k8s")
+def test_dev_cluster_without_its_peer_authentication_is_caught(base_stack: Program) -> None:
+    declared = [d for d in from_program(base_stack) if d.name != "green-strict-mtls"]
+    green_provider = base_stack.find(pol.K8S_PROVIDER, "green-k8s")
     found = run_stack_rules(declared)
     assert list(found) == ["istio-strict-mtls-in-every-cluster"]
     assert [urn for _, urn in found["istio-strict-mtls-in-every-cluster"]] == [green_provider.urn]
 
 
-def test_dev_cacerts_holding_the_root_key_is_caught(dev_stack: Program) -> None:
-    declared = from_program(dev_stack)
+def test_dev_cacerts_holding_the_root_key_is_caught(base_stack: Program) -> None:
+    declared = from_program(base_stack)
     root_key = find(declared, pol.TLS_PRIVATE_KEY, "mesh-ca-root-key").props["privateKeyPemPkcs8"]
     cacerts = find(declared, "kubernetes:core/v1:Secret", "blue-cacerts")
     cacerts.props["stringData"]["ca-key.pem"] = root_key
@@ -473,11 +473,11 @@ def test_dev_cacerts_holding_the_root_key_is_caught(dev_stack: Program) -> None:
     ])
 
 
-def test_bring_your_own_root_stack_passes_and_its_root_key_is_still_guarded(run, dev_config) -> None:
+def test_bring_your_own_root_stack_passes_and_its_root_key_is_still_guarded(run, base_config) -> None:
     cert_pem, key = _ca_pair("Team Root")
     key_pem = pem_key(key)
-    dev_config["ca"] = {"algorithm": "ECDSA", "rootCertPem": cert_pem, "rootKeyPem": key_pem}
-    stack = run(dev_config, secret_keys=["ca"])
+    base_config["ca"] = {"algorithm": "ECDSA", "rootCertPem": cert_pem, "rootKeyPem": key_pem}
+    stack = run(base_config, secret_keys=["ca"])
     assert run_resource_rules(stack) == {}
     declared = from_program(stack)
     assert run_stack_rules(declared) == {}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Program, ProgramError, Resource, project_config, run_program
+from offline import Program, ProgramError, Resource, project_config, run_program
 
 NETWORK = "gcp:compute/network:Network"
 SUBNET = "gcp:compute/subnetwork:Subnetwork"
@@ -46,36 +46,36 @@ def _protected(stack: Program) -> set[str]:
     return {r.urn for r in stack.resources if r.protect}
 
 
-def test_protect_is_off_by_default(run: Callable[..., Program], dev_config: dict[str, Any]) -> None:
-    for cluster in dev_config["clusters"]:
+def test_protect_is_off_by_default(run: Callable[..., Program], base_config: dict[str, Any]) -> None:
+    for cluster in base_config["clusters"]:
         cluster.pop("protect", None)
-    assert _protected(run(dev_config)) == set()
+    assert _protected(run(base_config)) == set()
 
 
-def test_dev_stack_protects_nothing(dev_stack: Program) -> None:
+def test_dev_stack_protects_nothing(base_stack: Program) -> None:
     assert [c.get("protect") for c in DEV["clusters"]] == [False, False]
-    assert _protected(dev_stack) == set()
+    assert _protected(base_stack) == set()
 
 
 def test_protect_guards_exactly_that_clusters_network_subnet_cluster_and_pool(
-        run: Callable[..., Program], dev_config: dict[str, Any]) -> None:
-    dev_config["ca"] = {"algorithm": "ECDSA"}
-    dev_config["clusters"][0]["protect"] = True
-    stack = run(dev_config)
-    guarded = _guarded(stack, dev_config["clusters"][0])
+        run: Callable[..., Program], base_config: dict[str, Any]) -> None:
+    base_config["ca"] = {"algorithm": "ECDSA"}
+    base_config["clusters"][0]["protect"] = True
+    stack = run(base_config)
+    guarded = _guarded(stack, base_config["clusters"][0])
     assert _protected(stack) == {r.urn for r in guarded.values()}
     # Children keep their component as parent, so URNs (and state) do not move.
     for r in guarded.values():
         assert stack.by_urn[r.parent].type.startswith("gke-istio-mesh:index:")
-    other = _guarded(stack, dev_config["clusters"][1])
+    other = _guarded(stack, base_config["clusters"][1])
     assert not any(r.protect for r in other.values())
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
-def test_protect_must_be_a_bool(run: Callable[..., Program], dev_config: dict[str, Any], value: Any) -> None:
-    dev_config["clusters"][1]["protect"] = value
+def test_protect_must_be_a_bool(run: Callable[..., Program], base_config: dict[str, Any], value: Any) -> None:
+    base_config["clusters"][1]["protect"] = value
     with pytest.raises(ProgramError) as failure:
-        run(dev_config)
+        run(base_config)
     assert f"clusters[1].protect {value!r} must be true or false" in str(failure.value)
     assert failure.value.declared == [], "a bad config must not declare anything"
 

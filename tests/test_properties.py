@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from components.config import DEFAULT_ISTIO_VERSION, MIN_ISTIO_VERSION, RESERVED_NAMESPACES
-from tests.harness import ProgramError, run_program
-from tools.render import render
-from tools.schemas import validate_rendered
+from offline import ProgramError, run_program
+from offline.manifests import render
+from offline.schemas import validate_rendered
 
 REGIONS = ("us-west1", "us-central1", "europe-west4", "asia-east1", "southamerica-east1")
 # No shrinking: one example takes ~0.3 s, and shrinking a failure could stall CI for minutes;

@@ -1,4 +1,4 @@
-"""tools.render: what lands in each cluster's folder, redaction, Helm releases, the graph and the CLI."""
+"""tools.render and offline.manifests: what lands in each cluster's folder, redaction, Helm releases, the graph and the CLI."""
 
 from __future__ import annotations
 
@@ -12,60 +12,61 @@ import pytest
 import yaml
 
 from components.istio_primary import istiod_values
-from tests.harness import ROOT, Program, Resource, project_config, run_program
-from tools.render import (
+from offline import ROOT, Program, Resource, run_program
+from offline.configs import base, write_stack_file
+from offline.manifests import (
     CLUSTER_SCOPED_DIR,
     GRAPH_FILE,
     HELM_RELEASE_TYPE,
     REDACTED,
     RenderError,
     is_kubernetes_object,
-    main,
     render,
 )
+from tools.render.cli import main
 
 ECDSA = {"ca": {"algorithm": "ECDSA"}}
 
 
 @pytest.fixture(scope="module")
-def dev_render(dev_stack):
-    return render(dev_stack, "dev")
+def base_render(base_stack):
+    return render(base_stack, "dev")
 
 
 def _objects(rendered, cluster, kind):
     return [m for m in rendered.manifests if m.cluster == cluster and m.kind == kind]
 
 
-def test_every_declared_resource_is_rendered_exactly_once(dev_stack, dev_render) -> None:
-    customs = [r for r in dev_stack.resources if r.custom]
-    rendered = ([m.resource for m in dev_render.manifests] + [r.resource for r in dev_render.releases]
-                + [c.resource for c in dev_render.resources])
+def test_every_declared_resource_is_rendered_exactly_once(base_stack, base_render) -> None:
+    customs = [r for r in base_stack.resources if r.custom]
+    rendered = ([m.resource for m in base_render.manifests] + [r.resource for r in base_render.releases]
+                + [c.resource for c in base_render.resources])
     assert sorted(rendered) == sorted(r.name for r in customs)
-    assert len(dev_render.manifests) == sum(1 for r in customs if is_kubernetes_object(r))
-    assert len(dev_render.releases) == len(dev_stack.of_type(HELM_RELEASE_TYPE))
-    assert {c.resource for c in dev_render.resources if c.group == "gcp"} == {
+    assert len(base_render.manifests) == sum(1 for r in customs if is_kubernetes_object(r))
+    assert len(base_render.releases) == len(base_stack.of_type(HELM_RELEASE_TYPE))
+    assert {c.resource for c in base_render.resources if c.group == "gcp"} == {
         r.name for r in customs if r.type.startswith("gcp:")}
 
 
-def test_each_cluster_folder_holds_that_clusters_objects(dev_render) -> None:
+def test_each_cluster_folder_holds_that_clusters_objects(base_render) -> None:
     """Checked against the config, not the provider links the render itself follows."""
-    clusters = project_config()["clusters"]
-    assert dev_render.clusters == sorted(c["name"] for c in clusters)
+    clusters = base()["clusters"]
+    assert base_render.clusters == sorted(c["name"] for c in clusters)
     for spec in clusters:
         name = spec["name"]
-        (ns,) = [m for m in _objects(dev_render, name, "Namespace") if m.name == "istio-system"]
+        (ns,) = [m for m in _objects(base_render, name, "Namespace") if m.name == "istio-system"]
         assert ns.document["metadata"]["labels"]["topology.istio.io/network"] == spec["network"]
-        remote = {m.name for m in _objects(dev_render, name, "Secret") if m.name.startswith("istio-remote-secret-")}
+        remote = {m.name for m in _objects(base_render, name, "Secret") if m.name.startswith("istio-remote-secret-")}
         assert remote == {f"istio-remote-secret-{c['name']}" for c in clusters if c["name"] != name}
-        istiod = next(r for r in dev_render.releases if r.cluster == name and r.release["name"] == "istiod")
+        istiod = next(r for r in base_render.releases if r.cluster == name and r.release["name"] == "istiod")
         assert istiod.values["global"]["multiCluster"]["clusterName"] == name
-        assert {m.kind for m in dev_render.manifests if m.cluster == name} == {
+        assert {m.kind for m in base_render.manifests if m.cluster == name} == {
             "Namespace", "Secret", "Gateway", "PeerAuthentication", "DestinationRule", "VirtualService"}
 
 
-def test_objects_are_what_the_api_server_receives(dev_render) -> None:
-    files = dev_render.files()
-    gateway = next(m for m in dev_render.manifests if m.kind == "Gateway")
+def test_objects_are_what_the_api_server_receives(base_render) -> None:
+    files = base_render.files()
+    gateway = next(m for m in base_render.manifests if m.kind == "Gateway")
     assert list(gateway.document)[:3] == ["apiVersion", "kind", "metadata"]
     assert gateway.path.parts[-2] == "istio-system"
     text = files[gateway.path]
@@ -75,20 +76,20 @@ def test_objects_are_what_the_api_server_receives(dev_render) -> None:
     assert body["spec"]["servers"][0]["port"]["number"] == 15443
     assert isinstance(body["spec"]["servers"][0]["port"]["number"], int)
     assert "15443.0" not in text
-    namespace = next(m for m in dev_render.manifests if m.kind == "Namespace")
+    namespace = next(m for m in base_render.manifests if m.kind == "Namespace")
     assert namespace.path.parts[-2] == CLUSTER_SCOPED_DIR
 
 
-def test_secret_values_never_reach_a_file(dev_stack, dev_render) -> None:
-    files = dev_render.files()
+def test_secret_values_never_reach_a_file(base_stack, base_render) -> None:
+    files = base_render.files()
     text = "\n".join(files.values())
     assert "PRIVATE KEY" not in text
     assert "-----BEGIN" not in text
-    tokens = [r.outputs["data"]["token"] for r in dev_stack.of_type("kubernetes:core/v1:Secret")
+    tokens = [r.outputs["data"]["token"] for r in base_stack.of_type("kubernetes:core/v1:Secret")
               if r.inputs.get("type") == "kubernetes.io/service-account-token"]
     assert tokens
     secret_values = [*tokens]
-    for r in dev_stack.resources:
+    for r in base_stack.resources:
         for key in ("stringData", "kubeconfig", "privateKeyPem", "caPrivateKeyPem"):
             value = r.inputs.get(key)
             if isinstance(value, dict):
@@ -99,19 +100,19 @@ def test_secret_values_never_reach_a_file(dev_stack, dev_render) -> None:
     for value in secret_values:
         for line in (ln for ln in value.splitlines() if len(ln) > 20):
             assert line not in text
-    for m in _objects(dev_render, "blue", "Secret"):
+    for m in _objects(base_render, "blue", "Secret"):
         for field in ("data", "stringData"):
             assert set(m.document.get(field, {}).values()) <= {REDACTED}
-    (cacerts,) = [m for m in _objects(dev_render, "blue", "Secret") if m.name == "cacerts"]
+    (cacerts,) = [m for m in _objects(base_render, "blue", "Secret") if m.name == "cacerts"]
     assert cacerts.document["stringData"] == dict.fromkeys(
         ("ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"), REDACTED)
-    provider = next(c for c in dev_render.resources if c.type == "pulumi:providers:kubernetes")
+    provider = next(c for c in base_render.resources if c.type == "pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == REDACTED
 
 
-def test_helm_release_files(dev_render) -> None:
-    config = project_config()
-    files = dev_render.files()
+def test_helm_release_files(base_render) -> None:
+    config = base()
+    files = base_render.files()
     for spec in config["clusters"]:
         folder = PurePosixPath("clusters", spec["name"], "releases", "istio-system", "istiod")
         release = yaml.safe_load(files[folder / "release.yaml"])
@@ -124,7 +125,7 @@ def test_helm_release_files(dev_render) -> None:
         assert "compat" not in release
         values = yaml.safe_load(files[folder / "values.yaml"])
         assert values == istiod_values(config["meshId"], spec["name"], spec["network"], config["clusterLocal"])
-    charts = sorted(r.release["chart"] for r in dev_render.releases if r.cluster == "blue")
+    charts = sorted(r.release["chart"] for r in base_render.releases if r.cluster == "blue")
     assert charts == ["base", "gateway", "istiod"]
 
 
@@ -137,11 +138,11 @@ def _graph(rendered):
     return body, labels, subgraphs, solid, dotted
 
 
-def test_graph_has_one_node_per_resource_and_the_install_order(dev_stack, dev_render) -> None:
-    body, labels, subgraphs, solid, dotted = _graph(dev_render)
+def test_graph_has_one_node_per_resource_and_the_install_order(base_stack, base_render) -> None:
+    body, labels, subgraphs, solid, dotted = _graph(base_render)
     assert body.startswith("flowchart ")
-    assert len(labels) == sum(1 for r in dev_stack.resources if r.custom)
-    assert len(subgraphs) == sum(1 for r in dev_stack.resources if not r.custom)
+    assert len(labels) == sum(1 for r in base_stack.resources if r.custom)
+    assert len(subgraphs) == sum(1 for r in base_stack.resources if not r.custom)
     assert "IstioPrimary blue" in subgraphs.values()
     assert sum(1 for line in body.splitlines() if line.strip() == "end") == len(subgraphs)
     for a, b in solid + dotted:
@@ -163,20 +164,20 @@ def test_graph_has_one_node_per_resource_and_the_install_order(dev_stack, dev_re
     assert (provider, cacerts) not in dotted
 
 
-def test_render_stops_on_what_the_engine_would_reject(dev_stack) -> None:
-    namespace = dev_stack.named("blue-istio-system")
+def test_render_stops_on_what_the_engine_would_reject(base_stack) -> None:
+    namespace = base_stack.named("blue-istio-system")
     stray = Resource(**{**namespace.__dict__, "urn": namespace.urn + "-stray", "provider": ""})
     with pytest.raises(RenderError, match="names no Kubernetes provider"):
-        render(Program([*dev_stack.resources, stray], {}, set()), "dev")
+        render(Program([*base_stack.resources, stray], {}, set()), "dev")
 
     clash = Resource(**{**namespace.__dict__, "urn": namespace.urn + "-again", "name": "blue-istio-system-2"})
     with pytest.raises(RenderError, match="Namespace istio-system is declared twice"):
-        render(Program([*dev_stack.resources, clash], {}, set()), "dev")
+        render(Program([*base_stack.resources, clash], {}, set()), "dev")
 
 
-def test_a_traffic_flip_changes_only_the_virtual_service_files(dev_config) -> None:
-    before = render(run_program({**dev_config, **ECDSA}), "dev").files()
-    flipped = copy.deepcopy(dev_config)
+def test_a_traffic_flip_changes_only_the_virtual_service_files(base_config) -> None:
+    before = render(run_program({**base_config, **ECDSA}), "dev").files()
+    flipped = copy.deepcopy(base_config)
     flipped["traffic"]["weights"] = {"blue": 90, "green": 10}
     after = render(run_program({**flipped, **ECDSA}), "dev").files()
     assert before.keys() == after.keys()
@@ -186,16 +187,12 @@ def test_a_traffic_flip_changes_only_the_virtual_service_files(dev_config) -> No
 
 
 def _stack_file(tmp_path: Path, project: dict) -> Path:
-    config = {"pulumi:disable-default-providers": ["kubernetes"], "gcp:project": "render-test"}
-    config.update({f"gke-istio-mesh:{k}": v for k, v in project.items()})
-    path = tmp_path / "Pulumi.test.yaml"
-    path.write_text(yaml.safe_dump({"config": config}))
-    return path
+    return write_stack_file(tmp_path / "Pulumi.test.yaml", project, gcp_project="render-test")
 
 
-def test_cli_writes_the_render_and_prints_a_summary(dev_config, tmp_path, capsys) -> None:
+def test_cli_writes_the_render_and_prints_a_summary(base_config, tmp_path, capsys) -> None:
     out = tmp_path / "render"
-    assert main(["--config", str(_stack_file(tmp_path, {**dev_config, **ECDSA})), "--out", str(out)]) == 0
+    assert main(["--config", str(_stack_file(tmp_path, {**base_config, **ECDSA})), "--out", str(out)]) == 0
     summary = capsys.readouterr().out
     assert f"into {out}" in summary
     assert "clusters/blue: 9 Kubernetes objects, 3 Helm releases" in summary
@@ -211,18 +208,18 @@ def test_cli_writes_the_render_and_prints_a_summary(dev_config, tmp_path, capsys
 
     # A second run replaces the previous render; a folder that is not a render is never wiped.
     (out / "stale.yaml").write_text("old")
-    assert main(["--config", str(_stack_file(tmp_path, {**dev_config, **ECDSA})), "--out", str(out)]) == 0
+    assert main(["--config", str(_stack_file(tmp_path, {**base_config, **ECDSA})), "--out", str(out)]) == 0
     assert not (out / "stale.yaml").exists()
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    assert main(["--config", str(_stack_file(tmp_path, {**dev_config, **ECDSA})), "--out", str(precious)]) == 2
+    assert main(["--config", str(_stack_file(tmp_path, {**base_config, **ECDSA})), "--out", str(precious)]) == 2
     assert (precious / "notes.txt").read_text() == "keep me"
     assert "is not a previous render" in capsys.readouterr().err
 
 
-def test_cli_on_a_bad_config_prints_the_problems_writes_nothing_and_exits_2(dev_config, tmp_path) -> None:
-    bad = copy.deepcopy(dev_config)
+def test_cli_on_a_bad_config_prints_the_problems_writes_nothing_and_exits_2(base_config, tmp_path) -> None:
+    bad = copy.deepcopy(base_config)
     bad["clusters"][1]["masterCidr"] = "172.16.0.16/29"
     bad["traffic"]["weights"] = {"blue": 60, "green": 30}
     out = tmp_path / "render"

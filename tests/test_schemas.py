@@ -1,4 +1,4 @@
-"""tools.schemas: everything rendered validates, and each validator rejects real mistakes."""
+"""offline.schemas: everything rendered validates, and each validator rejects real mistakes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.harness import project_config, run_program
-from tests.test_stack import three_clusters
-from tools.render import HELM_RELEASE_TYPE, is_kubernetes_object, render
-from tools.schemas import (
+from offline import run_program
+from offline.configs import base, three_clusters
+from offline.manifests import HELM_RELEASE_TYPE, is_kubernetes_object, render
+from offline.schemas import (
     ISTIO_MODELS,
     KUBERNETES_VERSION,
     NOT_SCHEMA_CHECKED,
@@ -24,18 +24,18 @@ from tools.schemas import (
 
 
 @pytest.fixture(scope="module")
-def dev_render(dev_stack):
-    return render(dev_stack, "dev")
+def base_render(base_stack):
+    return render(base_stack, "dev")
 
 
 @pytest.fixture(scope="module")
 def three_stack():
-    return run_program(three_clusters({**project_config(), "ca": {"algorithm": "ECDSA"}}))
+    return run_program(three_clusters({**base(), "ca": {"algorithm": "ECDSA"}}))
 
 
-def test_dev_stack_validates(dev_render) -> None:
-    assert len(dev_render.manifests) == 18
-    assert [str(p) for p in validate_rendered(dev_render)] == []
+def test_dev_stack_validates(base_render) -> None:
+    assert len(base_render.manifests) == 18
+    assert [str(p) for p in validate_rendered(base_render)] == []
 
 
 def test_three_clusters_validate(three_stack) -> None:
@@ -45,8 +45,8 @@ def test_three_clusters_validate(three_stack) -> None:
     assert [str(p) for p in validate_rendered(rendered)] == []
 
 
-def test_every_declared_kubernetes_object_has_a_validator(dev_stack, three_stack) -> None:
-    for stack in (dev_stack, three_stack):
+def test_every_declared_kubernetes_object_has_a_validator(base_stack, three_stack) -> None:
+    for stack in (base_stack, three_stack):
         kinds = {(r.inputs["apiVersion"], r.inputs["kind"]) for r in stack.resources if is_kubernetes_object(r)}
         assert kinds == {("v1", "Namespace"), ("v1", "Secret"), *ISTIO_MODELS}
         for api_version, kind in kinds:
@@ -134,8 +134,8 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("kind", "name", "mutate", "expected"), MISTAKES,
                          ids=[f"{m[0]}-{m[3][:40]}" for m in MISTAKES])
-def test_each_validator_rejects_a_real_mistake(dev_render, kind, name, mutate, expected) -> None:
-    doc = _doc(dev_render, kind, name)
+def test_each_validator_rejects_a_real_mistake(base_render, kind, name, mutate, expected) -> None:
+    doc = _doc(base_render, kind, name)
     assert validate_document(doc) == []
     mutate(doc)
     problems = validate_document(doc)
@@ -143,8 +143,8 @@ def test_each_validator_rejects_a_real_mistake(dev_render, kind, name, mutate, e
     assert expected in problems[0]
 
 
-def test_unknown_fields_are_each_reported_once_at_their_root(dev_render) -> None:
-    doc = _doc(dev_render, "DestinationRule")
+def test_unknown_fields_are_each_reported_once_at_their_root(base_render) -> None:
+    doc = _doc(base_render, "DestinationRule")
     doc["spec"]["trafficPolicy"]["tlss"] = {"mode": "ISTIO_MUTUAL", "sni": "x"}
     doc["spec"]["subsetz"] = []
     doc["spec"]["subsets"][1]["trafficPolicy"] = {"loadBalancer": {"simple": "ROUND_ROBIN"}, "tls": {"mod": "X"}}
@@ -155,8 +155,8 @@ def test_unknown_fields_are_each_reported_once_at_their_root(dev_render) -> None
     ]
 
 
-def test_validate_rendered_names_the_cluster_and_object(dev_render) -> None:
-    broken = copy.deepcopy(dev_render)
+def test_validate_rendered_names_the_cluster_and_object(base_render) -> None:
+    broken = copy.deepcopy(base_render)
     manifest = next(m for m in broken.manifests if m.kind == "VirtualService" and m.cluster == "green")
     manifest.document["spec"]["http"][0]["route"][0]["weigth"] = 1
     (problem,) = validate_rendered(broken)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pulumi
@@ -10,8 +9,8 @@ import pulumi_random as random
 import pytest
 import yaml
 
-from bench.configs import n_clusters
-from tests.harness import GCP_PROJECT_DEFAULT, PROJECT, MeshMocks, Program, RecordingMonitor, Resource, project_config
+from offline import GCP_PROJECT_DEFAULT, PROJECT, MeshMocks, Program, RecordingMonitor, Resource
+from offline.configs import base, n_clusters, three_clusters
 
 PER_CLUSTER = {
     "gke-istio-mesh:index:MeshNetwork": 1,
@@ -28,68 +27,58 @@ PER_CLUSTER = {
 }
 
 
-def three_clusters(config: dict[str, Any]) -> dict[str, Any]:
-    config = copy.deepcopy(config)
-    config["clusters"].append({
-        "name": "teal", "network": "network3", "region": "europe-west4",
-        "nodeCidr": "10.30.0.0/20", "podCidr": "10.32.0.0/14", "serviceCidr": "10.36.0.0/20",
-        "masterCidr": "172.16.0.32/28", "deletionProtection": False,
-    })
-    return config
-
-
 def _component(stack: Program, r: Resource) -> Resource | None:
     return next((a for a in stack.ancestors(r) if a.type.startswith("gke-istio-mesh:")), None)
 
 
-def test_dev_inventory_per_cluster_lives_inside_the_components(dev_stack: Program) -> None:
-    names = [c["name"] for c in project_config()["clusters"]]
+def test_dev_inventory_per_cluster_lives_inside_the_components(base_stack: Program) -> None:
+    names = [c["name"] for c in base()["clusters"]]
     for type_, count in PER_CLUSTER.items():
-        assert len(dev_stack.of_type(type_)) == count * len(names), type_
-    for r in dev_stack.resources:
+        assert len(base_stack.of_type(type_)) == count * len(names), type_
+    for r in base_stack.resources:
         if r.custom and (r.type.startswith("gcp:") or r.type.startswith("pulumi:providers:")):
-            assert _component(dev_stack, r) is not None, f"{r.type} {r.name} is not inside a component"
+            assert _component(base_stack, r) is not None, f"{r.type} {r.name} is not inside a component"
 
 
-def test_cluster_chains_build_in_parallel(dev_stack: Program) -> None:
+def test_cluster_chains_build_in_parallel(base_stack: Program) -> None:
     """Nothing in blue's chain waits for green's, except green's NAT address (and vice versa)."""
     for name, other in (("blue", "green"), ("green", "blue")):
-        provider = dev_stack.find("pulumi:providers:kubernetes", f"{name}-k8s")
-        other_component = dev_stack.find("gke-istio-mesh:index:GkeCluster", other)
-        other_net = dev_stack.find("gke-istio-mesh:index:MeshNetwork",
-                                   next(c["network"] for c in project_config()["clusters"] if c["name"] == other))
-        for r in dev_stack.descendants(other_component):
-            assert not dev_stack.waits_for(provider, r), f"{name} waits for {other}'s {r.type}"
-        waited = {r.type for r in dev_stack.descendants(other_net) if dev_stack.waits_for(provider, r)}
+        provider = base_stack.find("pulumi:providers:kubernetes", f"{name}-k8s")
+        other_component = base_stack.find("gke-istio-mesh:index:GkeCluster", other)
+        other_net = base_stack.find("gke-istio-mesh:index:MeshNetwork",
+                                   next(c["network"] for c in base()["clusters"] if c["name"] == other))
+        for r in base_stack.descendants(other_component):
+            assert not base_stack.waits_for(provider, r), f"{name} waits for {other}'s {r.type}"
+        waited = {r.type for r in base_stack.descendants(other_net) if base_stack.waits_for(provider, r)}
         assert waited == {"gcp:compute/address:Address"}
 
 
-def test_outputs_per_cluster_and_kubeconfigs_as_secrets(dev_stack: Program) -> None:
-    clusters = dev_stack.exports["clusters"]
-    for spec in project_config()["clusters"]:
+def test_outputs_per_cluster_and_kubeconfigs_as_secrets(base_stack: Program) -> None:
+    clusters = base_stack.exports["clusters"]
+    for spec in base()["clusters"]:
         out = clusters[spec["name"]]
-        gke = dev_stack.find("gcp:container/cluster:Cluster", spec["name"])
-        net = dev_stack.find("gke-istio-mesh:index:MeshNetwork", spec["network"])
-        nat = [r.outputs["address"] for r in dev_stack.children(net) if r.type == "gcp:compute/address:Address"]
+        gke = base_stack.find("gcp:container/cluster:Cluster", spec["name"])
+        net = base_stack.find("gke-istio-mesh:index:MeshNetwork", spec["network"])
+        nat = [r.outputs["address"] for r in base_stack.children(net) if r.type == "gcp:compute/address:Address"]
         assert out["name"] == spec["name"]
         assert out["region"] == spec["region"]
         assert out["network"] == spec["network"]
         assert out["endpoint"] == gke.outputs["endpoint"]
         assert out["natEgressAddresses"] == nat
-    assert "kubeconfigs" in dev_stack.secret_exports
-    assert "clusters" not in dev_stack.secret_exports
-    for name, text in dev_stack.exports["kubeconfigs"].items():
+    assert "kubeconfigs" in base_stack.secret_exports
+    assert "clusters" not in base_stack.secret_exports
+    for name, text in base_stack.exports["kubeconfigs"].items():
         assert yaml.safe_load(text)["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin", name
 
 
-def test_three_clusters_each_admit_the_other_two(run, dev_config) -> None:
-    stack = run(three_clusters(dev_config))
+def test_three_clusters_each_admit_the_other_two(run, base_config) -> None:
+    stack = run(three_clusters(base_config))
     for type_, count in PER_CLUSTER.items():
         assert len(stack.of_type(type_)) == 3 * count, type_
     nat = {r.parent: r.outputs["address"] for r in stack.of_type("gcp:compute/address:Address")
            if stack.by_urn[r.parent].type == "gke-istio-mesh:index:MeshNetwork"}
     ip_of = {stack.by_urn[p].name: ip for p, ip in nat.items()}
-    network_of = {c["name"]: c["network"] for c in three_clusters(dev_config)["clusters"]}
+    network_of = {c["name"]: c["network"] for c in three_clusters(base_config)["clusters"]}
     for cluster in stack.of_type("gcp:container/cluster:Cluster"):
         allowed = {b["cidrBlock"] for b in cluster.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]}
         expected = {f"{ip_of[network_of[o]]}/32" for o in network_of if o != cluster.name}
@@ -116,8 +105,8 @@ def with_clusters(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
     # <source>-in-<target>: a -> b-in-c and a-in-b -> c.
     (["a", "b-in-c", "a-in-b", "c"], ["sample"], []),
 ], ids=["cluster-named-root", "routing", "mesh-namespaces", "remote-secrets"])
-def test_names_built_from_config_never_collide(run, dev_config, clusters, namespaces, services) -> None:
-    config = with_clusters(dev_config, clusters)
+def test_names_built_from_config_never_collide(run, base_config, clusters, namespaces, services) -> None:
+    config = with_clusters(base_config, clusters)
     config["meshNamespaces"] = namespaces
     config["traffic"]["services"] = [{"host": h, "namespace": ns} for h, ns in services]
     stack = run(config)  # the offline engine refuses duplicate URNs, as the real one does
@@ -159,11 +148,11 @@ GCP_NAME_LIMITS = {
 }
 
 
-def test_the_longest_names_config_allows_fit_every_gcp_name(run, dev_config) -> None:
+def test_the_longest_names_config_allows_fit_every_gcp_name(run, base_config) -> None:
     from components.config import MAX_CLUSTER_NAME, MAX_NETWORK_NAME
 
     names = ["b" * MAX_CLUSTER_NAME, "g" * MAX_CLUSTER_NAME]
-    config = with_clusters(dev_config, names)
+    config = with_clusters(base_config, names)
     for k, cluster in enumerate(config["clusters"]):
         cluster["network"] = "nm"[k] * MAX_NETWORK_NAME
     stack = run(config)

@@ -9,8 +9,8 @@ import pytest
 
 from components.config import RoutedService
 from components.traffic import virtual_service
-from tests.harness import Program, changed_resources, project_config
-from tests.test_stack import three_clusters
+from offline import Program, changed_resources
+from offline.configs import base, three_clusters
 
 DR = "kubernetes:networking.istio.io/v1:DestinationRule"
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
@@ -38,9 +38,9 @@ def test_virtual_service_keeps_zero_weight_routes() -> None:
     ]
 
 
-def test_routing_lands_on_every_primary_with_network_subsets(dev_stack: Program) -> None:
-    clusters = project_config()["clusters"]
-    for cluster, (rule,) in per_cluster(dev_stack, DR).items():
+def test_routing_lands_on_every_primary_with_network_subsets(base_stack: Program) -> None:
+    clusters = base()["clusters"]
+    for cluster, (rule,) in per_cluster(base_stack, DR).items():
         spec = rule.inputs["spec"]
         assert rule.inputs["metadata"] == {"name": "helloworld-clusters", "namespace": "sample"}
         assert spec["host"] == FQDN
@@ -48,14 +48,14 @@ def test_routing_lands_on_every_primary_with_network_subsets(dev_stack: Program)
         assert spec["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] > 0
         assert spec["subsets"] == [{"name": c["name"], "labels": {"topology.istio.io/network": c["network"]}}
                                    for c in clusters], cluster
-    for cluster, (vs,) in per_cluster(dev_stack, VS).items():
+    for cluster, (vs,) in per_cluster(base_stack, VS).items():
         assert vs.inputs["spec"]["hosts"] == [FQDN]
         assert routes(vs) == {"blue": 100, "green": 0}, cluster
 
 
-def test_subsets_can_select_by_cluster_name(run, dev_config) -> None:
-    dev_config["traffic"]["subsetLabel"] = "cluster"
-    stack = run(dev_config)
+def test_subsets_can_select_by_cluster_name(run, base_config) -> None:
+    base_config["traffic"]["subsetLabel"] = "cluster"
+    stack = run(base_config)
     for rules in per_cluster(stack, DR).values():
         assert rules[0].inputs["spec"]["subsets"] == [
             {"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
@@ -67,22 +67,22 @@ def test_subsets_can_select_by_cluster_name(run, dev_config) -> None:
     assert names == {"blue", "green"}
 
 
-def test_routing_waits_for_istiod_and_its_namespace(dev_stack: Program) -> None:
+def test_routing_waits_for_istiod_and_its_namespace(base_stack: Program) -> None:
     for cluster in ("blue", "green"):
-        istiod = dev_stack.find("kubernetes:helm.sh/v3:Release", f"{cluster}-istiod")
-        provider = dev_stack.find("pulumi:providers:kubernetes", f"{cluster}-k8s").urn
-        (ns,) = [r for r in dev_stack.of_type("kubernetes:core/v1:Namespace")
+        istiod = base_stack.find("kubernetes:helm.sh/v3:Release", f"{cluster}-istiod")
+        provider = base_stack.find("pulumi:providers:kubernetes", f"{cluster}-k8s").urn
+        (ns,) = [r for r in base_stack.of_type("kubernetes:core/v1:Namespace")
                  if r.provider_urn == provider and r.inputs["metadata"]["name"] == "sample"]
-        for r in per_cluster(dev_stack, DR)[cluster] + per_cluster(dev_stack, VS)[cluster]:
-            assert dev_stack.waits_for(r, istiod) and dev_stack.waits_for(r, ns)
-        (vs,), (dr,) = per_cluster(dev_stack, VS)[cluster], per_cluster(dev_stack, DR)[cluster]
-        assert dev_stack.waits_for(vs, dr), "a route must not name a subset that does not exist yet"
+        for r in per_cluster(base_stack, DR)[cluster] + per_cluster(base_stack, VS)[cluster]:
+            assert base_stack.waits_for(r, istiod) and base_stack.waits_for(r, ns)
+        (vs,), (dr,) = per_cluster(base_stack, VS)[cluster], per_cluster(base_stack, DR)[cluster]
+        assert base_stack.waits_for(vs, dr), "a route must not name a subset that does not exist yet"
 
 
-def test_service_weights_override_the_mesh_wide_split(run, dev_config) -> None:
-    dev_config["meshNamespaces"] = ["sample", "shop"]
-    dev_config["traffic"]["services"].append({"host": "cart", "namespace": "shop", "weights": {"green": 100}})
-    stack = run(dev_config)
+def test_service_weights_override_the_mesh_wide_split(run, base_config) -> None:
+    base_config["meshNamespaces"] = ["sample", "shop"]
+    base_config["traffic"]["services"].append({"host": "cart", "namespace": "shop", "weights": {"green": 100}})
+    stack = run(base_config)
     for cluster, services in per_cluster(stack, VS).items():
         by_host = {vs.inputs["spec"]["hosts"][0]: routes(vs) for vs in services}
         assert by_host == {FQDN: {"blue": 100, "green": 0},
@@ -92,31 +92,31 @@ def test_service_weights_override_the_mesh_wide_split(run, dev_config) -> None:
 
 
 @pytest.mark.parametrize("weights", [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}, {"blue": 50, "green": 50}])
-def test_a_flip_changes_only_the_virtual_services(run, dev_config, weights: dict[str, int]) -> None:
-    before = run(dev_config)
-    flipped = copy.deepcopy(dev_config)
+def test_a_flip_changes_only_the_virtual_services(run, base_config, weights: dict[str, int]) -> None:
+    before = run(base_config)
+    flipped = copy.deepcopy(base_config)
     flipped["traffic"]["weights"] = weights
     after = run(flipped)
     diff = changed_resources(before, after)
     assert diff.added == diff.removed == (), "a flip must neither add nor remove resources"
     assert {after.by_urn[u].type for u in diff.changed} == {VS}
-    assert len(diff.changed) == len(project_config()["clusters"]) * len(dev_config["traffic"]["services"])
+    assert len(diff.changed) == len(base()["clusters"]) * len(base_config["traffic"]["services"])
     for vs in after.of_type(VS):
         assert routes(vs) == weights
     assert after.exports["trafficSplit"] == {"helloworld.sample": weights}
 
 
-def test_weight_zero_keeps_the_subset_so_rollback_is_one_edit(run, dev_config) -> None:
-    dev_config["traffic"]["weights"] = {"blue": 0, "green": 100}
-    stack = run(dev_config)
+def test_weight_zero_keeps_the_subset_so_rollback_is_one_edit(run, base_config) -> None:
+    base_config["traffic"]["weights"] = {"blue": 0, "green": 100}
+    stack = run(base_config)
     for rules in per_cluster(stack, DR).values():
         assert [s["name"] for s in rules[0].inputs["spec"]["subsets"]] == ["blue", "green"]
     for vs in stack.of_type(VS):
         assert routes(vs) == {"blue": 0, "green": 100}
 
 
-def test_three_clusters_route_everywhere(run, dev_config) -> None:
-    config = three_clusters(dev_config)
+def test_three_clusters_route_everywhere(run, base_config) -> None:
+    config = three_clusters(base_config)
     config["traffic"]["weights"] = {"blue": 80, "green": 10, "teal": 10}
     stack = run(config)
     drs, vss = per_cluster(stack, DR), per_cluster(stack, VS)

@@ -18,18 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.cluster import gke_kubeconfig
 from components.config import ClusterSpec, RoutedService
 from components.traffic import destination_rule, virtual_service
-from tests import fake_kube
-from tests.fake_kube import FakeCluster, staged_mesh
-from tests.harness import project_config, self_signed_pem
-from tools import verify
-from tools.verify_checks import CheckResult, StackOutputs, parse_outputs
-from tools.verify_probe import (
+from offline import fake_kube, self_signed_pem
+from offline.configs import base, write_stack_file
+from offline.fake_kube import FakeCluster, staged_mesh
+from tools.verify import cli as verify
+from tools.verify.checks import CheckResult, StackOutputs, parse_outputs
+from tools.verify.probe import (
     ERRORS,
     ProbeCounts,
     ProbeSpec,
@@ -37,9 +36,9 @@ from tools.verify_probe import (
     evaluate_split,
     parse_client_log,
 )
-from tools.verify_report import Progress, format_checks
+from tools.verify.report import Progress, format_checks
 
-# name, network, region, API endpoint, east-west address - as in Pulumi.dev.yaml
+# name, network, region, API endpoint, east-west address - as in offline.configs.base()
 CLUSTERS = [
     ("blue", "network1", "us-west1", "34.82.10.1", "34.83.20.1"),
     ("green", "network2", "us-central1", "34.70.10.2", "34.71.20.2"),
@@ -77,6 +76,8 @@ class Mesh:
 
     def run(self, *args: str, outputs: dict[str, Any] | None = None, **kwargs: Any) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
+        if "--config" not in args:  # the tests' own stack file, never the user's Pulumi.dev.yaml
+            args = (*args, "--config", str(write_stack_file(self.tmp / "Pulumi.base.yaml", base())))
         code = verify.main(["--stack", "dev", "--outputs", str(self.write(outputs)), *args],
                            out=out, err=err, poll_interval=0.01, **kwargs)
         return code, out.getvalue(), err.getvalue()
@@ -114,21 +115,19 @@ def fail_rows(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.strip().startswith("FAIL")]
 
 
-def write_stack_file(tmp: Path, **traffic: Any) -> Path:
-    """A copy of Pulumi.dev.yaml with other traffic settings (the probe reads subset label and weights)."""
-    doc = yaml.safe_load(Path("Pulumi.dev.yaml").read_text())
-    doc["config"]["gke-istio-mesh:traffic"].update(traffic)
-    path = tmp / "Pulumi.probe.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+def traffic_stack_file(tmp: Path, **traffic: Any) -> Path:
+    """The tests' config with other traffic settings (the probe reads subset label and weights)."""
+    config = base()
+    config["traffic"].update(traffic)
+    return write_stack_file(tmp / "Pulumi.probe.yaml", config)
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def test_fixture_mirrors_the_dev_stack() -> None:
-    """The probe tests read Pulumi.dev.yaml: the fake clusters must be its clusters."""
-    assert [(c["name"], c["network"], c["region"]) for c in project_config()["clusters"]] == [
+def test_fixture_mirrors_the_base_config() -> None:
+    """The probe tests read the tests' base config: the fake clusters must be its clusters."""
+    assert [(c["name"], c["network"], c["region"]) for c in base()["clusters"]] == [
         (n, net, r) for n, net, r, *_ in CLUSTERS]
 
 
@@ -270,8 +269,8 @@ def test_unreachable_cluster_gives_one_message_and_the_others_are_still_checked(
 def test_connect_timeout_points_at_the_authorized_networks() -> None:
     import urllib3
 
-    from tools.verify_checks import ClusterOutputs
-    from tools.verify_kube import describe_failure
+    from tools.verify.checks import ClusterOutputs
+    from tools.verify.kube import describe_failure
 
     cluster = ClusterOutputs("blue", "us-west1", "network1", "34.82.10.1", "34.83.20.1", kubeconfig="")
     timeout = urllib3.exceptions.MaxRetryError(None, "/api/v1/namespaces/istio-system",
@@ -395,10 +394,9 @@ def test_bad_flags_exit_2_naming_the_flag(flags, message) -> None:
 
 
 def test_probe_refuses_a_stack_file_that_does_not_match_the_outputs(mesh) -> None:
-    config = yaml.safe_load(Path("Pulumi.dev.yaml").read_text())
-    config["config"]["gke-istio-mesh:clusters"][1]["network"] = "network9"
-    path = mesh.tmp / "Pulumi.other.yaml"
-    path.write_text(yaml.safe_dump(config))
+    config = base()
+    config["clusters"][1]["network"] = "network9"
+    path = write_stack_file(mesh.tmp / "Pulumi.other.yaml", config)
     code, out, err = mesh.run("--probe", "--config", str(path))
     assert (code, out) == (2, "")
     assert "the stack file lists clusters [('blue', 'network1'), ('green', 'network9')]" in err
@@ -412,7 +410,7 @@ def _namespaces_left(mesh: Mesh) -> list[str]:
 
 
 def test_probe_within_tolerance_passes_prints_the_table_and_cleans_up(mesh) -> None:
-    config = write_stack_file(mesh.tmp, weights={"blue": 90, "green": 10})
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 90, "green": 10})
     answers = {"blue": {"blue": 88, "green": 12}, "green": {"blue": 91, "green": 9}}
     for f in mesh.fakes.values():
         f.job_hook = staged_mesh(answers)
@@ -439,7 +437,7 @@ def test_probe_within_tolerance_passes_prints_the_table_and_cleans_up(mesh) -> N
 
 
 def test_probe_uses_the_cluster_subset_label_when_configured(mesh) -> None:
-    config = write_stack_file(mesh.tmp, subsetLabel="cluster", weights={"blue": 50, "green": 50})
+    config = traffic_stack_file(mesh.tmp, subsetLabel="cluster", weights={"blue": 50, "green": 50})
     created: dict[str, Any] = {}
 
     def hook(client, job):
@@ -465,7 +463,7 @@ def test_probe_uses_the_cluster_subset_label_when_configured(mesh) -> None:
 
 
 def test_probe_outside_tolerance_fails(mesh) -> None:
-    config = write_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
     for f in mesh.fakes.values():
         f.job_hook = staged_mesh({"blue": {"blue": 75, "green": 25}, "green": {"blue": 50, "green": 50}})
     code, out, _ = mesh.run(*mesh.probe_args("--config", str(config), "--tolerance", "10"))
@@ -477,7 +475,7 @@ def test_probe_outside_tolerance_fails(mesh) -> None:
 
 
 def test_probe_fails_when_a_weighted_cluster_receives_nothing(mesh) -> None:
-    config = write_stack_file(mesh.tmp, weights={"blue": 95, "green": 5})
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 95, "green": 5})
     # Within a 10-point tolerance, but green never answers blue's client: cross-network is broken.
     for f in mesh.fakes.values():
         f.job_hook = staged_mesh({"blue": {"blue": 100}, "green": {"blue": 95, "green": 5}})
@@ -488,7 +486,7 @@ def test_probe_fails_when_a_weighted_cluster_receives_nothing(mesh) -> None:
 
 
 def test_probe_counts_errors_against_the_split(mesh) -> None:
-    config = write_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
     for f in mesh.fakes.values():
         f.job_hook = staged_mesh({"blue": {"blue": 40, "green": 40}, "green": {"blue": 50, "green": 50}},
                                  errors={"blue": 40})
@@ -498,7 +496,7 @@ def test_probe_counts_errors_against_the_split(mesh) -> None:
 
 
 def test_cleanup_runs_when_the_probe_times_out(mesh) -> None:
-    config = write_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
     mesh.fakes["green"].echo_becomes_ready = False
     code, out, _ = mesh.run("--probe", "--settle", "0", "--wait-timeout", "1", "--config", str(config))
     assert code == 1
@@ -508,7 +506,7 @@ def test_cleanup_runs_when_the_probe_times_out(mesh) -> None:
 
 
 def test_cleanup_runs_when_a_create_is_refused_half_way(mesh) -> None:
-    config = write_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
     mesh.fakes["green"].reject_create["/apis/networking.istio.io/v1"] = (500, "InternalError")
     code, out, _ = mesh.run(*mesh.probe_args("--config", str(config)))
     assert code == 1

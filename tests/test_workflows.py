@@ -21,7 +21,7 @@ import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
 from ruamel.yaml import YAML
 
-from tests.harness import ROOT
+from offline import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 WORKFLOW_FILES = sorted(p for p in WORKFLOWS.glob("*.y*ml") if p.suffix in (".yml", ".yaml"))

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from tools.verify_checks import MESH, CheckResult, StackOutputs
-from tools.verify_probe import SplitRow
+from tools.verify.checks import MESH, CheckResult, StackOutputs
+from tools.verify.probe import SplitRow
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:

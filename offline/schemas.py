@@ -25,7 +25,7 @@ import pydantic
 from cloudcoil.models.istio.networking import v1 as istio_networking
 from cloudcoil.models.istio.security import v1 as istio_security
 
-from tools.render import HELM_RELEASE_TYPE, Manifest, Rendered
+from offline.manifests import HELM_RELEASE_TYPE, Manifest, Rendered
 
 # GKE's REGULAR channel: default version for new clusters and auto-upgrade target 1.35
 # (1.35.7-gke.1222000; 1.34 to 1.36 available), per GKE's release notes "Current versions".
@@ -130,7 +130,7 @@ def validate_document(document: Mapping[str, Any]) -> list[str]:
     validator = validator_for(document)
     if validator is None:
         return [f"no schema for {document.get('apiVersion')} {document.get('kind')}: add its model to "
-                "tools/schemas.py ISTIO_MODELS (or another validator) rather than skipping it"]
+                "offline/schemas.py ISTIO_MODELS (or another validator) rather than skipping it"]
     return validator(document)
 
 

@@ -12,7 +12,7 @@ import graphlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tools.offline import Program, Resource
+from offline.engine import Program, Resource
 
 MESH_LINK = "gke-istio-mesh:index:MeshLink"
 MESH_NETWORK = "gke-istio-mesh:index:MeshNetwork"

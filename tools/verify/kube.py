@@ -24,7 +24,7 @@ from kubernetes.config import ConfigException, load_kube_config_from_dict
 from components.istio_primary import EASTWEST_RELEASE, ISTIO_NAMESPACE
 from components.mesh_link import remote_secret_name
 from components.traffic import NETWORKING_API
-from tools.verify_checks import (
+from tools.verify.checks import (
     CACERTS_SECRET,
     ISTIOD_DEPLOYMENT,
     ROOT_CONFIGMAP,
@@ -33,7 +33,7 @@ from tools.verify_checks import (
     ClusterSnapshot,
     StackOutputs,
 )
-from tools.verify_probe import (
+from tools.verify.probe import (
     CLIENT_CONTAINER,
     CLIENT_JOB,
     ECHO,

@@ -1,21 +1,14 @@
-"""Render what the program declares, offline, into files a reviewer can read and a validator can check.
+"""What one offline run declared, as files a reviewer can read and a validator can check.
 
-`python -m tools.render --stack dev --out build/render` runs __main__.py under the offline
-mocks (no cloud, no credentials, no Pulumi CLI) with the stack file's config, so a bad
-config fails exactly as `pulumi preview` would. On success it writes, per cluster, every
-Kubernetes object as the API server would receive it and every Helm release with its
-values; the GCP (and other) resources with their inputs; and the resource graph as a
-Mermaid flowchart. Secret values never reach a file.
-
-The pure part (`render`: Program -> Rendered -> files) is kept apart from the writing
-(`write`, `main`) so tests can inspect renders without touching the disk.
+Pure: `render` turns a recorded `Program` into a `Rendered` (per cluster, every Kubernetes
+object as the API server would receive it and every Helm release with its values; the
+GCP and other resources with their inputs; the resource graph as a Mermaid flowchart).
+Secret values never reach a file. Writing and diffing live in the `render` command
+(`tools/render`); schema checks in `offline.schemas`.
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tools.offline import FROM_STACK_FILE, PROJECT, ROOT, Program, ProgramError, Resource, run_program
+from offline.engine import Program, Resource
 
 REDACTED = "<redacted>"
 GKE_CLUSTER_TYPE = "gke-istio-mesh:index:GkeCluster"
@@ -156,7 +149,7 @@ class Rendered:
 
 
 def _header(resource: str) -> str:
-    return f"# Pulumi resource {resource}; rendered offline by tools/render.py\n"
+    return f"# Pulumi resource {resource}; rendered offline by python -m tools.render\n"
 
 
 def _dump(document: Mapping[str, Any]) -> str:
@@ -189,7 +182,7 @@ def normalize(value: Any) -> Any:
 def redact(value: Any, secret_paths: Iterable[str], shaped: Iterable[str] = (), path: str = "") -> Any:
     """Replace secret values by REDACTED.
 
-    `secret_paths` are the paths the engine received as secrets (tools.offline.unwrap
+    `secret_paths` are the paths the engine received as secrets (offline.engine.unwrap
     builds them the same way: `a.b[0].c`). A path in `shaped` that holds a map keeps its
     keys and loses only its values (a Secret's `data`, so a reviewer still sees the keys).
     """
@@ -385,74 +378,3 @@ def mermaid_graph(program: Program) -> tuple[str, tuple[int, int, int]]:
         "",
     ])
     return text, (len(customs), len(components), len(edges))
-
-
-# ------------------------------------------------------------------ I/O
-
-
-def read_config_file(path: Path) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
-    """A stack-format YAML -> (project keys without namespace, gcp:project, other namespaced keys)."""
-    data = yaml.safe_load(path.read_text()) or {}
-    config = data.get("config") if isinstance(data, dict) else None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} has no `config:` map (expected the format of Pulumi.<stack>.yaml)")
-    project = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}
-    gcp_project = config.get("gcp:project")
-    extra = {k: v for k, v in config.items() if not k.startswith(f"{PROJECT}:") and k != "gcp:project"}
-    return project, gcp_project, extra
-
-
-def write(rendered: Rendered, out: Path) -> None:
-    """Replace `out` with the render; refuse to wipe a folder that is not a previous render."""
-    if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / GRAPH_FILE).is_file()):
-            raise RenderError(f"--out {out} exists and is not a previous render (no {GRAPH_FILE}); "
-                              "choose an empty or new folder")
-        shutil.rmtree(out)
-    for rel, text in rendered.files().items():
-        target = out / Path(*rel.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.render",
-        description="Render the program offline: Kubernetes objects and Helm releases per cluster, "
-                    "GCP resources, and the resource graph. No cloud, no credentials, no Pulumi CLI.")
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml is used (default: dev)")
-    parser.add_argument("--config", type=Path, help="a stack-format YAML to use instead of Pulumi.<stack>.yaml")
-    parser.add_argument("--out", type=Path, default=Path("build/render"),
-                        help="output folder, replaced on each run (default: build/render)")
-    args = parser.parse_args(argv)
-
-    stack_file = f"Pulumi.{args.stack}.yaml"
-    if not (ROOT / stack_file).is_file():
-        # The stack file is read with --config too: it names the stack the program runs as.
-        print(f"render: --stack {args.stack}: there is no {stack_file} in {ROOT}", file=sys.stderr)
-        return 2
-    source = str(args.config) if args.config is not None else stack_file
-    try:
-        if args.config is not None:
-            project, gcp_project, extra = read_config_file(args.config)
-            program = run_program(project, stack=args.stack, gcp_project=gcp_project, extra=extra)
-        else:
-            program = run_program(None, stack=args.stack, gcp_project=FROM_STACK_FILE)
-    except ProgramError as error:
-        print(f"render: {source}: the program stopped, nothing was written:\n{error}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        print(f"render: --config: {error}", file=sys.stderr)
-        return 2
-    try:
-        rendered = render(program, args.stack)
-        write(rendered, args.out)
-    except RenderError as error:
-        print(f"render: {error}", file=sys.stderr)
-        return 2
-    print(rendered.summary(args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

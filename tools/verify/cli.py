@@ -27,9 +27,9 @@ from typing import Any, TextIO
 import yaml
 
 from components import config as stack_config
-from tools.verify_checks import OutputsError, StackOutputs, evaluate, parse_outputs
-from tools.verify_kube import ClientFactory, ProbeRunner, collect, connect, default_client_factory
-from tools.verify_probe import (
+from tools.verify.checks import OutputsError, StackOutputs, evaluate, parse_outputs
+from tools.verify.kube import ClientFactory, ProbeRunner, collect, connect, default_client_factory
+from tools.verify.probe import (
     DEFAULT_CURL_IMAGE,
     DEFAULT_ECHO_IMAGE,
     NAMESPACE_PREFIX,
@@ -37,7 +37,7 @@ from tools.verify_probe import (
     evaluate_split,
     split_passed,
 )
-from tools.verify_report import Progress, format_checks, format_split
+from tools.verify.report import Progress, format_checks, format_split
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

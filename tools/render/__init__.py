@@ -1,0 +1,1 @@
+"""The `render` command (see cli.py): the program's objects per cluster, offline."""

@@ -1,0 +1,5 @@
+import sys
+
+from tools.render.cli import main
+
+sys.exit(main())

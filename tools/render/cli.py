@@ -1,0 +1,88 @@
+"""The `render` command: `python -m tools.render --stack dev --out build/render`.
+
+Runs __main__.py under the offline mocks (no cloud, no credentials, no Pulumi CLI) with
+the stack file's config, so a bad config fails exactly as `pulumi preview` would, and
+writes what `offline.manifests.render` makes of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from offline.engine import FROM_STACK_FILE, PROJECT, ROOT, ProgramError, run_program
+from offline.manifests import GRAPH_FILE, Rendered, RenderError, render
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+    """A stack-format YAML -> (project keys without namespace, gcp:project, other namespaced keys)."""
+    data = yaml.safe_load(path.read_text()) or {}
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} has no `config:` map (expected the format of Pulumi.<stack>.yaml)")
+    project = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}
+    gcp_project = config.get("gcp:project")
+    extra = {k: v for k, v in config.items() if not k.startswith(f"{PROJECT}:") and k != "gcp:project"}
+    return project, gcp_project, extra
+
+
+def write(rendered: Rendered, out: Path) -> None:
+    """Replace `out` with the render; refuse to wipe a folder that is not a previous render."""
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / GRAPH_FILE).is_file()):
+            raise RenderError(f"--out {out} exists and is not a previous render (no {GRAPH_FILE}); "
+                              "choose an empty or new folder")
+        shutil.rmtree(out)
+    for rel, text in rendered.files().items():
+        target = out / Path(*rel.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.render",
+        description="Render the program offline: Kubernetes objects and Helm releases per cluster, "
+                    "GCP resources, and the resource graph. No cloud, no credentials, no Pulumi CLI.")
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml is used (default: dev)")
+    parser.add_argument("--config", type=Path, help="a stack-format YAML to use instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, default=Path("build/render"),
+                        help="output folder, replaced on each run (default: build/render)")
+    args = parser.parse_args(argv)
+
+    stack_file = f"Pulumi.{args.stack}.yaml"
+    if not (ROOT / stack_file).is_file():
+        # The stack file is read with --config too: it names the stack the program runs as.
+        print(f"render: --stack {args.stack}: there is no {stack_file} in {ROOT}", file=sys.stderr)
+        return 2
+    source = str(args.config) if args.config is not None else stack_file
+    try:
+        if args.config is not None:
+            project, gcp_project, extra = read_config_file(args.config)
+            program = run_program(project, stack=args.stack, gcp_project=gcp_project, extra=extra)
+        else:
+            program = run_program(None, stack=args.stack, gcp_project=FROM_STACK_FILE)
+    except ProgramError as error:
+        print(f"render: {source}: the program stopped, nothing was written:\n{error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"render: --config: {error}", file=sys.stderr)
+        return 2
+    try:
+        rendered = render(program, args.stack)
+        write(rendered, args.out)
+    except RenderError as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 2
+    print(rendered.summary(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
