@@ -23,26 +23,20 @@ clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
 
 ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names))
 primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
-    cluster=c, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
-    chart_repository=cfg.istio.chart_repository, provider=clusters[c.name].provider,
-    gke_cluster=clusters[c.name].cluster, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
+    cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
+    chart_repository=cfg.istio.chart_repository, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
     cluster_local=cfg.cluster_local, mesh_namespaces=cfg.mesh_namespaces,
     peer_egress=[cidr for _, cidr in peer_egress[c.name]],
 )) for c in cfg.clusters}
 
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
-    name=c.name, endpoint=clusters[c.name].endpoint,
-    ca_certificate_b64=clusters[c.name].cluster.master_auth.cluster_ca_certificate,
-    provider=clusters[c.name].provider, gke_cluster=clusters[c.name].cluster,
-    ready=[primaries[c.name].base, primaries[c.name].istiod],
-) for c in cfg.clusters}))
+    cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters}))
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
 for c in cfg.clusters:
     ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
         cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
-        provider=clusters[c.name].provider, gke_cluster=clusters[c.name].cluster,
-        depends_on=[primaries[c.name].istiod, *primaries[c.name].mesh_namespaces],
+        target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
     ))
 
 pulumi.export("clusters", {c.name: {

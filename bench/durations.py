@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from components.names import HELM_RELEASE
 from offline.engine import Resource
-
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import durations
+from components.names import VIRTUAL_SERVICE, remote_secret_name
 from offline import configs
 from offline.engine import ROOT, Program, changed_resources, project_config, run_program
 from offline.graph import (
@@ -24,8 +25,7 @@ from offline.graph import (
     serialising_hops,
 )
 
-VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
-REMOTE_SECRET_PREFIX = "istio-remote-secret-"
+REMOTE_SECRET_PREFIX = remote_secret_name("")
 PATH_TARGET = 1.05
 EVAL_TARGET = 10.0
 SUITE_TARGET_SECONDS = 120.0

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_tls as tls
 
 from components.config import CaSpec
+from components.names import CERTIFICATE_AUTHORITY_TYPE
 
 ORGANIZATION = "Istio"
 ROOT_COMMON_NAME = "Root CA"
@@ -70,7 +71,7 @@ class IstioCertificateAuthority(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IstioCertificateAuthorityArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gke-istio-mesh:index:IstioCertificateAuthority", name, None, opts)
+        super().__init__(CERTIFICATE_AUTHORITY_TYPE, name, None, opts)
         ca = args.ca
         child = pulumi.ResourceOptions(parent=self)
         key_params = KEY_PARAMS[ca.algorithm]

@@ -18,7 +18,8 @@ import pulumi_random as random
 import yaml
 
 from components.config import AuthorizedNetwork, ClusterSpec
-from components.network import PODS_RANGE, SERVICES_RANGE, MeshNetwork, node_tag
+from components.names import GKE_CLUSTER_TYPE, node_pool_name, node_tag
+from components.network import PODS_RANGE, SERVICES_RANGE, MeshNetwork
 
 NODE_ROLE = "roles/container.defaultNodeServiceAccount"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -56,6 +57,26 @@ def gke_kubeconfig(context: str, endpoint: str, ca_certificate_b64: str) -> str:
 
 
 @dataclass(frozen=True)
+class ClusterHandle:
+    """What later components need of one GKE cluster: where its objects go and how to reach it.
+
+    `provider` deploys into the cluster; objects that live only inside it are `deleted_with`
+    `gke_cluster`; `endpoint` and `ca_certificate_b64` are what a remote secret points istiod at.
+    """
+
+    name: str
+    provider: k8s.Provider
+    gke_cluster: gcp.container.Cluster
+    endpoint: pulumi.Output[str]
+    ca_certificate_b64: pulumi.Output[str]
+
+    def in_cluster(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+        """Options of a plain in-cluster object: this cluster's provider, skipped on delete with the cluster."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, deleted_with=self.gke_cluster,
+                                      depends_on=list(depends_on))
+
+
+@dataclass(frozen=True)
 class GkeClusterArgs:
     cluster: ClusterSpec
     project: str
@@ -74,9 +95,10 @@ class GkeCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    handle: ClusterHandle
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gke-istio-mesh:index:GkeCluster", name, None, opts)
+        super().__init__(GKE_CLUSTER_TYPE, name, None, opts)
         spec = args.cluster
         child = pulumi.ResourceOptions(parent=self)
 
@@ -145,7 +167,7 @@ class GkeCluster(pulumi.ComponentResource):
         )
 
         self.node_pool = gcp.container.NodePool(
-            f"{name}-pool",
+            node_pool_name(name),
             cluster=self.cluster.name,
             location=spec.region,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
@@ -182,6 +204,11 @@ class GkeCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             cluster_identifier=self.cluster.id,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pool]),
+        )
+
+        self.handle = ClusterHandle(
+            name=spec.name, provider=self.provider, gke_cluster=self.cluster, endpoint=self.endpoint,
+            ca_certificate_b64=self.cluster.master_auth.cluster_ca_certificate,
         )
 
         self.register_outputs({

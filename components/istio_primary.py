@@ -19,16 +19,22 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.cluster import ClusterHandle
 from components.config import ClusterSpec
+from components.names import (
+    CACERTS_SECRET,
+    CROSS_NETWORK_GATEWAY,
+    EASTWEST_RELEASE,
+    INJECTION_LABEL,
+    ISTIO_NAMESPACE,
+    ISTIO_PRIMARY_TYPE,
+    NETWORK_LABEL,
+    NETWORKING_API,
+    SECURITY_API,
+)
 
-ISTIO_NAMESPACE = "istio-system"
-NETWORK_LABEL = "topology.istio.io/network"
-EASTWEST_RELEASE = "istio-eastwestgateway"
 EASTWEST_SELECTOR = {"istio": "eastwestgateway"}
-CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 CROSS_NETWORK_PORT = 15443
-NETWORKING_API = "networking.istio.io/v1"
-SECURITY_API = "security.istio.io/v1"
 # Helm waits this long for a release's objects to become ready (LB address included).
 RELEASE_TIMEOUT_SECONDS = 900
 
@@ -109,17 +115,16 @@ def strict_mtls() -> dict[str, Any]:
 
 
 def mesh_namespace_labels() -> dict[str, str]:
-    return {"istio-injection": "enabled"}
+    return {INJECTION_LABEL: "enabled"}
 
 
 @dataclass(frozen=True)
 class IstioPrimaryArgs:
     cluster: ClusterSpec
+    target: ClusterHandle
     mesh_id: str
     istio_version: str
     chart_repository: str
-    provider: k8s.Provider
-    gke_cluster: gcp.container.Cluster
     cacerts: pulumi.Input[Mapping[str, str]]
     cluster_local: Sequence[str]
     mesh_namespaces: Sequence[str]
@@ -138,13 +143,13 @@ class IstioPrimary(pulumi.ComponentResource):
     mesh_namespaces: list[k8s.core.v1.Namespace]
 
     def __init__(self, name: str, args: IstioPrimaryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gke-istio-mesh:index:IstioPrimary", name, None, opts)
+        super().__init__(ISTIO_PRIMARY_TYPE, name, None, opts)
         spec = args.cluster
         # Plain in-cluster objects need no delete call when their whole cluster goes.
-        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, deleted_with=args.gke_cluster)
+        in_cluster = args.target.in_cluster(self)
 
         def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=list(deps)))
+            return args.target.in_cluster(self, deps)
 
         # 1. The cluster's network, on the namespace istiod and the gateways run in.
         self.namespace = k8s.core.v1.Namespace(
@@ -156,7 +161,7 @@ class IstioPrimary(pulumi.ComponentResource):
         # 2. Plug in the mesh CA before istiod starts: istiod reads it only at start-up.
         self.cacerts = k8s.core.v1.Secret(
             f"{name}-cacerts",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="cacerts", namespace=ISTIO_NAMESPACE),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=CACERTS_SECRET, namespace=ISTIO_NAMESPACE),
             string_data=args.cacerts,
             type="Opaque",
             opts=after(self.namespace),
@@ -196,7 +201,7 @@ class IstioPrimary(pulumi.ComponentResource):
             "eastwestgateway", EASTWEST_RELEASE, "gateway",
             pulumi.Output.all(address.address, *args.peer_egress).apply(
                 lambda a: eastwest_gateway_values(spec.network, a[0], a[1:])),
-            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.istiod, self.cacerts]),
+            pulumi.ResourceOptions(parent=self, provider=args.target.provider, depends_on=[self.istiod, self.cacerts]),
         )
 
         # 6. Istio resources only once istiod serves its validation webhook (Release waits for it).
@@ -224,6 +229,12 @@ class IstioPrimary(pulumi.ComponentResource):
             )
             for ns in args.mesh_namespaces
         ]
+
+        # What the mesh link waits for: the base chart owns istio-reader-service-account and the
+        # istiod chart binds it to the reader role, so a token is useful only once both exist.
+        self.link_ready: list[pulumi.Resource] = [self.base, self.istiod]
+        # What routing waits for: istiod's validation webhook and the namespaces routes live in.
+        self.routing_ready: list[pulumi.Resource] = [self.istiod, *self.mesh_namespaces]
 
         self.register_outputs({
             "eastWestGatewayAddress": self.eastwest_address,

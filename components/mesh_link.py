@@ -12,26 +12,23 @@ from the cluster's config `name`, the same value istiod gets as
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.istio_primary import ISTIO_NAMESPACE
-
-READER_SERVICE_ACCOUNT = "istio-reader-service-account"
-# The name `istioctl create-remote-secret` gives the token it creates (tokenSecretName in remote_secret.go).
-READER_TOKEN_SECRET = f"{READER_SERVICE_ACCOUNT}-istio-remote-secret-token"
-MULTICLUSTER_LABEL = "istio/multiCluster"
-CLUSTER_ANNOTATION = "networking.istio.io/cluster"
-
-
-def remote_secret_name(cluster: str) -> str:
-    """The name `istioctl create-remote-secret` gives the secret for `cluster`."""
-    return f"istio-remote-secret-{cluster}"
+from components.cluster import ClusterHandle
+from components.names import (
+    CLUSTER_ANNOTATION,
+    ISTIO_NAMESPACE,
+    MESH_LINK_TYPE,
+    MULTICLUSTER_LABEL,
+    READER_SERVICE_ACCOUNT,
+    READER_TOKEN_SECRET,
+    remote_secret_name,
+)
 
 
 def remote_kubeconfig(cluster: str, server: str, ca_data_b64: str, token: str) -> str:
@@ -60,14 +57,13 @@ def remote_secret_metadata(cluster: str) -> dict[str, object]:
 class LinkedCluster:
     """What the link needs from one primary."""
 
-    name: str
-    endpoint: pulumi.Input[str]
-    ca_certificate_b64: pulumi.Input[str]
-    provider: k8s.Provider
-    gke_cluster: gcp.container.Cluster
-    # Istio's base chart (owner of istio-reader-service-account) and istiod (whose chart binds
-    # that account to its reader ClusterRole): a token is useful only once both exist.
-    ready: list[pulumi.Resource]
+    cluster: ClusterHandle
+    # IstioPrimary.link_ready: the reader account exists and is bound to its role.
+    ready: Sequence[pulumi.Resource]
+
+    @property
+    def name(self) -> str:
+        return self.cluster.name
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class MeshLink(pulumi.ComponentResource):
     remote_secrets: dict[tuple[str, str], k8s.core.v1.Secret]
 
     def __init__(self, name: str, args: MeshLinkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gke-istio-mesh:index:MeshLink", name, None, opts)
+        super().__init__(MESH_LINK_TYPE, name, None, opts)
         kubeconfigs: dict[str, pulumi.Output[str]] = {}
 
         # In each cluster: a token for the reader account the base chart created.
@@ -94,12 +90,11 @@ class MeshLink(pulumi.ComponentResource):
                     annotations={"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT},
                 ),
                 type="kubernetes.io/service-account-token",
-                opts=pulumi.ResourceOptions(parent=self, provider=c.provider, depends_on=c.ready,
-                                            deleted_with=c.gke_cluster),
+                opts=c.cluster.in_cluster(self, c.ready),
             )
             token = token_secret.data.apply(lambda d: base64.b64decode(d["token"]).decode())
             kubeconfigs[c.name] = pulumi.Output.secret(pulumi.Output.all(
-                c.name, c.endpoint, c.ca_certificate_b64, token,
+                c.name, c.cluster.endpoint, c.cluster.ca_certificate_b64, token,
             ).apply(lambda a: remote_kubeconfig(a[0], f"https://{a[1]}", a[2], a[3])))
 
         # In every other cluster: the remote secret istiod discovers by its label.
@@ -113,8 +108,7 @@ class MeshLink(pulumi.ComponentResource):
                     metadata=remote_secret_metadata(source.name),
                     string_data=kubeconfigs[source.name].apply(lambda k, n=source.name: {n: k}),
                     type="Opaque",
-                    opts=pulumi.ResourceOptions(parent=self, provider=target.provider, depends_on=target.ready,
-                                                deleted_with=target.gke_cluster),
+                    opts=target.cluster.in_cluster(self, target.ready),
                 )
 
         self.register_outputs({

@@ -14,16 +14,12 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config import ClusterSpec
+from components.names import MESH_NETWORK_TYPE, node_tag, webhook_firewall_name
 
 PODS_RANGE = "pods"
 SERVICES_RANGE = "services"
 # Istio's sidecar-injector and validation webhooks: the GKE control plane calls istiod here.
 ISTIO_WEBHOOK_PORT = "15017"
-
-
-def node_tag(cluster_name: str) -> str:
-    """Network tag on a cluster's nodes; firewall rules target it."""
-    return f"mesh-{cluster_name}-node"
 
 
 @dataclass(frozen=True)
@@ -39,7 +35,7 @@ class MeshNetwork(pulumi.ComponentResource):
     egress_addresses: list[gcp.compute.Address]
 
     def __init__(self, name: str, args: MeshNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gke-istio-mesh:index:MeshNetwork", name, None, opts)
+        super().__init__(MESH_NETWORK_TYPE, name, None, opts)
         spec = args.cluster
         child = pulumi.ResourceOptions(parent=self)
         # `clusters[i].protect`: the VPC and subnet outlive any config edit or destroy until unset.
@@ -97,7 +93,7 @@ class MeshNetwork(pulumi.ComponentResource):
 
         # GKE opens 443 and 10250 from the control plane by itself; Istio's webhooks need 15017.
         self.webhook_firewall = gcp.compute.Firewall(
-            f"{name}-istio-webhook",
+            webhook_firewall_name(name),
             network=self.vpc.id,
             direction="INGRESS",
             source_ranges=[spec.master_cidr],

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.cluster import ClusterHandle
 from components.config import ClusterSpec, RoutedService, SubsetLabel
-from components.istio_primary import NETWORKING_API
+from components.names import CLUSTER_LABEL, CLUSTER_ROUTING_TYPE, NETWORK_LABEL, NETWORKING_API
 
 SUBSET_LABEL_KEYS: dict[str, str] = {
-    "network": "topology.istio.io/network",
-    "cluster": "topology.istio.io/cluster",
+    "network": NETWORK_LABEL,
+    "cluster": CLUSTER_LABEL,
 }
 # Eject an endpoint (e.g. the remote east-west gateway) after repeated 5xx, so a sick
 # cluster stops taking its share until it recovers.
@@ -84,9 +84,8 @@ class ClusterRoutingArgs:
     subset_label: SubsetLabel
     # Each routed service with the weights that apply to it.
     services: Sequence[tuple[RoutedService, Mapping[str, int]]]
-    provider: k8s.Provider
-    gke_cluster: gcp.container.Cluster
-    # istiod (its validation webhook) and the workload namespaces must exist first.
+    target: ClusterHandle
+    # IstioPrimary.routing_ready: istiod (its validation webhook) and the workload namespaces.
     depends_on: Sequence[pulumi.Resource]
 
 
@@ -96,9 +95,8 @@ class ClusterRouting(pulumi.ComponentResource):
     virtual_services: dict[str, k8s.apiextensions.CustomResource]
 
     def __init__(self, name: str, args: ClusterRoutingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gke-istio-mesh:index:ClusterRouting", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on),
-                                       deleted_with=args.gke_cluster)
+        super().__init__(CLUSTER_ROUTING_TYPE, name, None, opts)
+        child = args.target.in_cluster(self, args.depends_on)
         self.virtual_services = {}
         for service, weights in args.services:
             # `host.namespace`, as in the trafficSplit output: dot-joined, so `shop`/`cart-api` and

@@ -12,17 +12,15 @@ import graphlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from components.names import CERTIFICATE_AUTHORITY_TYPE as CERTIFICATE_AUTHORITY
+from components.names import CLUSTER_ROUTING_TYPE as CLUSTER_ROUTING
+from components.names import GKE_CLUSTER, HELM_RELEASE, ROUTER_NAT
+from components.names import GKE_CLUSTER_TYPE as GKE_CLUSTER_COMPONENT
+from components.names import ISTIO_PRIMARY_TYPE as ISTIO_PRIMARY
+from components.names import MESH_LINK_TYPE as MESH_LINK
+from components.names import MESH_NETWORK_TYPE as MESH_NETWORK
 from offline.engine import Program, Resource
 
-MESH_LINK = "gke-istio-mesh:index:MeshLink"
-MESH_NETWORK = "gke-istio-mesh:index:MeshNetwork"
-GKE_CLUSTER_COMPONENT = "gke-istio-mesh:index:GkeCluster"
-ISTIO_PRIMARY = "gke-istio-mesh:index:IstioPrimary"
-CLUSTER_ROUTING = "gke-istio-mesh:index:ClusterRouting"
-CERTIFICATE_AUTHORITY = "gke-istio-mesh:index:IstioCertificateAuthority"
-GKE_CLUSTER = "gcp:container/cluster:Cluster"
-ROUTER_NAT = "gcp:compute/routerNat:RouterNat"
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 CA_PARTS = ("key", "csr", "cert")
 # The two places a cluster may wait for another before the mesh link: its control plane's
 # allow-list and its east-west gateway's loadBalancerSourceRanges, both fed the peers' NAT addresses.

@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
+from components.names import GKE_CLUSTER_TYPE
+from components.names import HELM_RELEASE as HELM_RELEASE_TYPE
+from components.names import K8S_PROVIDER as K8S_PROVIDER_TYPE
 from offline.engine import Program, Resource
 
 REDACTED = "<redacted>"
-GKE_CLUSTER_TYPE = "gke-istio-mesh:index:GkeCluster"
-HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-K8S_PROVIDER_TYPE = "pulumi:providers:kubernetes"
 # '_' is not allowed in a namespace name, so this folder never clashes with a namespace.
 CLUSTER_SCOPED_DIR = "_cluster"
 GRAPH_FILE = "graph.md"

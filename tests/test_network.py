@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.network import node_tag
+from components.names import node_tag
 from offline import Program, Resource
 from offline.configs import base
 

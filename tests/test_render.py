@@ -1,4 +1,4 @@
-"""tools.render and offline.manifests: what lands in each cluster's folder, redaction, Helm releases, the graph and the CLI."""
+"""offline.manifests and tools.render: what lands in each cluster's folder, redaction, releases, graph, CLI."""
 
 from __future__ import annotations
 

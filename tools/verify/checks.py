@@ -17,8 +17,14 @@ from typing import Any
 
 import yaml
 
-from components.istio_primary import EASTWEST_RELEASE, ISTIO_NAMESPACE, NETWORK_LABEL
-from components.mesh_link import CLUSTER_ANNOTATION, MULTICLUSTER_LABEL, remote_secret_name
+from components.names import (
+    CLUSTER_ANNOTATION,
+    EASTWEST_RELEASE,
+    ISTIO_NAMESPACE,
+    MULTICLUSTER_LABEL,
+    NETWORK_LABEL,
+    remote_secret_name,
+)
 
 ISTIOD_DEPLOYMENT = "istiod"
 CACERTS_SECRET = "cacerts"

@@ -21,9 +21,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
-from components.istio_primary import EASTWEST_RELEASE, ISTIO_NAMESPACE
-from components.mesh_link import remote_secret_name
-from components.traffic import NETWORKING_API
+from components.names import EASTWEST_RELEASE, ISTIO_NAMESPACE, NETWORKING_API, remote_secret_name
 from tools.verify.checks import (
     CACERTS_SECRET,
     ISTIOD_DEPLOYMENT,

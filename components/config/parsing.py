@@ -1,0 +1,400 @@
+"""The stack's own rules: each config section parsed into the model, every problem reported at once."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from components.config.ca_checks import _check_root_pem
+from components.config.model import (
+    CA_ALGORITHMS,
+    DEFAULT_CA_ALGORITHM,
+    DEFAULT_CHART_REPOSITORY,
+    DEFAULT_INTERMEDIATE_VALIDITY_HOURS,
+    DEFAULT_ISTIO_VERSION,
+    DEFAULT_MACHINE_TYPE,
+    DEFAULT_MAX_NODES,
+    DEFAULT_MESH_ID,
+    DEFAULT_MIN_NODES,
+    DEFAULT_RELEASE_CHANNEL,
+    DEFAULT_ROOT_VALIDITY_HOURS,
+    MAX_AUTHORIZED_NETWORKS,
+    MIN_ISTIO_VERSION,
+    RELEASE_CHANNELS,
+    RESERVED_NAMESPACES,
+    SUBSET_LABELS,
+    AuthorizedNetwork,
+    CaSpec,
+    ClusterSpec,
+    ConfigError,
+    IstioSettings,
+    RoutedService,
+    StackConfig,
+    TrafficSpec,
+)
+from components.config.rules import (
+    DNS1035_LABEL,
+    DNS1123_LABEL,
+    ISTIO_VERSION_PATTERN,
+    MACHINE_TYPE_PATTERN,
+    REGION_PATTERN,
+    ZONE_PATTERN,
+    Problems,
+    as_list,
+    as_mapping,
+    dns_label,
+    host_matches,
+    ipv4_cidr,
+    is_int,
+    known_keys,
+    string_at,
+    valid_host,
+)
+from components.names import MAX_CLUSTER_NAME, MAX_NETWORK_NAME
+
+
+def _istio_version(value: str | None, key: str, p: Problems) -> None:
+    if value is None:
+        return
+    m = ISTIO_VERSION_PATTERN.match(value)
+    if not m:
+        p.add(f"{key} {value!r} is not an Istio release version (MAJOR.MINOR.PATCH, e.g. "
+              f"{DEFAULT_ISTIO_VERSION}, optionally -alpha.N, -beta.N or -rc.N)")
+        return
+    version = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if version[0] != MIN_ISTIO_VERSION[0] or version < MIN_ISTIO_VERSION:
+        minimum = ".".join(map(str, MIN_ISTIO_VERSION))
+        p.add(f"{key} {value} is not supported: Istio {minimum} or newer 1.x is required (older gateway "
+              "charts fail Helm's JSON-schema validation, istio/istio#57354)")
+
+
+def _weights(value: Any, key: str, cluster_names: Sequence[str], p: Problems) -> tuple[tuple[str, int], ...] | None:
+    mapping = as_mapping(value, key, p)
+    if mapping is None:
+        return None
+    ok = True
+    for name, weight in mapping.items():
+        if name not in cluster_names:
+            p.add(f"{key}.{name} names an unknown cluster (clusters: {', '.join(cluster_names)})")
+            ok = False
+        if not is_int(weight) or not 0 <= weight <= 100:
+            p.add(f"{key}.{name} {weight!r} must be an integer from 0 to 100")
+            ok = False
+    if not ok:
+        return None
+    total = sum(mapping.values())
+    if total != 100:
+        p.add(f"{key} sum to {total}; the weights must sum to 100")
+        return None
+    # Every cluster gets a subset; the ones not named receive no traffic.
+    return tuple((name, int(mapping.get(name, 0))) for name in cluster_names)
+
+
+def _parse_istio(raw: Any, p: Problems) -> IstioSettings:
+    istio = as_mapping(raw, "istio", p) or {}
+    known_keys(istio, "istio", ("version", "chartRepository"), p)
+    version = string_at(istio, "version", "istio.version", p, default=DEFAULT_ISTIO_VERSION)
+    _istio_version(version, "istio.version", p)
+    repo = string_at(istio, "chartRepository", "istio.chartRepository", p, default=DEFAULT_CHART_REPOSITORY)
+    if repo is not None and not re.match(r"^(https://|oci://)[^\s]+$", repo):
+        p.add(f"istio.chartRepository {repo!r} must be an https:// or oci:// URL")
+    return IstioSettings(version=version or DEFAULT_ISTIO_VERSION, chart_repository=repo or DEFAULT_CHART_REPOSITORY)
+
+
+_CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr",
+                 "machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection",
+                 "istioVersion", "protect")
+_CIDR_KEYS = ("nodeCidr", "podCidr", "serviceCidr", "masterCidr")
+
+
+def _parse_cluster(i: int, raw: Any, p: Problems) -> ClusterSpec | None:
+    key = f"clusters[{i}]"
+    c = as_mapping(raw, key, p)
+    if c is None:
+        return None
+    before = len(p.items)
+    known_keys(c, key, _CLUSTER_KEYS, p)
+    name = string_at(c, "name", f"{key}.name", p)
+    dns_label(name, f"{key}.name", p, max_len=MAX_CLUSTER_NAME, pattern=DNS1035_LABEL, what="a DNS label",
+               length_reason=" (its GKE node pool is named <name>-pool-xxxxxxx and GKE allows 40)")
+    network = string_at(c, "network", f"{key}.network", p)
+    dns_label(network, f"{key}.network", p, max_len=MAX_NETWORK_NAME, pattern=DNS1035_LABEL,
+               what="a DNS label (it names the VPC and Istio's network)",
+               length_reason=" (its firewall rule is named <network>-istio-webhook-xxxxxxx and Compute Engine "
+               "allows 63)")
+    region = string_at(c, "region", f"{key}.region", p)
+    if region is not None:
+        if ZONE_PATTERN.match(region):
+            p.add(f"{key}.region {region!r} is a zone; clusters are regional: use {region.rsplit('-', 1)[0]}")
+        elif not REGION_PATTERN.match(region):
+            p.add(f"{key}.region {region!r} is not a GCP region (e.g. us-west1)")
+
+    nets: dict[str, ipaddress.IPv4Network] = {}
+    for k in _CIDR_KEYS:
+        value = string_at(c, k, f"{key}.{k}", p)
+        net = ipv4_cidr(value, f"{key}.{k}", p)
+        if net is not None:
+            nets[k] = net
+    if "masterCidr" in nets:
+        m = nets["masterCidr"]
+        if m.prefixlen != 28:
+            p.add(f"{key}.masterCidr {m} must be a /28 (GKE's control-plane range)")
+        elif not m.is_private:
+            p.add(f"{key}.masterCidr {m} must be a private (RFC 1918) range")
+    if "nodeCidr" in nets and nets["nodeCidr"].prefixlen > 29:
+        p.add(f"{key}.nodeCidr {nets['nodeCidr']} is too small; a subnet is at least a /29")
+    if "podCidr" in nets and not 9 <= nets["podCidr"].prefixlen <= 21:
+        p.add(f"{key}.podCidr {nets['podCidr']} must be between /9 and /21 (GKE pod range)")
+    if "serviceCidr" in nets and not 16 <= nets["serviceCidr"].prefixlen <= 27:
+        p.add(f"{key}.serviceCidr {nets['serviceCidr']} must be between /16 and /27 (GKE service range)")
+    names = [k for k in _CIDR_KEYS if k in nets]
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            if nets[a].overlaps(nets[b]):
+                p.add(f"{key}.{b} {nets[b]} overlaps {key}.{a} {nets[a]}")
+
+    machine_type = string_at(c, "machineType", f"{key}.machineType", p, default=DEFAULT_MACHINE_TYPE)
+    if machine_type is not None and not MACHINE_TYPE_PATTERN.match(machine_type):
+        p.add(f"{key}.machineType {machine_type!r} is not a Compute Engine machine type (e.g. e2-standard-4)")
+    min_nodes = c.get("minNodes", DEFAULT_MIN_NODES)
+    max_nodes = c.get("maxNodes", DEFAULT_MAX_NODES)
+    if not is_int(min_nodes) or min_nodes < 0:
+        p.add(f"{key}.minNodes {min_nodes!r} must be an integer >= 0")
+    if not is_int(max_nodes) or not 1 <= max_nodes <= 1000:
+        p.add(f"{key}.maxNodes {max_nodes!r} must be an integer from 1 to 1000")
+    elif is_int(min_nodes) and min_nodes > max_nodes:
+        p.add(f"{key}.minNodes {min_nodes} is greater than {key}.maxNodes {max_nodes}")
+    channel = c.get("releaseChannel", DEFAULT_RELEASE_CHANNEL)
+    if channel not in RELEASE_CHANNELS:
+        p.add(f"{key}.releaseChannel {channel!r} must be one of {', '.join(RELEASE_CHANNELS)}")
+    protection = c.get("deletionProtection", True)
+    if not isinstance(protection, bool):
+        p.add(f"{key}.deletionProtection {protection!r} must be true or false")
+    protect = c.get("protect", False)
+    if not isinstance(protect, bool):
+        p.add(f"{key}.protect {protect!r} must be true or false (Pulumi protect on the cluster's VPC, "
+              "subnet, cluster and node pool)")
+    istio_version = c.get("istioVersion")
+    if istio_version is not None:
+        if not isinstance(istio_version, str):
+            p.add(f"{key}.istioVersion {istio_version!r} must be a string")
+        else:
+            _istio_version(istio_version, f"{key}.istioVersion", p)
+
+    if len(p.items) > before:
+        return None
+    assert name and network and region and machine_type
+    return ClusterSpec(
+        name=name, network=network, region=region,
+        node_cidr=str(nets["nodeCidr"]), pod_cidr=str(nets["podCidr"]),
+        service_cidr=str(nets["serviceCidr"]), master_cidr=str(nets["masterCidr"]),
+        machine_type=machine_type, min_nodes=min_nodes, max_nodes=max_nodes,
+        release_channel=channel, deletion_protection=protection, istio_version=istio_version,
+        protect=protect,
+    )
+
+
+def declared_cluster_names(raw: Any) -> list[str]:
+    """The cluster names as written, including clusters whose other fields are invalid.
+
+    Rules that refer to clusters by name (weights) check against these, so one bad
+    field in a cluster does not also produce a misleading "unknown cluster" line.
+    """
+    if not isinstance(raw, list):
+        return []
+    return [c["name"] for c in raw if isinstance(c, Mapping) and isinstance(c.get("name"), str)]
+
+
+def _parse_clusters(raw: Any, p: Problems) -> tuple[ClusterSpec, ...]:
+    items = as_list(raw, "clusters", p)
+    if items is None:
+        return ()
+    if len(items) < 2:
+        p.add(f"clusters lists {len(items)} cluster(s); a multi-primary mesh needs at least 2")
+    parsed = [_parse_cluster(i, c, p) for i, c in enumerate(items)]
+    clusters = tuple(c for c in parsed if c is not None)
+    for attr, label in (("name", "name"), ("network", "network")):
+        seen: dict[str, int] = {}
+        for i, c in enumerate(parsed):
+            if c is None:
+                continue
+            value = getattr(c, attr)
+            if value in seen:
+                p.add(f"clusters[{i}].{label} {value!r} duplicates clusters[{seen[value]}].{label}; "
+                      f"every cluster needs its own {label}")
+            else:
+                seen[value] = i
+    return clusters
+
+
+def _parse_namespaces(raw: Any, p: Problems) -> tuple[str, ...]:
+    items = as_list(raw, "meshNamespaces", p) or []
+    result: list[str] = []
+    for i, ns in enumerate(items):
+        key = f"meshNamespaces[{i}]"
+        if not isinstance(ns, str):
+            p.add(f"{key} {ns!r} must be a string")
+            continue
+        before = len(p.items)
+        dns_label(ns, key, p)
+        if ns in RESERVED_NAMESPACES:
+            p.add(f"{key} {ns!r} is a system namespace; mesh namespaces are for workloads")
+        if ns in result:
+            p.add(f"{key} {ns!r} is listed twice")
+        if len(p.items) == before:
+            result.append(ns)
+    return tuple(result)
+
+
+def _parse_cluster_local(raw: Any, p: Problems) -> tuple[str, ...]:
+    items = as_list(raw, "clusterLocal", p) or []
+    result: list[str] = []
+    for i, host in enumerate(items):
+        key = f"clusterLocal[{i}]"
+        if not isinstance(host, str) or not valid_host(host):
+            p.add(f"{key} {host!r} must be a host name, a '*.' wildcard such as "
+                  "'*.cache.svc.cluster.local', or '*' for every service")
+        elif host in result:
+            p.add(f"{key} {host!r} is listed twice")
+        else:
+            result.append(host)
+    return tuple(result)
+
+
+def _parse_traffic(raw: Any, names: Sequence[str], namespaces: Sequence[str],
+                   cluster_local: Sequence[str], p: Problems) -> TrafficSpec:
+    traffic = as_mapping(raw, "traffic", p) or {}
+    known_keys(traffic, "traffic", ("subsetLabel", "weights", "services"), p)
+    label = traffic.get("subsetLabel", "network")
+    if label not in SUBSET_LABELS:
+        p.add(f"traffic.subsetLabel {label!r} must be 'network' or 'cluster'")
+        label = "network"
+    if "weights" in traffic:
+        weights = _weights(traffic["weights"], "traffic.weights", names, p) or ()
+    else:
+        # Safe default: everything stays on the first (blue) cluster.
+        weights = tuple((n, 100 if i == 0 else 0) for i, n in enumerate(names))
+
+    services: list[RoutedService] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, s in enumerate(as_list(traffic.get("services"), "traffic.services", p) or []):
+        key = f"traffic.services[{i}]"
+        s = as_mapping(s, key, p)
+        if s is None:
+            continue
+        before = len(p.items)
+        known_keys(s, key, ("host", "namespace", "weights"), p)
+        host = string_at(s, "host", f"{key}.host", p)
+        dns_label(host, f"{key}.host", p, pattern=DNS1035_LABEL,
+                   what="a Kubernetes Service name (DNS-1035 label)")
+        ns = string_at(s, "namespace", f"{key}.namespace", p)
+        dns_label(ns, f"{key}.namespace", p)
+        if ns is not None and DNS1123_LABEL.match(ns) and ns not in namespaces:
+            p.add(f"{key}.namespace {ns!r} is not in meshNamespaces; routed services need sidecars "
+                  "in every cluster")
+        own = _weights(s["weights"], f"{key}.weights", names, p) if "weights" in s else None
+        if len(p.items) > before or host is None or ns is None:
+            continue
+        svc = RoutedService(host=host, namespace=ns, weights=own)
+        if (host, ns) in seen:
+            p.add(f"{key} {host}.{ns} duplicates traffic.services[{seen[(host, ns)]}]")
+            continue
+        seen[(host, ns)] = i
+        for j, pattern in enumerate(cluster_local):
+            if host_matches(pattern, svc.fqdn):
+                p.add(f"{key} {svc.fqdn} is kept in-cluster by clusterLocal[{j}] {pattern!r}; "
+                      "a cluster-local service cannot be split across clusters")
+        services.append(svc)
+    return TrafficSpec(subset_label=label, weights=weights, services=tuple(services))
+
+
+def _parse_authorized(raw: Any, clusters: Sequence[ClusterSpec], p: Problems) -> tuple[AuthorizedNetwork, ...]:
+    result: list[AuthorizedNetwork] = []
+    for i, entry in enumerate(as_list(raw, "authorizedNetworks", p) or []):
+        key = f"authorizedNetworks[{i}]"
+        entry = as_mapping(entry, key, p)
+        if entry is None:
+            continue
+        before = len(p.items)
+        known_keys(entry, key, ("name", "cidr"), p)
+        name = string_at(entry, "name", f"{key}.name", p)
+        cidr = string_at(entry, "cidr", f"{key}.cidr", p)
+        net = ipv4_cidr(cidr, f"{key}.cidr", p)
+        if net is not None and net.prefixlen == 0:
+            p.add(f"{key}.cidr {net} would open every control plane to the internet; list the "
+                  "operators' and CI runners' addresses instead")
+        if len(p.items) == before and name and cidr:
+            result.append(AuthorizedNetwork(name=name, cidr=cidr))
+    # Each control plane also admits every other cluster's NAT egress address.
+    total = len(result) + max(len(clusters) - 1, 0)
+    if total > MAX_AUTHORIZED_NETWORKS:
+        p.add(f"authorizedNetworks has {len(result)} entries; with {len(clusters) - 1} other-cluster "
+              f"NAT addresses that is {total}, over GKE's limit of {MAX_AUTHORIZED_NETWORKS}")
+    return tuple(result)
+
+
+def _parse_ca(raw: Any, ca_is_secret: bool, p: Problems) -> CaSpec:
+    ca = as_mapping(raw, "ca", p) or {}
+    known_keys(ca, "ca", ("algorithm", "rootValidityHours", "intermediateValidityHours",
+                           "rootCertPem", "rootKeyPem"), p)
+    algorithm = ca.get("algorithm", DEFAULT_CA_ALGORITHM)
+    if algorithm not in CA_ALGORITHMS:
+        p.add(f"ca.algorithm {algorithm!r} must be one of {', '.join(CA_ALGORITHMS)}")
+    root_h = ca.get("rootValidityHours", DEFAULT_ROOT_VALIDITY_HOURS)
+    inter_h = ca.get("intermediateValidityHours", DEFAULT_INTERMEDIATE_VALIDITY_HOURS)
+    for k, v in (("rootValidityHours", root_h), ("intermediateValidityHours", inter_h)):
+        if not is_int(v) or v < 24:
+            p.add(f"ca.{k} {v!r} must be an integer of at least 24 (hours)")
+    if is_int(root_h) and is_int(inter_h) and inter_h >= root_h and "rootCertPem" not in ca:
+        p.add(f"ca.intermediateValidityHours {inter_h} must be shorter than ca.rootValidityHours "
+              f"{root_h}: an intermediate cannot outlive its root")
+    cert, key = ca.get("rootCertPem"), ca.get("rootKeyPem")
+    if (cert is None) != (key is None):
+        p.add("ca.rootCertPem and ca.rootKeyPem must be set together (bring-your-own root) or not at all")
+    elif cert is not None:
+        if not ca_is_secret:
+            p.add("ca.rootKeyPem must be set as a secret: pulumi config set --secret --path "
+                  "ca.rootKeyPem < root-key.pem")
+        _check_root_pem(cert, key, inter_h if is_int(inter_h) else None, p)
+    return CaSpec(
+        algorithm=algorithm, root_validity_hours=root_h, intermediate_validity_hours=inter_h,
+        root_cert_pem=cert, root_key_pem=key,
+    )
+
+
+TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
+                  "authorizedNetworks", "ca")
+
+
+def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
+    """Turn the project's raw config (keys without the namespace) into a StackConfig.
+
+    Raises ConfigError listing every problem found.
+    """
+    p = Problems()
+    if not project:
+        p.add("gcp:project is not set: run `pulumi config set gcp:project <project-id>`")
+    mesh_id = raw.get("meshId", DEFAULT_MESH_ID)
+    if not isinstance(mesh_id, str):
+        p.add(f"meshId {mesh_id!r} must be a string")
+    else:
+        dns_label(mesh_id, "meshId", p)
+    istio = _parse_istio(raw.get("istio"), p)
+    clusters = _parse_clusters(raw.get("clusters"), p)
+    namespaces = _parse_namespaces(raw.get("meshNamespaces"), p)
+    cluster_local = _parse_cluster_local(raw.get("clusterLocal"), p)
+    traffic = _parse_traffic(raw.get("traffic"), declared_cluster_names(raw.get("clusters")), namespaces,
+                             cluster_local, p)
+    authorized = _parse_authorized(raw.get("authorizedNetworks"), clusters, p)
+    ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
+    if p.items:
+        raise ConfigError(p.items)
+    return StackConfig(
+        project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
+        mesh_namespaces=namespaces, cluster_local=cluster_local,
+        authorized_networks=authorized, ca=ca,
+    )
+
+

@@ -1,0 +1,83 @@
+"""One home for every name the program gives or reads: type tokens, labels, Istio and GCP names.
+
+The config's name limits are derived here from the functions that make the longest
+names, so a rename and its limit cannot drift apart. The offline engine, the commands
+and the policy pack's tests read these instead of retyping them.
+"""
+
+from __future__ import annotations
+
+PROJECT = "gke-istio-mesh"
+
+# ------------------------------------------------------------------ component type tokens
+
+MESH_NETWORK_TYPE = f"{PROJECT}:index:MeshNetwork"
+GKE_CLUSTER_TYPE = f"{PROJECT}:index:GkeCluster"
+CERTIFICATE_AUTHORITY_TYPE = f"{PROJECT}:index:IstioCertificateAuthority"
+ISTIO_PRIMARY_TYPE = f"{PROJECT}:index:IstioPrimary"
+MESH_LINK_TYPE = f"{PROJECT}:index:MeshLink"
+CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
+
+# ------------------------------------------------------------------ provider type tokens the tools read
+
+GKE_CLUSTER = "gcp:container/cluster:Cluster"
+NODE_POOL = "gcp:container/nodePool:NodePool"
+ROUTER_NAT = "gcp:compute/routerNat:RouterNat"
+ADDRESS = "gcp:compute/address:Address"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+SECRET = "kubernetes:core/v1:Secret"
+VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
+DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
+
+# ------------------------------------------------------------------ Istio names, labels and APIs
+
+ISTIO_NAMESPACE = "istio-system"
+NETWORKING_API = "networking.istio.io/v1"
+SECURITY_API = "security.istio.io/v1"
+# Endpoint labels istiod adds (AugmentLabels); the network one also labels istio-system.
+NETWORK_LABEL = "topology.istio.io/network"
+CLUSTER_LABEL = "topology.istio.io/cluster"
+INJECTION_LABEL = "istio-injection"
+EASTWEST_RELEASE = "istio-eastwestgateway"
+CROSS_NETWORK_GATEWAY = "cross-network-gateway"
+CACERTS_SECRET = "cacerts"
+# Remote secrets, as `istioctl create-remote-secret` makes them (istioctl remote_secret.go).
+MULTICLUSTER_LABEL = "istio/multiCluster"
+CLUSTER_ANNOTATION = "networking.istio.io/cluster"
+READER_SERVICE_ACCOUNT = "istio-reader-service-account"
+# tokenSecretName in remote_secret.go: the token Secret istioctl creates for the reader account.
+READER_TOKEN_SECRET = f"{READER_SERVICE_ACCOUNT}-istio-remote-secret-token"
+
+
+def remote_secret_name(cluster: str) -> str:
+    """The name `istioctl create-remote-secret` gives the secret for `cluster`."""
+    return f"istio-remote-secret-{cluster}"
+
+
+# ------------------------------------------------------------------ GCP names and their limits
+
+# Pulumi's auto-naming appends "-" and 7 random characters to a resource's logical name.
+AUTONAME_SUFFIX = 8
+# GKE allows 40 characters for a node pool name (pulumi-gcp#1510); Compute Engine 63 for a firewall rule.
+GKE_NODE_POOL_NAME_MAX = 40
+COMPUTE_NAME_MAX = 63
+
+
+def node_pool_name(cluster: str) -> str:
+    """A cluster's node pool: the longest GKE name made from a cluster name."""
+    return f"{cluster}-pool"
+
+
+def webhook_firewall_name(network: str) -> str:
+    """A network's firewall rule for Istio's webhooks: the longest Compute name made from a network name."""
+    return f"{network}-istio-webhook"
+
+
+def node_tag(cluster: str) -> str:
+    """Network tag on a cluster's nodes; firewall rules target it."""
+    return f"mesh-{cluster}-node"
+
+
+MAX_CLUSTER_NAME = GKE_NODE_POOL_NAME_MAX - len(node_pool_name("")) - AUTONAME_SUFFIX
+MAX_NETWORK_NAME = COMPUTE_NAME_MAX - len(webhook_firewall_name("")) - AUTONAME_SUFFIX
