@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean
+.PHONY: test lint clean render verify bench
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -17,6 +17,20 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
+
+STACK ?= dev
+
+# Offline render of a stack into build/render (docs/render.md).
+render: $(VENV)/.installed
+	$(BIN)/python -m tools.render --stack $(STACK) --out build/render
+
+# Check a deployed mesh (docs/verify.md); needs the Pulumi CLI and the stack's outputs.
+verify: $(VENV)/.installed
+	$(BIN)/python -m tools.verify --stack $(STACK) $(ARGS)
+
+# Offline performance bench; writes docs/performance.md.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build
