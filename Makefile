@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench
+.PHONY: test lint clean render verify bench policy
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -31,6 +31,14 @@ verify: $(VENV)/.installed
 # Offline performance bench; writes docs/performance.md.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(ARGS)
+
+# The policy pack's own virtualenv (policy/PulumiPolicy.yaml runs it from policy/venv).
+policy: policy/venv/.installed
+
+policy/venv/.installed: policy/requirements.txt
+	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
+	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build
