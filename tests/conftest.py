@@ -23,8 +23,12 @@ def base_config() -> dict[str, Any]:
 
 @pytest.fixture
 def run() -> Callable[..., Program]:
-    """Run the program with a given project config."""
-    return run_program
+    """Run the program with a given project config (default: the base config, never a stack file)."""
+
+    def run_config(config: dict[str, Any] | None = None, **options: Any) -> Program:
+        return run_program(base() if config is None else config, **options)
+
+    return run_config
 
 
 @pytest.fixture(scope="session")

@@ -70,13 +70,15 @@ def _stacks_in_repo() -> set[str]:
 
 
 def _readme_test_command() -> str:
-    """The command under "Test" in README's "The two commands" section."""
+    """The test command of README's "The two commands": the line of its block that is not `pulumi`."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## The two commands", 1)[1].split("\n## ", 1)[0]
-    after_test = section.split("\nTest ", 1)[1]
-    match = re.search(r"```bash\n(.+?)\n```", after_test, re.S)
-    assert match, "README's test command block is missing"
-    return match.group(1).strip()
+    match = re.search(r"```bash\n(.+?)\n```", section, re.S)
+    assert match, "README's two-commands block is missing"
+    commands = [line.split("#", 1)[0].strip() for line in match.group(1).splitlines()]
+    tests = [c for c in commands if c and not c.startswith("pulumi ")]
+    assert len(tests) == 1, f"README's two commands should be one deploy and one test command: {commands}"
+    return tests[0]
 
 
 def _test_jobs(workflow: dict[str, Any]) -> list[str]:
