@@ -577,3 +577,37 @@ def test_a_service_range_is_refused_exactly_when_it_touches_a_range_google_cloud
         assert all("overlaps" in p for p in error.problems), error.problems
     else:
         assert not prohibited
+
+
+_CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr", "machineType",
+                 "minNodes", "maxNodes", "releaseChannel", "deletionProtection", "istioVersion", "protect")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(_CLUSTER_KEYS).flatmap(lambda k: st.tuples(st.just(k), st.integers(0, len(k) - 1))))
+def test_a_key_with_one_letter_case_flipped_or_dropped_is_answered_with_the_key_meant(pick: tuple[str, int]) -> None:
+    key, i = pick
+    for typo in (key[:i] + key[i].swapcase() + key[i + 1:], key[:i] + key[i + 1:]):
+        if typo in _CLUSTER_KEYS or len(typo) < 4:
+            continue
+        cfg = base()
+        cfg["clusters"][0][typo] = cfg["clusters"][0].get(key, 1)
+        with pytest.raises(config.ConfigError) as failure:
+            config.parse(cfg, project="mesh-test-project")
+        assert f"clusters[0].{typo} is not a known key; did you mean {key}? (known: " in failure.value.problems[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abz09-_A.", min_size=1, max_size=32))
+def test_project_ids_are_accepted_exactly_in_resource_managers_format(project: str) -> None:
+    valid = (6 <= len(project) <= 30 and project[0] in "abz" and project[-1] != "-"
+             and all(ch in "abz09-" for ch in project))
+    try:
+        config.parse(base(), project=project)
+    except config.ConfigError as error:
+        assert not valid, error.problems
+        assert error.problems == (
+            f"gcp:project {project!r} is not a Google Cloud project ID (6 to 30 lowercase letters, digits and "
+            "'-', starting with a letter and not ending with '-')",)
+    else:
+        assert valid, project
