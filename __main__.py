@@ -13,12 +13,12 @@ from components.traffic import ClusterRouting, ClusterRoutingArgs
 cfg = config.load()
 names = [c.name for c in cfg.clusters]
 
-networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c)) for c in cfg.clusters}
+networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, hardening=cfg.hardening)) for c in cfg.clusters}
 peer_egress = {c.name: [(o, cidr) for o in names if o != c.name for cidr in networks[o].egress_cidrs]
                for c in cfg.clusters}
 clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
     cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
-    authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name],
+    authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name], hardening=cfg.hardening,
 )) for c in cfg.clusters}
 
 ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names))

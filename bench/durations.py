@@ -58,6 +58,12 @@ _ROWS = (
              "hashicorp/terraform-provider-google#7814 "
              "(https://github.com/hashicorp/terraform-provider-google/issues/7814): project IAM bindings "
              "`Creation complete after 7s`/`8s` (same read-modify-write of the project policy)"),
+    Duration("gcp:kms/keyRing:KeyRing", "Cloud KMS key ring", 2, False,
+             "estimate: one synchronous Cloud KMS API call (CreateKeyRing), no long-running operation"),
+    Duration("gcp:kms/cryptoKey:CryptoKey", "Cloud KMS key", 2, False,
+             "estimate: one synchronous Cloud KMS API call (CreateCryptoKey), no long-running operation"),
+    Duration("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "KMS key IAM member", 5, False,
+             "estimate: a read-modify-write of the key's IAM policy, like a project IAM member but one resource"),
     Duration("random:index/randomId:RandomId", "random id", 0, False, "estimate: computed locally by the provider"),
     Duration("tls", "pulumi-tls key / CSR / certificate", 1, False,
              "estimate: computed locally by the provider; RSA-4096 key generation dominates"),

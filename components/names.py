@@ -79,5 +79,22 @@ def node_tag(cluster: str) -> str:
     return f"mesh-{cluster}-node"
 
 
+def secrets_key_ring_name(cluster: str, suffix: str) -> str:
+    """A cluster's Cloud KMS key ring. Key rings are never deleted, so each deployment's gets a random suffix."""
+    return f"{cluster}-secrets-{suffix}"
+
+
+SECRETS_CRYPTO_KEY = "gke-secrets"
+KMS_KEY_RING = "gcp:kms/keyRing:KeyRing"
+KMS_CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
+GET_PROJECT = "gcp:organizations/getProject:getProject"
+
+
+def gke_service_agent(project_number: str) -> str:
+    """The GKE service agent, which encrypts Secrets with the cluster's KMS key (GKE docs, "Encrypt secrets
+    at the application layer")."""
+    return f"service-{project_number}@container-engine-robot.iam.gserviceaccount.com"
+
+
 MAX_CLUSTER_NAME = GKE_NODE_POOL_NAME_MAX - len(node_pool_name("")) - AUTONAME_SUFFIX
 MAX_NETWORK_NAME = COMPUTE_NAME_MAX - len(webhook_firewall_name("")) - AUTONAME_SUFFIX

@@ -8,12 +8,12 @@ admits from outside only what private GKE and Istio's webhooks need.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
-from components.config import ClusterSpec
+from components.config import ClusterSpec, Hardening
 from components.names import MESH_NETWORK_TYPE, node_tag, webhook_firewall_name
 
 PODS_RANGE = "pods"
@@ -25,6 +25,7 @@ ISTIO_WEBHOOK_PORT = "15017"
 @dataclass(frozen=True)
 class MeshNetworkArgs:
     cluster: ClusterSpec
+    hardening: Hardening = field(default_factory=Hardening)
 
 
 class MeshNetwork(pulumi.ComponentResource):
@@ -62,6 +63,12 @@ class MeshNetwork(pulumi.ComponentResource):
                 gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=SERVICES_RANGE, ip_cidr_range=spec.service_cidr),
             ],
             private_ip_google_access=True,
+            # CIS GKE 5.6.1: VPC Flow Logs on the nodes' subnet (Compute Engine's defaults but the sampling).
+            log_config=gcp.compute.SubnetworkLogConfigArgs(
+                aggregation_interval="INTERVAL_5_SEC",
+                flow_sampling=args.hardening.flow_sampling,
+                metadata="INCLUDE_ALL_METADATA",
+            ) if args.hardening.subnet_flow_logs else None,
             opts=kept,
         )
 

@@ -77,6 +77,13 @@ class MeshMocks(pulumi.runtime.Mocks):
         self.replaced = frozenset(replaced)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
+        """Only the data sources the program is meant to read; any other call is a mistake."""
+        if args.token == "gcp:organizations/getProject:getProject":
+            # A project's number is a 12-digit string Google assigns; here a stable one per project ID.
+            project_id = args.args.get("projectId") or self.project
+            number = str(int(_digest(f"number:{project_id}")[:10], 16) % 10**12).zfill(12)
+            return {"projectId": project_id, "number": number, "name": project_id,
+                    "id": f"projects/{project_id}"}, []
         raise AssertionError(f"the program must not invoke provider functions offline: {args.token}")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -117,6 +124,12 @@ class MeshMocks(pulumi.runtime.Mocks):
             email = f"{inputs['accountId']}@{p}.iam.gserviceaccount.com"
             rid = f"projects/{p}/serviceAccounts/{email}"
             out.update(email=email, member=f"serviceAccount:{email}")
+        elif t == "gcp:kms/keyRing:KeyRing":
+            rid = f"projects/{inputs.get('project') or p}/locations/{inputs['location']}/keyRings/{physical}"
+            out.update(name=physical)
+        elif t == "gcp:kms/cryptoKey:CryptoKey":
+            rid = f"{inputs['keyRing']}/cryptoKeys/{physical}"
+            out.update(name=physical)
         elif t == "random:index/randomId:RandomId":
             out.update(hex=_digest(name)[: int(inputs["byteLength"]) * 2])
         elif t.startswith("tls:index/"):

@@ -39,6 +39,13 @@ PACK_NAME = "gke-istio-mesh"
 
 CLUSTER = "gcp:container/cluster:Cluster"
 NODE_POOL = "gcp:container/nodePool:NodePool"
+SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
+# Stacks held to the CIS GKE defaults (docs/cis.md); other stacks may relax them through config.
+PROD_STACKS = ("prod",)
+# The broadest authorized network a prod control plane may admit (the config's default prefix).
+PROD_MIN_AUTHORIZED_PREFIX = 24
+# The Compute Engine default service account: <number>-compute@developer.gserviceaccount.com ("default").
+COMPUTE_DEFAULT_ACCOUNT_SUFFIX = "-compute@developer.gserviceaccount.com"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET_TYPES = ("kubernetes:core/v1:Secret", "kubernetes:core/v1:SecretPatch")
@@ -224,6 +231,7 @@ def control_plane_problems(resource_type: str, props: Mapping[str, Any]) -> list
         return ["masterAuthorizedNetworksConfig is not set, so the control plane accepts every address; list "
                 "the operators' networks (config authorizedNetworks) and the other clusters' NAT addresses"]
     problems = []
+    networks: list[ipaddress.IPv4Network] = []
     if get(config, "gcpPublicCidrsAccessEnabled") is True:
         problems.append("masterAuthorizedNetworksConfig.gcpPublicCidrsAccessEnabled is true; it admits every "
                         "Google Cloud public address (anyone's VM) to the control plane")
@@ -241,6 +249,126 @@ def control_plane_problems(resource_type: str, props: Mapping[str, Any]) -> list
             label = get(block, "displayName")
             named = f" ({label})" if isinstance(label, str) and label else ""
             problems.append(f"{where} {cidr}{named} opens the control plane to the whole internet")
+        elif isinstance(network, ipaddress.IPv4Network):
+            networks.append(network)
+    # Blocks each narrower than /0 can still add up to every address (0.0.0.0/1 + 128.0.0.0/1).
+    if networks and ipaddress.IPv4Network("0.0.0.0/0") in ipaddress.collapse_addresses(networks):
+        problems.append("masterAuthorizedNetworksConfig.cidrBlocks together cover every IPv4 address "
+                        f"({', '.join(map(str, networks))}); that opens the control plane to the whole internet")
+    return problems
+
+
+def stack_of(urn: str) -> str:
+    """The stack a URN belongs to: urn:pulumi:<stack>::<project>::<type>::<name>."""
+    head = urn.split("::", 1)[0]
+    return head.split(":", 2)[2] if head.count(":") >= 2 else ""
+
+
+def _is_default_account(account: Any) -> bool:
+    return account is None or account == "default" or (
+        isinstance(account, str) and account.endswith(COMPUTE_DEFAULT_ACCOUNT_SUFFIX))
+
+
+def _node_account_problem(node_config: Any, where: str, what: str) -> list[str]:
+    if node_config is UNKNOWN:
+        return []
+    account = get(node_config, "serviceAccount")
+    if account is UNKNOWN or not _is_default_account(account):
+        return []
+    shown = "not set" if account is None else f"{account!r}"
+    return [f"{where}.serviceAccount is {shown}, so {what} runs as the Compute Engine default service account "
+            "(broad Editor rights; refused where an organisation disables it); use a dedicated account"]
+
+
+def node_service_account_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CIS GKE 5.2.1: every pool, the cluster's temporary default one included, runs as a dedicated account."""
+    if resource_type == CLUSTER:
+        if get(props, "enableAutopilot") is True:
+            return []
+        problems = _node_account_problem(get(props, "nodeConfig"), "nodeConfig",
+                                         "the default node pool (created even when removeDefaultNodePool is set)")
+        for i, pool in enumerate(elements(get(props, "nodePools"))):
+            problems += _node_account_problem(get(pool, "nodeConfig"), f"nodePools[{i}].nodeConfig", "this pool")
+        return problems
+    if resource_type == NODE_POOL:
+        return _node_account_problem(get(props, "nodeConfig"), "nodeConfig", "this pool")
+    return []
+
+
+def secrets_encryption_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CIS GKE 5.3.1: Secrets are encrypted at the application layer with a Cloud KMS key."""
+    if resource_type != CLUSTER:
+        return []
+    config = get(props, "databaseEncryption")
+    if config is UNKNOWN:
+        return []
+    state, key = get(config, "state"), get(config, "keyName")
+    if state is UNKNOWN:
+        return []
+    if state != "ENCRYPTED":
+        return [f"databaseEncryption.state is {_show(state) if state is not None else 'not set'}; it must be "
+                "ENCRYPTED with a Cloud KMS key (config hardening.databaseEncryption)"]
+    if key is not UNKNOWN and not key:
+        return ["databaseEncryption.keyName is not set; ENCRYPTED needs the Cloud KMS key that encrypts Secrets"]
+    return []
+
+
+def binary_authorization_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CIS GKE 5.10.5: pods are admitted only after the project's Binary Authorization policy is evaluated."""
+    if resource_type != CLUSTER:
+        return []
+    mode = get(props, "binaryAuthorization", "evaluationMode")
+    if mode is UNKNOWN or mode == "PROJECT_SINGLETON_POLICY_ENFORCE":
+        return []
+    return [f"binaryAuthorization.evaluationMode is {_show(mode) if mode is not None else 'not set'}; it must be "
+            "PROJECT_SINGLETON_POLICY_ENFORCE (the project policy's enforcementMode may still be dry-run)"]
+
+
+def _image_problem(node_config: Any, where: str) -> list[str]:
+    image = get(node_config, "imageType")
+    if node_config is UNKNOWN or image is UNKNOWN or (isinstance(image, str) and image.upper() == "COS_CONTAINERD"):
+        return []
+    return [f"{where}.imageType is {_show(image) if image is not None else 'not set'}; it must be COS_CONTAINERD "
+            "(Container-Optimized OS with containerd)"]
+
+
+def node_image_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CIS GKE 5.5.1: nodes run Container-Optimized OS with containerd."""
+    if resource_type == CLUSTER and get(props, "enableAutopilot") is not True:
+        problems = _image_problem(get(props, "nodeConfig"), "nodeConfig")
+        for i, pool in enumerate(elements(get(props, "nodePools"))):
+            problems += _image_problem(get(pool, "nodeConfig"), f"nodePools[{i}].nodeConfig")
+        return problems
+    if resource_type == NODE_POOL:
+        return _image_problem(get(props, "nodeConfig"), "nodeConfig")
+    return []
+
+
+def flow_logs_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CIS GKE 5.6.1: the nodes' subnet records VPC Flow Logs."""
+    if resource_type != SUBNETWORK:
+        return []
+    log_config = get(props, "logConfig")
+    if log_config is UNKNOWN or (log_config is not None and get(log_config, "flowSampling") != 0):
+        return []
+    return ["logConfig is not set, so the subnet records no VPC Flow Logs; set it (config hardening.subnetFlowLogs)"
+            if log_config is None else "logConfig.flowSampling is 0, so the subnet records no VPC Flow Logs"]
+
+
+def authorized_prefix_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """CIS GKE 5.6.3: the control plane admits only narrow, listed networks."""
+    if resource_type != CLUSTER:
+        return []
+    problems = []
+    for i, block in enumerate(elements(get(props, "masterAuthorizedNetworksConfig", "cidrBlocks"))):
+        cidr = get(block, "cidrBlock")
+        try:
+            network = ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            continue  # UNKNOWN during preview, or reported by gke-control-plane-not-public
+        if 0 < network.prefixlen < PROD_MIN_AUTHORIZED_PREFIX:
+            problems.append(f"masterAuthorizedNetworksConfig.cidrBlocks[{i}].cidrBlock {network} is broader than "
+                            f"/{PROD_MIN_AUTHORIZED_PREFIX}")
     return problems
 
 
@@ -503,6 +631,17 @@ def _resource_rule(check: Callable[[str, Mapping[str, Any]], list[str]]) -> Call
     return validate
 
 
+def _prod_rule(check: Callable[[str, Mapping[str, Any]], list[str]]) -> Callable[..., None]:
+    """A resource rule that holds only in the prod stacks: elsewhere config may relax what it checks."""
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if stack_of(args.urn) not in PROD_STACKS:
+            return
+        for message in check(args.resource_type, args.props):
+            report_violation(f"{message} (required in stack {stack_of(args.urn)})", None)
+
+    return validate
+
+
 def _stack_rule(check: Callable[[Sequence[PolicyResource]], list[tuple[str, str]]]) -> Callable[..., None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for message, urn in check(args.resources):
@@ -543,6 +682,43 @@ GKE_CONTROL_PLANE_NOT_PUBLIC = ResourceValidationPolicy(
     validate=_resource_rule(control_plane_problems),
     enforcement_level=MANDATORY,
 )
+GKE_DEDICATED_NODE_ACCOUNT = ResourceValidationPolicy(
+    name="gke-dedicated-node-service-account",
+    description="Every node pool, the temporary default one included, runs as a dedicated service account "
+                "(CIS GKE 5.2.1).",
+    validate=_resource_rule(node_service_account_problems),
+    enforcement_level=MANDATORY,
+)
+GKE_SECRETS_ENCRYPTED = ResourceValidationPolicy(
+    name="gke-secrets-encrypted-with-kms-in-prod",
+    description="Prod clusters encrypt Secrets with a Cloud KMS key (CIS GKE 5.3.1).",
+    validate=_prod_rule(secrets_encryption_problems),
+    enforcement_level=MANDATORY,
+)
+GKE_BINARY_AUTHORIZATION = ResourceValidationPolicy(
+    name="gke-binary-authorization-in-prod",
+    description="Prod clusters evaluate the project's Binary Authorization policy (CIS GKE 5.10.5).",
+    validate=_prod_rule(binary_authorization_problems),
+    enforcement_level=MANDATORY,
+)
+GKE_COS_CONTAINERD = ResourceValidationPolicy(
+    name="gke-cos-containerd-in-prod",
+    description="Prod nodes run Container-Optimized OS with containerd (CIS GKE 5.5.1).",
+    validate=_prod_rule(node_image_problems),
+    enforcement_level=MANDATORY,
+)
+VPC_FLOW_LOGS = ResourceValidationPolicy(
+    name="vpc-subnet-flow-logs-in-prod",
+    description="Prod subnets record VPC Flow Logs (CIS GKE 5.6.1).",
+    validate=_prod_rule(flow_logs_problems),
+    enforcement_level=MANDATORY,
+)
+GKE_AUTHORIZED_PREFIX = ResourceValidationPolicy(
+    name="gke-authorized-networks-narrow-in-prod",
+    description=f"Prod control planes admit no network broader than /{PROD_MIN_AUTHORIZED_PREFIX} (CIS GKE 5.6.3).",
+    validate=_prod_rule(authorized_prefix_problems),
+    enforcement_level=MANDATORY,
+)
 ISTIO_ROUTE_WEIGHTS = ResourceValidationPolicy(
     name="istio-route-weights-sum-to-100",
     description="Each weighted VirtualService route (http, tcp, tls) splits exactly 100.",
@@ -564,7 +740,8 @@ ROOT_CA_KEY_NOT_IN_CLUSTER = StackValidationPolicy(
 
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
     GKE_PRIVATE_NODES, GKE_WORKLOAD_IDENTITY, GKE_SHIELDED_NODES, GKE_NO_LEGACY_ABAC,
-    GKE_CONTROL_PLANE_NOT_PUBLIC, ISTIO_ROUTE_WEIGHTS,
+    GKE_CONTROL_PLANE_NOT_PUBLIC, GKE_DEDICATED_NODE_ACCOUNT, GKE_SECRETS_ENCRYPTED, GKE_BINARY_AUTHORIZATION,
+    GKE_COS_CONTAINERD, VPC_FLOW_LOGS, GKE_AUTHORIZED_PREFIX, ISTIO_ROUTE_WEIGHTS,
 ]
 STACK_POLICIES: list[StackValidationPolicy] = [ISTIO_STRICT_MTLS, ROOT_CA_KEY_NOT_IN_CLUSTER]
 POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]

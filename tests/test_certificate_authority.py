@@ -92,9 +92,12 @@ def test_path_length_leaves_room_for_exactly_one_intermediate(base_stack: Progra
 def test_intermediate_validity_lies_inside_the_roots(base_stack: Program, cluster: str) -> None:
     data = cacerts_of(base_stack, cluster)
     (inter,), (root,) = certs(data["ca-cert.pem"]), certs(data["root-cert.pem"])
-    assert root.not_valid_before_utc <= inter.not_valid_before_utc
-    assert inter.not_valid_after_utc < root.not_valid_after_utc
+    # The configured lifetimes (ca.rootValidityHours / intermediateValidityHours defaults), and so an
+    # intermediate that expires years before its root. (Both are issued in the same run, so comparing
+    # their start times would prove nothing.)
     assert inter.not_valid_after_utc - inter.not_valid_before_utc == dt.timedelta(hours=17520)
+    assert root.not_valid_after_utc - root.not_valid_before_utc == dt.timedelta(hours=87600)
+    assert root.not_valid_after_utc - inter.not_valid_after_utc > dt.timedelta(days=365)
 
 
 def test_every_cluster_trusts_the_same_root_and_has_its_own_intermediate(base_stack: Program) -> None:

@@ -69,6 +69,31 @@ def _pem_pair(ca: bool, *, other_key: bool = False, days: int = 3650, path_lengt
     return cert, pem_key(ec.generate_private_key(ec.SECP256R1()) if other_key else key)
 
 
+def _root_pem(*, key_cert_sign: bool = True, starts_in_days: float = -1) -> tuple[str, str]:
+    """A CA root with a keyUsage extension (keyCertSign or not) whose validity starts `starts_in_days` from now."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "team root")])
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=starts_in_days)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
+                                         crl_sign=key_cert_sign, encipher_only=False, decipher_only=False),
+                           critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(Encoding.PEM).decode(), pem_key(key)
+
+
 NON_CA = _pem_pair(ca=False)
 WRONG_KEY = _pem_pair(ca=True, other_key=True)
 
@@ -80,7 +105,11 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("clusters-not-a-list", _set("clusters", {"name": "blue"}), "clusters must be a list, got dict"),
     ("cluster-not-an-object", _set("clusters[1]", "green"), "clusters[1] must be an object, got str"),
     ("cluster-unknown-key", _set("clusters[0].nodeCIDR", "10.0.0.0/20"),
-     "clusters[0].nodeCIDR is not a known key (known: name, network, region, nodeCidr"),
+     "clusters[0].nodeCIDR is not a known key; did you mean nodeCidr? (known: name, network, region, nodeCidr"),
+    ("cluster-misspelt-key", _set("clusters[0].machinetype", "e2-standard-8"),
+     "clusters[0].machinetype is not a known key; did you mean machineType? (known: name, network,"),
+    ("cluster-unknown-key-nothing-close", _set("clusters[0].zoneList", ["a"]),
+     "clusters[0].zoneList is not a known key (known: name, network,"),
     ("cluster-missing-key", _delete("clusters[1].podCidr"), "clusters[1].podCidr is required"),
     ("duplicate-name", _set("clusters[1].name", "blue"),
      "clusters[1].name 'blue' duplicates clusters[0].name; every cluster needs its own name"),
@@ -112,6 +141,18 @@ RULES: list[tuple[str, Mutation, str]] = [
      "clusters[0].masterCidr 172.16.0.0/27 must be a /28 (GKE's control-plane range)"),
     ("master-public", _set("clusters[0].masterCidr", "34.1.2.0/28"),
      "clusters[0].masterCidr 34.1.2.0/28 must be a private (RFC 1918) range"),
+    # 192.0.2.0/24 is "private" to Python's ipaddress (documentation range) but not RFC 1918.
+    ("master-not-rfc1918", _set("clusters[0].masterCidr", "192.0.2.0/28"),
+     "clusters[0].masterCidr 192.0.2.0/28 must be a private (RFC 1918) range"),
+    ("node-range-link-local", _set("clusters[0].nodeCidr", "169.254.0.0/20"),
+     "clusters[0].nodeCidr 169.254.0.0/20 overlaps 169.254.0.0/16 (link-local), which Google Cloud does not "
+     "allow in a subnet"),
+    ("pod-range-loopback", _set("clusters[0].podCidr", "127.16.0.0/14"),
+     "clusters[0].podCidr 127.16.0.0/14 overlaps 127.0.0.0/8 (loopback), which Google Cloud does not allow"),
+    ("service-range-multicast", _set("clusters[1].serviceCidr", "224.0.0.0/20"),
+     "clusters[1].serviceCidr 224.0.0.0/20 overlaps 224.0.0.0/4 (multicast)"),
+    ("service-range-private-google-access", _set("clusters[1].serviceCidr", "199.36.144.0/20"),
+     "clusters[1].serviceCidr 199.36.144.0/20 overlaps 199.36.153.4/30 (restricted.googleapis.com)"),
     ("node-too-small", _set("clusters[0].nodeCidr", "10.10.0.0/30"),
      "clusters[0].nodeCidr 10.10.0.0/30 is too small; a subnet is at least a /29"),
     ("pod-range-size", _set("clusters[0].podCidr", "10.12.0.0/24"),
@@ -150,7 +191,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("istio-version-major", _set("istio.version", "2.0.0"), "istio.version 2.0.0 is not supported"),
     ("chart-repository", _set("istio.chartRepository", "http://charts.example.com"),
      "istio.chartRepository 'http://charts.example.com' must be an https:// or oci:// URL"),
-    ("istio-unknown-key", _set("istio.revision", "canary"), "istio.revision is not a known key (known: version"),
+    ("istio-unknown-key", _set("istio.revision", "canary"), "istio.revision is not a known key"),
     # mesh
     ("mesh-id", _set("meshId", "Mesh_1"), "meshId 'Mesh_1' must be a DNS-1123 label"),
     # traffic
@@ -159,6 +200,8 @@ RULES: list[tuple[str, Mutation, str]] = [
      "traffic.weights sum to 110; the weights must sum to 100"),
     ("weights-unknown-cluster", _set("traffic.weights", {"blue": 50, "teal": 50}),
      "traffic.weights.teal names an unknown cluster (clusters: blue, green)"),
+    ("weights-misspelt-cluster", _set("traffic.weights", {"blue": 50, "gren": 50}),
+     "traffic.weights.gren names an unknown cluster; did you mean green? (clusters: blue, green)"),
     ("weight-not-int", _set("traffic.weights", {"blue": 50.5, "green": 49.5}),
      "traffic.weights.blue 50.5 must be an integer from 0 to 100"),
     ("weight-bool", _set("traffic.weights", {"blue": True, "green": 99}),
@@ -182,7 +225,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("service-unknown-key", _set("traffic.services[0].port", 5000),
      "traffic.services[0].port is not a known key (known: host, namespace, weights)"),
     ("traffic-unknown-key", _set("traffic.weight", {"blue": 100}),
-     "traffic.weight is not a known key (known: subsetLabel, weights, services)"),
+     "traffic.weight is not a known key; did you mean weights? (known: subsetLabel, weights, services)"),
     ("service-is-cluster-local", _set("clusterLocal", ["*.sample.svc.cluster.local"]),
      "traffic.services[0] helloworld.sample.svc.cluster.local is kept in-cluster by clusterLocal[0] "
      "'*.sample.svc.cluster.local'; a cluster-local service cannot be split across clusters"),
@@ -206,6 +249,14 @@ RULES: list[tuple[str, Mutation, str]] = [
      "authorizedNetworks[0].cidr '198.51.100.7' needs a prefix length (e.g. 198.51.100.7/32)"),
     ("authorized-missing-name", _set("authorizedNetworks", [{"cidr": "198.51.100.7/32"}]),
      "authorizedNetworks[0].name is required"),
+    ("authorized-broader-than-the-prefix", _set("authorizedNetworks", [{"name": "corp", "cidr": "198.51.0.0/16"}]),
+     "authorizedNetworks[0].cidr 198.51.0.0/16 is broader than /24 (hardening.authorizedNetworkMinPrefix); list "
+     "narrower ranges or relax the prefix"),
+    ("authorized-halves-cover-the-internet", _both(
+        _set("hardening.authorizedNetworkMinPrefix", 1),
+        _set("authorizedNetworks", [{"name": "low", "cidr": "0.0.0.0/1"}, {"name": "high", "cidr": "128.0.0.0/1"}])),
+     "authorizedNetworks together cover every IPv4 address ([0] 0.0.0.0/1, [1] 128.0.0.0/1); that opens every "
+     "control plane to the internet"),
     ("authorized-too-many", _set("authorizedNetworks",
                                  [{"name": f"n{i}", "cidr": f"198.51.100.{i}/32"} for i in range(50)]),
      "authorizedNetworks has 50 entries; with 1 other-cluster NAT addresses that is 51, over GKE's limit of 50"),
@@ -219,8 +270,27 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("ca-cert-without-key", _set("ca.rootCertPem", NON_CA[0]),
      "ca.rootCertPem and ca.rootKeyPem must be set together (bring-your-own root) or not at all"),
     ("ca-unknown-key", _set("ca.rootKey", "x"), "ca.rootKey is not a known key"),
+    # CIS hardening (docs/cis.md)
+    ("hardening-not-an-object", _set("hardening", "on"), "hardening must be an object, got str"),
+    ("hardening-unknown-key", _set("hardening.flowLogs", True),
+     "hardening.flowLogs is not a known key; did you mean subnetFlowLogs? (known: databaseEncryption,"),
+    ("hardening-database-encryption", _set("hardening.databaseEncryption", "yes"),
+     "hardening.databaseEncryption 'yes' must be true or false"),
+    ("hardening-flow-logs", _set("hardening.subnetFlowLogs", 1), "hardening.subnetFlowLogs 1 must be true or false"),
+    ("hardening-binary-authorization", _set("hardening.binaryAuthorization", "DRYRUN"),
+     "hardening.binaryAuthorization 'DRYRUN' must be one of PROJECT_SINGLETON_POLICY_ENFORCE, DISABLED (audit-only "
+     "is the project policy's DRYRUN_AUDIT_LOG_ONLY enforcement mode)"),
+    ("hardening-image-type", _set("hardening.imageType", "COS"),
+     "hardening.imageType 'COS' must be one of COS_CONTAINERD, UBUNTU_CONTAINERD (containerd node images)"),
+    ("hardening-flow-sampling-zero", _set("hardening.flowSampling", 0),
+     "hardening.flowSampling 0 must be a number above 0 and at most 1"),
+    ("hardening-flow-sampling-above-one", _set("hardening.flowSampling", 1.5),
+     "hardening.flowSampling 1.5 must be a number above 0 and at most 1"),
+    ("hardening-prefix-range", _set("hardening.authorizedNetworkMinPrefix", 33),
+     "hardening.authorizedNetworkMinPrefix 33 must be an integer from 1 to 32"),
     # top level
-    ("unknown-top-level-key", _set("meshID", "mesh1"), "meshID is not a known key (known: meshId, istio, clusters"),
+    ("unknown-top-level-key", _set("meshID", "mesh1"),
+     "meshID is not a known key; did you mean meshId? (known: meshId, istio, clusters"),
 ]
 
 
@@ -237,7 +307,7 @@ def test_each_rule_stops_the_program_with_its_message_and_declares_nothing(run, 
 
 def test_the_tests_own_mutations_leave_the_dev_config_valid(base_config) -> None:
     """Guards the table above: the unmodified dev config parses, so each failure is the mutation's."""
-    parsed = config.parse(base_config, project="p")
+    parsed = config.parse(base_config, project="mesh-test-project")
     assert [c.name for c in parsed.clusters] == ["blue", "green"]
 
 
@@ -250,6 +320,46 @@ def test_every_problem_is_reported_at_once(run, base_config) -> None:
     lines = [line for line in str(failure.value).splitlines() if line.startswith("  - ")]
     assert len(lines) == 3, lines
     assert str(failure.value).startswith("invalid stack config (3 problem(s)):")
+
+
+def _problems(run, cfg: dict[str, Any], **kwargs: Any) -> list[str]:
+    """The lines of the message a bad config stops the run with; asserts nothing was declared."""
+    with pytest.raises(ProgramError) as failure:
+        run(cfg, **kwargs)
+    assert failure.value.declared == []
+    return [line[4:] for line in str(failure.value).splitlines() if line.startswith("  - ")]
+
+
+def test_an_unknown_cluster_in_the_weights_does_not_hide_their_sum(run, base_config) -> None:
+    base_config["traffic"]["weights"] = {"blue": 50, "gren": 40}
+    assert _problems(run, base_config) == [
+        "traffic.weights.gren names an unknown cluster; did you mean green? (clusters: blue, green)",
+        "traffic.weights sum to 90; the weights must sum to 100",
+    ]
+
+
+def test_a_cluster_without_a_name_is_reported_once_not_again_by_the_weights_naming_it(run, base_config) -> None:
+    del base_config["clusters"][1]["name"]
+    assert _problems(run, base_config) == ["clusters[1].name is required"]
+
+
+def test_a_badly_named_cluster_is_reported_once_not_again_by_the_weights_naming_it(run, base_config) -> None:
+    base_config["clusters"][1]["name"] = "Green"
+    base_config["traffic"]["weights"] = {"blue": 0, "Green": 100}
+    (line,) = _problems(run, base_config)
+    assert line.startswith("clusters[1].name 'Green' must be a DNS label")
+
+
+@pytest.mark.parametrize("project", ["My-Project", "proj", "1project", "project-", "a" * 31, "my_project"])
+def test_gcp_project_must_be_a_project_id(run, base_config, project: str) -> None:
+    assert _problems(run, base_config, gcp_project=project) == [
+        f"gcp:project {project!r} is not a Google Cloud project ID (6 to 30 lowercase letters, digits and '-', "
+        "starting with a letter and not ending with '-')"]
+
+
+@pytest.mark.parametrize("project", ["my-gcp-project", "abcdef", "a" * 30, "team-1-prod"])
+def test_project_ids_of_the_documented_shape_are_accepted(base_config, project: str) -> None:
+    assert config.parse(base_config, project=project).project == project
 
 
 def test_missing_gcp_project_is_named(run, base_config) -> None:
@@ -271,6 +381,9 @@ def test_the_message_reaches_the_user_without_a_traceback(run, base_config) -> N
 
 @pytest.mark.parametrize(("pair", "message"), [
     (NON_CA, "ca.rootCertPem is not a CA certificate (basicConstraints CA:TRUE is required)"),
+    (_root_pem(key_cert_sign=False), "ca.rootCertPem has a keyUsage without keyCertSign, so verifiers (Go's, "
+     "istiod's) refuse the intermediates it signs; reissue the root with keyUsage keyCertSign (and cRLSign)"),
+    (_root_pem(starts_in_days=2), "ca.rootCertPem is not valid before "),
     (_pem_pair(ca=True, path_length=0), "ca.rootCertPem has pathlen:0, so it may not sign the per-cluster "
      "intermediate CAs; use a root with pathlen >= 1 or none"),
     (_pem_pair(ca=True, days=365), "ca.intermediateValidityHours 17520 would outlive ca.rootCertPem, which "
@@ -305,7 +418,7 @@ def test_defaults_when_optional_keys_are_left_out(base_config) -> None:
     for c in base_config["clusters"]:
         for k in ("machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection"):
             c.pop(k)
-    parsed = config.parse(base_config, project="p")
+    parsed = config.parse(base_config, project="mesh-test-project")
     assert parsed.mesh_id == "mesh1"
     assert parsed.istio == config.IstioSettings("1.30.3", "https://istio-release.storage.googleapis.com/charts")
     blue = parsed.clusters[0]
@@ -315,30 +428,38 @@ def test_defaults_when_optional_keys_are_left_out(base_config) -> None:
     assert parsed.traffic.weights == (("blue", 100), ("green", 0))
     assert parsed.traffic.subset_label == "network"
     assert parsed.ca == config.CaSpec()
+    # CIS GKE defaults: KMS Secrets encryption, Binary Authorization, COS containerd, flow logs, /24 at widest.
+    assert parsed.hardening == config.Hardening(
+        database_encryption=True, binary_authorization="PROJECT_SINGLETON_POLICY_ENFORCE",
+        image_type="COS_CONTAINERD", subnet_flow_logs=True, flow_sampling=0.5, authorized_network_min_prefix=24)
 
 
-def test_parsed_config_is_immutable(base_config) -> None:
-    parsed = config.parse(base_config, project="p")
-    with pytest.raises(AttributeError):
-        parsed.clusters[0].name = "red"  # type: ignore[misc]
+def test_a_stack_may_relax_each_hardening_default(base_config) -> None:
+    base_config["hardening"] = {"databaseEncryption": False, "binaryAuthorization": "DISABLED",
+                                "imageType": "UBUNTU_CONTAINERD", "subnetFlowLogs": False, "flowSampling": 1,
+                                "authorizedNetworkMinPrefix": 16}
+    base_config["authorizedNetworks"] = [{"name": "corp", "cidr": "198.51.0.0/16"}]
+    parsed = config.parse(base_config, project="mesh-test-project")
+    assert parsed.hardening == config.Hardening(False, "DISABLED", "UBUNTU_CONTAINERD", False, 1.0, 16)
+    assert parsed.authorized_networks == (config.AuthorizedNetwork("corp", "198.51.0.0/16"),)
 
 
 @pytest.mark.parametrize("version", ["1.27.1", "1.28.0", "1.30.3", "1.31.0-rc.1"])
 def test_supported_istio_versions_are_accepted(base_config, version: str) -> None:
     base_config["istio"]["version"] = version
-    assert config.parse(base_config, project="p").istio.version == version
+    assert config.parse(base_config, project="mesh-test-project").istio.version == version
 
 
 def test_cluster_istio_version_overrides_the_mesh_pin(base_config) -> None:
     base_config["clusters"][1]["istioVersion"] = "1.31.0-rc.1"
-    parsed = config.parse(base_config, project="p")
+    parsed = config.parse(base_config, project="mesh-test-project")
     assert [parsed.istio_version(c) for c in parsed.clusters] == ["1.30.3", "1.31.0-rc.1"]
 
 
 def test_root_pem_keys_never_appear_in_repr(base_config) -> None:
     cert, key = _pem_pair(ca=True)
     base_config["ca"] = {"rootCertPem": cert, "rootKeyPem": key}
-    parsed = config.parse(base_config, project="p", ca_is_secret=True)
+    parsed = config.parse(base_config, project="mesh-test-project", ca_is_secret=True)
     assert "PRIVATE KEY" not in repr(parsed)
 
 
@@ -355,7 +476,7 @@ def test_weights_are_accepted_exactly_when_known_in_range_and_summing_to_100(wei
     valid = set(weights) <= set(NAMES) and all(0 <= w <= 100 for w in weights.values()) and sum(
         weights.values()) == 100
     try:
-        parsed = config.parse(cfg, project="p")
+        parsed = config.parse(cfg, project="mesh-test-project")
     except config.ConfigError as error:
         assert not valid, error.problems
         assert all(line.startswith("traffic.weights") for line in error.problems), error.problems
@@ -379,7 +500,7 @@ def test_a_clusters_ranges_may_not_overlap(node: ipaddress.IPv4Network, pods: ip
     overlap_line = f"clusters[0].podCidr {pods} overlaps clusters[0].nodeCidr {node}"
     pod_size_ok = 9 <= pods.prefixlen <= 21
     try:
-        config.parse(cfg, project="p")
+        config.parse(cfg, project="mesh-test-project")
     except config.ConfigError as error:
         assert (overlap_line in error.problems) == node.overlaps(pods), error.problems
         assert node.overlaps(pods) or not pod_size_ok, error.problems
@@ -396,10 +517,97 @@ def test_cluster_names_must_be_short_dns_labels_starting_with_a_letter(name: str
     valid = (len(name) <= config.MAX_CLUSTER_NAME and name[0].isalpha() and name[0].islower()
              and name[-1] not in "-" and all(ch in "abcxyz019-" for ch in name) and name != "green")
     try:
-        parsed = config.parse(cfg, project="p")
+        parsed = config.parse(cfg, project="mesh-test-project")
     except config.ConfigError as error:
         assert not valid, error.problems
         assert any(line.startswith("clusters[") for line in error.problems), error.problems
     else:
         assert valid, name
         assert parsed.clusters[0].name == name
+
+
+def _span(net: ipaddress.IPv4Network) -> tuple[int, int]:
+    return int(net.network_address), int(net.broadcast_address)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.builds(lambda a, prefix: ipaddress.ip_network(f"{a}.0.0.0/{prefix}", strict=False),
+                          st.integers(0, 255), st.integers(1, 3)), min_size=1, max_size=8))
+def test_authorized_networks_are_refused_exactly_when_together_they_cover_every_address(
+        nets: list[ipaddress.IPv4Network]) -> None:
+    cfg = base()
+    cfg["hardening"] = {"authorizedNetworkMinPrefix": 1}
+    cfg["authorizedNetworks"] = [{"name": f"n{i}", "cidr": str(n)} for i, n in enumerate(nets)]
+    # Oracle: merge the address intervals and see whether one spans 0 .. 2**32 - 1.
+    spans = sorted(_span(n) for n in nets)
+    reach = -1
+    for lo, hi in spans:
+        if lo > reach + 1:
+            break
+        reach = max(reach, hi)
+    covers = reach == 2**32 - 1 and spans[0][0] == 0
+    try:
+        config.parse(cfg, project="mesh-test-project")
+    except config.ConfigError as error:
+        assert covers, error.problems
+        assert [p for p in error.problems if "together cover every IPv4 address" in p], error.problems
+    else:
+        assert not covers
+
+
+_PROHIBITED = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4",
+                                                  "255.255.255.255/32", "199.36.153.4/30", "199.36.153.8/30")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(16, 27))
+def test_a_service_range_is_refused_exactly_when_it_touches_a_range_google_cloud_prohibits(
+        address: int, prefix: int) -> None:
+    net = ipaddress.ip_network((address, prefix), strict=False)
+    cfg = base()
+    cfg["clusters"][1]["serviceCidr"] = str(net)
+    lo, hi = _span(net)
+    prohibited = any(lo <= _span(r)[1] and _span(r)[0] <= hi for r in _PROHIBITED)
+    try:
+        config.parse(cfg, project="mesh-test-project")
+    except config.ConfigError as error:
+        lines = [p for p in error.problems if "which Google Cloud does not allow in a subnet" in p]
+        assert bool(lines) == prohibited, error.problems
+        # Anything else refused is an overlap with the cluster's own ranges.
+        assert all("overlaps" in p for p in error.problems), error.problems
+    else:
+        assert not prohibited
+
+
+_CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr", "machineType",
+                 "minNodes", "maxNodes", "releaseChannel", "deletionProtection", "istioVersion", "protect")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(_CLUSTER_KEYS).flatmap(lambda k: st.tuples(st.just(k), st.integers(0, len(k) - 1))))
+def test_a_key_with_one_letter_case_flipped_or_dropped_is_answered_with_the_key_meant(pick: tuple[str, int]) -> None:
+    key, i = pick
+    for typo in (key[:i] + key[i].swapcase() + key[i + 1:], key[:i] + key[i + 1:]):
+        if typo in _CLUSTER_KEYS or len(typo) < 4:
+            continue
+        cfg = base()
+        cfg["clusters"][0][typo] = cfg["clusters"][0].get(key, 1)
+        with pytest.raises(config.ConfigError) as failure:
+            config.parse(cfg, project="mesh-test-project")
+        assert f"clusters[0].{typo} is not a known key; did you mean {key}? (known: " in failure.value.problems[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abz09-_A.", min_size=1, max_size=32))
+def test_project_ids_are_accepted_exactly_in_resource_managers_format(project: str) -> None:
+    valid = (6 <= len(project) <= 30 and project[0] in "abz" and project[-1] != "-"
+             and all(ch in "abz09-" for ch in project))
+    try:
+        config.parse(base(), project=project)
+    except config.ConfigError as error:
+        assert not valid, error.problems
+        assert error.problems == (
+            f"gcp:project {project!r} is not a Google Cloud project ID (6 to 30 lowercase letters, digits and "
+            "'-', starting with a letter and not ending with '-')",)
+    else:
+        assert valid, project

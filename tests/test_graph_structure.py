@@ -114,7 +114,7 @@ def test_every_declared_type_has_a_duration(three: Program) -> None:
 
 def test_generated_configs_validate_with_disjoint_address_plans() -> None:
     raw = configs.n_clusters(configs.MAX_CLUSTERS)
-    parsed = stack_config.parse(raw, project="p")
+    parsed = stack_config.parse(raw, project="mesh-test-project")
     assert len({c.region for c in parsed.clusters}) == configs.MAX_CLUSTERS
     nets = [ipaddress.ip_network(getattr(c, f)) for c in parsed.clusters
             for f in ("node_cidr", "pod_cidr", "service_cidr", "master_cidr")]

@@ -44,9 +44,9 @@ def _opts(parent: str | None = None, protect: bool = False) -> PolicyResourceOpt
     return PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent)
 
 
-def resource_args(type_: str, props: dict[str, Any], name: str = "r") -> ResourceValidationArgs:
+def resource_args(type_: str, props: dict[str, Any], name: str = "r", stack: str = "test") -> ResourceValidationArgs:
     return ResourceValidationArgs(type_, unknown_checking_proxy(copy.deepcopy(props)),
-                                  f"urn:pulumi:test::proj::{type_}::{name}", name, _opts(), None)
+                                  f"urn:pulumi:{stack}::proj::{type_}::{name}", name, _opts(), None)
 
 
 def violations(policy: Policy, args: ResourceValidationArgs | StackValidationArgs) -> list[tuple[str, str | None]]:
@@ -115,6 +115,14 @@ GOOD_CLUSTER: dict[str, Any] = {
     "enableLegacyAbac": False,
     "removeDefaultNodePool": True,
     "initialNodeCount": 1.0,
+    # The temporary default pool: the dedicated account and COS containerd (no shielded config, so the
+    # removeDefaultNodePool case below shows the secure-boot rule looking at it).
+    "nodeConfig": {"serviceAccount": "blue-nodes-1a2b@my-project.iam.gserviceaccount.com",
+                   "imageType": "COS_CONTAINERD"},
+    "databaseEncryption": {"state": "ENCRYPTED",
+                           "keyName": "projects/my-project/locations/us-west1/keyRings/blue-secrets-1a2b/cryptoKeys/"
+                                      "gke-secrets"},
+    "binaryAuthorization": {"evaluationMode": "PROJECT_SINGLETON_POLICY_ENFORCE"},
     "masterAuthorizedNetworksConfig": {
         "cidrBlocks": [{"cidrBlock": "203.0.113.0/24", "displayName": "operators"},
                        {"cidrBlock": "34.81.0.7/32", "displayName": "istiod in green"}],
@@ -126,6 +134,8 @@ GOOD_POOL: dict[str, Any] = {
     "cluster": "blue-1234567",
     "nodeConfig": {
         "machineType": "e2-standard-4",
+        "imageType": "COS_CONTAINERD",
+        "serviceAccount": "blue-nodes-1a2b@my-project.iam.gserviceaccount.com",
         "shieldedInstanceConfig": {"enableSecureBoot": True, "enableIntegrityMonitoring": True},
         "workloadMetadataConfig": {"mode": "GKE_METADATA"},
     },
@@ -149,10 +159,79 @@ def edited(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 _DELETE = object()
 
 
+GOOD_SUBNET: dict[str, Any] = {
+    "ipCidrRange": "10.10.0.0/20", "region": "us-west1",
+    "logConfig": {"aggregationInterval": "INTERVAL_5_SEC", "flowSampling": 0.5, "metadata": "INCLUDE_ALL_METADATA"},
+}
+
+
 def test_hardened_cluster_and_node_pool_pass_every_rule() -> None:
     for policy in pol.RESOURCE_POLICIES:
-        assert messages(policy, resource_args(pol.CLUSTER, GOOD_CLUSTER)) == [], policy.name
-        assert messages(policy, resource_args(pol.NODE_POOL, GOOD_POOL)) == [], policy.name
+        for stack in ("dev", "prod"):
+            assert messages(policy, resource_args(pol.CLUSTER, GOOD_CLUSTER, stack=stack)) == [], policy.name
+            assert messages(policy, resource_args(pol.NODE_POOL, GOOD_POOL, stack=stack)) == [], policy.name
+            assert messages(policy, resource_args(pol.SUBNETWORK, GOOD_SUBNET, stack=stack)) == [], policy.name
+
+
+# (policy, resource type, path, value, the line prod must see). In any other stack config may relax these.
+PROD_ONLY = [
+    (pol.GKE_SECRETS_ENCRYPTED, pol.CLUSTER, "databaseEncryption", "delete",
+     "databaseEncryption.state is not set; it must be ENCRYPTED with a Cloud KMS key"),
+    (pol.GKE_SECRETS_ENCRYPTED, pol.CLUSTER, "databaseEncryption.state", "DECRYPTED",
+     "databaseEncryption.state is 'DECRYPTED'; it must be ENCRYPTED"),
+    (pol.GKE_SECRETS_ENCRYPTED, pol.CLUSTER, "databaseEncryption.keyName", "",
+     "databaseEncryption.keyName is not set"),
+    (pol.GKE_BINARY_AUTHORIZATION, pol.CLUSTER, "binaryAuthorization.evaluationMode", "DISABLED",
+     "binaryAuthorization.evaluationMode is 'DISABLED'; it must be PROJECT_SINGLETON_POLICY_ENFORCE"),
+    (pol.GKE_BINARY_AUTHORIZATION, pol.CLUSTER, "binaryAuthorization", "delete",
+     "binaryAuthorization.evaluationMode is not set"),
+    (pol.GKE_COS_CONTAINERD, pol.CLUSTER, "nodeConfig.imageType", "UBUNTU_CONTAINERD",
+     "nodeConfig.imageType is 'UBUNTU_CONTAINERD'; it must be COS_CONTAINERD"),
+    (pol.GKE_COS_CONTAINERD, pol.NODE_POOL, "nodeConfig.imageType", "delete",
+     "nodeConfig.imageType is not set; it must be COS_CONTAINERD"),
+    (pol.VPC_FLOW_LOGS, pol.SUBNETWORK, "logConfig", "delete",
+     "logConfig is not set, so the subnet records no VPC Flow Logs"),
+    (pol.VPC_FLOW_LOGS, pol.SUBNETWORK, "logConfig.flowSampling", 0,
+     "logConfig.flowSampling is 0, so the subnet records no VPC Flow Logs"),
+    (pol.GKE_AUTHORIZED_PREFIX, pol.CLUSTER, "masterAuthorizedNetworksConfig.cidrBlocks",
+     [{"cidrBlock": "203.0.113.0/24"}, {"cidrBlock": "198.51.0.0/16"}],
+     "masterAuthorizedNetworksConfig.cidrBlocks[1].cidrBlock 198.51.0.0/16 is broader than /24"),
+]
+_GOOD = {pol.CLUSTER: GOOD_CLUSTER, pol.NODE_POOL: GOOD_POOL, pol.SUBNETWORK: GOOD_SUBNET}
+
+
+@pytest.mark.parametrize(("policy", "type_", "path", "value", "expected"), PROD_ONLY)
+def test_each_cis_default_is_enforced_in_prod_and_relaxable_elsewhere(policy, type_, path, value, expected) -> None:
+    props = edited(_GOOD[type_], path, _DELETE if value == "delete" else value)
+    found = messages(policy, resource_args(type_, props, stack="prod"))
+    assert len(found) == 1 and found[0].startswith(expected), found
+    assert found[0].endswith("(required in stack prod)"), found
+    assert messages(policy, resource_args(type_, props, stack="dev")) == []
+
+
+@pytest.mark.parametrize(("type_", "path", "value", "expected"), [
+    (pol.CLUSTER, "nodeConfig", _DELETE, "nodeConfig.serviceAccount is not set, so the default node pool"),
+    (pol.CLUSTER, "nodeConfig.serviceAccount", "123456789012-compute@developer.gserviceaccount.com",
+     "nodeConfig.serviceAccount is '123456789012-compute@developer.gserviceaccount.com', so the default node pool"),
+    (pol.NODE_POOL, "nodeConfig.serviceAccount", "default",
+     "nodeConfig.serviceAccount is 'default', so this pool runs as the Compute Engine default service account"),
+])
+def test_every_pool_runs_as_a_dedicated_account_in_every_stack(type_, path, value, expected) -> None:
+    props = edited(_GOOD[type_], path, value)
+    for stack in ("dev", "prod"):
+        (found,) = messages(pol.GKE_DEDICATED_NODE_ACCOUNT, resource_args(type_, props, stack=stack))
+        assert found.startswith(expected), found
+
+
+def test_authorized_networks_that_together_cover_the_internet_are_caught() -> None:
+    props = edited(GOOD_CLUSTER, "masterAuthorizedNetworksConfig.cidrBlocks",
+                   [{"cidrBlock": "0.0.0.0/1"}, {"cidrBlock": "128.0.0.0/2"}, {"cidrBlock": "192.0.0.0/2"}])
+    assert messages(pol.GKE_CONTROL_PLANE_NOT_PUBLIC, resource_args(pol.CLUSTER, props)) == [
+        "masterAuthorizedNetworksConfig.cidrBlocks together cover every IPv4 address (0.0.0.0/1, 128.0.0.0/2, "
+        "192.0.0.0/2); that opens the control plane to the whole internet"]
+    one_short = edited(GOOD_CLUSTER, "masterAuthorizedNetworksConfig.cidrBlocks",
+                       [{"cidrBlock": "0.0.0.0/1"}, {"cidrBlock": "128.0.0.0/2"}])
+    assert messages(pol.GKE_CONTROL_PLANE_NOT_PUBLIC, resource_args(pol.CLUSTER, one_short)) == []
 
 
 @pytest.mark.parametrize(("policy", "path", "value", "expected"), [
@@ -427,6 +506,19 @@ def test_the_prod_stack_passes_the_pack_too() -> None:
     assert len(prod.of_type(pol.CLUSTER)) >= 2
     assert run_resource_rules(prod) == {}
     assert run_stack_rules(from_program(prod)) == {}
+
+
+RELAXED = {"databaseEncryption": False, "binaryAuthorization": "DISABLED", "imageType": "UBUNTU_CONTAINERD",
+           "subnetFlowLogs": False, "authorizedNetworkMinPrefix": 16}
+CIS_PROD_RULES = {pol.GKE_SECRETS_ENCRYPTED.name, pol.GKE_BINARY_AUTHORIZATION.name, pol.GKE_COS_CONTAINERD.name,
+                  pol.VPC_FLOW_LOGS.name, pol.GKE_AUTHORIZED_PREFIX.name}
+
+
+@pytest.mark.parametrize(("stack", "caught"), [("prod", CIS_PROD_RULES), ("dev", set())])
+def test_relaxed_hardening_passes_in_dev_and_is_refused_in_prod(base_config, stack: str, caught: set[str]) -> None:
+    cfg = {**base_config, "hardening": RELAXED, "ca": {"algorithm": "ECDSA"},
+           "authorizedNetworks": [{"name": "corp", "cidr": "198.51.0.0/16"}]}
+    assert set(run_resource_rules(run_program(cfg, stack=stack))) == caught
 
 
 def test_dev_cluster_with_public_nodes_is_caught(base_stack: Program) -> None:

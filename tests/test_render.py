@@ -196,7 +196,8 @@ def test_cli_writes_the_render_and_prints_a_summary(base_config, tmp_path, capsy
     summary = capsys.readouterr().out
     assert f"into {out}" in summary
     assert "clusters/blue: 9 Kubernetes objects, 3 Helm releases" in summary
-    assert "gcp/: 22 GCP resources" in summary
+    # 11 per cluster, and 3 for its Secrets encryption (KMS key ring, key, the GKE agent's use of it).
+    assert "gcp/: 28 GCP resources" in summary
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert GRAPH_FILE in written
     assert "clusters/green/objects/sample/DestinationRule-helloworld-clusters.yaml" in written

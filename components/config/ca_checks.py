@@ -8,8 +8,9 @@ from components.config.rules import Problems
 
 
 def _check_root_pem(cert_pem: Any, key_pem: Any, intermediate_hours: int | None, p: Problems) -> None:
-    """A BYO root must be a CA that may sign intermediates, whose key is the one given, and that
-    outlives the intermediates issued under it (pulumi-tls does not clamp their validity)."""
+    """A BYO root must be a CA that may sign intermediates (basicConstraints CA, a path length that
+    allows one more CA, keyCertSign if it has a keyUsage), valid now, whose key is the one given, and
+    that outlives the intermediates issued under it (pulumi-tls does not clamp their validity)."""
     import datetime as dt
 
     from cryptography import x509
@@ -38,8 +39,19 @@ def _check_root_pem(cert_pem: Any, key_pem: Any, intermediate_hours: int | None,
     elif constraints.path_length == 0:
         p.add("ca.rootCertPem has pathlen:0, so it may not sign the per-cluster intermediate CAs; use a "
               "root with pathlen >= 1 or none")
+    try:
+        usage: x509.KeyUsage | None = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None  # RFC 5280 wants it on a CA, but Go's verifier (istiod's) accepts a CA without one
+    if usage is not None and not usage.key_cert_sign:
+        p.add("ca.rootCertPem has a keyUsage without keyCertSign, so verifiers (Go's, istiod's) refuse the "
+              "intermediates it signs; reissue the root with keyUsage keyCertSign (and cRLSign)")
     now = dt.datetime.now(dt.UTC)
     expires = cert.not_valid_after_utc
+    starts = cert.not_valid_before_utc
+    if starts > now:
+        p.add(f"ca.rootCertPem is not valid before {starts:%Y-%m-%d %H:%M} UTC, so nothing it signs verifies "
+              "yet; use a root whose validity has begun (check the issuing machine's clock)")
     if expires <= now:
         p.add(f"ca.rootCertPem expired on {expires:%Y-%m-%d}; renew the root")
     elif intermediate_hours is not None and now + dt.timedelta(hours=intermediate_hours) > expires:

@@ -8,6 +8,7 @@ from typing import Any
 
 from components.config.model import ConfigError, StackConfig
 from components.config.parsing import TOP_LEVEL_KEYS, parse
+from components.config.rules import unknown_key_message
 from components.names import PROJECT
 
 
@@ -36,7 +37,7 @@ def load() -> StackConfig:
     unknown = _unknown_project_keys(runtime_config)
     try:
         if unknown:
-            raise ConfigError([f"{k} is not a known key (known: {', '.join(TOP_LEVEL_KEYS)})" for k in unknown])
+            raise ConfigError([unknown_key_message(k, TOP_LEVEL_KEYS) for k in unknown])
         return parse(
             raw,
             project=pulumi.Config("gcp").get("project"),

@@ -25,6 +25,16 @@ RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
 # GKE accepts at most this many master authorized networks on a cluster with a public endpoint.
 MAX_AUTHORIZED_NETWORKS = 50
 
+# CIS GKE Benchmark defaults (docs/cis.md); a stack may relax them, the policy pack holds prod to them.
+# pulumi-gcp ClusterBinaryAuthorization.evaluation_mode: DISABLED or PROJECT_SINGLETON_POLICY_ENFORCE
+# (dry-run is the project policy's enforcementMode DRYRUN_AUDIT_LOG_ONLY, not a cluster setting).
+BINARY_AUTHORIZATION_MODES = ("PROJECT_SINGLETON_POLICY_ENFORCE", "DISABLED")
+# containerd node images; the Docker-based COS and UBUNTU images are gone since GKE 1.24.
+IMAGE_TYPES = ("COS_CONTAINERD", "UBUNTU_CONTAINERD")
+DEFAULT_IMAGE_TYPE = "COS_CONTAINERD"
+DEFAULT_FLOW_SAMPLING = 0.5  # Compute Engine's own default for a subnet's flow logs
+DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX = 24
+
 DEFAULT_CA_ALGORITHM = "RSA"
 CA_ALGORITHMS = ("RSA", "ECDSA")
 DEFAULT_ROOT_VALIDITY_HOURS = 87600  # 10 years, as Istio's tools/certs/common.mk
@@ -104,6 +114,19 @@ class AuthorizedNetwork:
 
 
 @dataclass(frozen=True)
+class Hardening:
+    """CIS GKE items beyond the fixed hardening: each on by default, each relaxable per stack."""
+
+    database_encryption: bool = True  # application-layer Secrets encryption with a Cloud KMS key per cluster
+    binary_authorization: str = BINARY_AUTHORIZATION_MODES[0]
+    image_type: str = DEFAULT_IMAGE_TYPE
+    subnet_flow_logs: bool = True
+    flow_sampling: float = DEFAULT_FLOW_SAMPLING
+    # No authorized network may be broader than this prefix length.
+    authorized_network_min_prefix: int = DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX
+
+
+@dataclass(frozen=True)
 class CaSpec:
     algorithm: str = DEFAULT_CA_ALGORITHM
     root_validity_hours: int = DEFAULT_ROOT_VALIDITY_HOURS
@@ -128,6 +151,7 @@ class StackConfig:
     cluster_local: tuple[str, ...] = ()
     authorized_networks: tuple[AuthorizedNetwork, ...] = ()
     ca: CaSpec = CaSpec()
+    hardening: Hardening = Hardening()
 
     def istio_version(self, cluster: ClusterSpec) -> str:
         """The Istio release a cluster runs: its own override, else the mesh-wide pin."""

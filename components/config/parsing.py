@@ -9,9 +9,13 @@ from typing import Any
 
 from components.config.ca_checks import _check_root_pem
 from components.config.model import (
+    BINARY_AUTHORIZATION_MODES,
     CA_ALGORITHMS,
+    DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX,
     DEFAULT_CA_ALGORITHM,
     DEFAULT_CHART_REPOSITORY,
+    DEFAULT_FLOW_SAMPLING,
+    DEFAULT_IMAGE_TYPE,
     DEFAULT_INTERMEDIATE_VALIDITY_HOURS,
     DEFAULT_ISTIO_VERSION,
     DEFAULT_MACHINE_TYPE,
@@ -20,6 +24,7 @@ from components.config.model import (
     DEFAULT_MIN_NODES,
     DEFAULT_RELEASE_CHANNEL,
     DEFAULT_ROOT_VALIDITY_HOURS,
+    IMAGE_TYPES,
     MAX_AUTHORIZED_NETWORKS,
     MIN_ISTIO_VERSION,
     RELEASE_CHANNELS,
@@ -29,6 +34,7 @@ from components.config.model import (
     CaSpec,
     ClusterSpec,
     ConfigError,
+    Hardening,
     IstioSettings,
     RoutedService,
     StackConfig,
@@ -39,16 +45,21 @@ from components.config.rules import (
     DNS1123_LABEL,
     ISTIO_VERSION_PATTERN,
     MACHINE_TYPE_PATTERN,
+    PROJECT_ID_PATTERN,
     REGION_PATTERN,
+    WHOLE_INTERNET,
     ZONE_PATTERN,
     Problems,
     as_list,
     as_mapping,
+    did_you_mean,
     dns_label,
     host_matches,
     ipv4_cidr,
     is_int,
+    is_rfc1918,
     known_keys,
+    prohibited_overlap,
     string_at,
     valid_host,
 )
@@ -70,23 +81,29 @@ def _istio_version(value: str | None, key: str, p: Problems) -> None:
               "charts fail Helm's JSON-schema validation, istio/istio#57354)")
 
 
-def _weights(value: Any, key: str, cluster_names: Sequence[str], p: Problems) -> tuple[tuple[str, int], ...] | None:
+def _weights(value: Any, key: str, cluster_names: Sequence[str] | None, p: Problems,
+             ) -> tuple[tuple[str, int], ...] | None:
+    """A split over the clusters; `cluster_names` is None when some cluster has no usable name, so a
+    weight naming it is not reported again as an unknown cluster (the missing name already is)."""
     mapping = as_mapping(value, key, p)
     if mapping is None:
         return None
     ok = True
     for name, weight in mapping.items():
-        if name not in cluster_names:
-            p.add(f"{key}.{name} names an unknown cluster (clusters: {', '.join(cluster_names)})")
+        if cluster_names is not None and name not in cluster_names:
+            p.add(f"{key}.{name} names an unknown cluster{did_you_mean(str(name), cluster_names)} "
+                  f"(clusters: {', '.join(cluster_names)})")
             ok = False
         if not is_int(weight) or not 0 <= weight <= 100:
             p.add(f"{key}.{name} {weight!r} must be an integer from 0 to 100")
             ok = False
-    if not ok:
-        return None
-    total = sum(mapping.values())
-    if total != 100:
-        p.add(f"{key} sum to {total}; the weights must sum to 100")
+    # The sum is its own problem: reported whenever every weight is a number, whatever else is wrong.
+    if all(is_int(w) for w in mapping.values()):
+        total = sum(mapping.values())
+        if total != 100:
+            p.add(f"{key} sum to {total}; the weights must sum to 100")
+            ok = False
+    if not ok or cluster_names is None:
         return None
     # Every cluster gets a subset; the ones not named receive no traffic.
     return tuple((name, int(mapping.get(name, 0))) for name in cluster_names)
@@ -141,8 +158,11 @@ def _parse_cluster(i: int, raw: Any, p: Problems) -> ClusterSpec | None:
         m = nets["masterCidr"]
         if m.prefixlen != 28:
             p.add(f"{key}.masterCidr {m} must be a /28 (GKE's control-plane range)")
-        elif not m.is_private:
+        elif not is_rfc1918(m):
             p.add(f"{key}.masterCidr {m} must be a private (RFC 1918) range")
+    for k in ("nodeCidr", "podCidr", "serviceCidr"):
+        if k in nets:
+            prohibited_overlap(nets[k], f"{key}.{k}", p)
     if "nodeCidr" in nets and nets["nodeCidr"].prefixlen > 29:
         p.add(f"{key}.nodeCidr {nets['nodeCidr']} is too small; a subnet is at least a /29")
     if "podCidr" in nets and not 9 <= nets["podCidr"].prefixlen <= 21:
@@ -194,6 +214,14 @@ def _parse_cluster(i: int, raw: Any, p: Problems) -> ClusterSpec | None:
         release_channel=channel, deletion_protection=protection, istio_version=istio_version,
         protect=protect,
     )
+
+
+def _names_if_all_declared(raw: Any) -> list[str] | None:
+    """The declared names, or None when some cluster entry has no string name (see `_weights`)."""
+    names = declared_cluster_names(raw)
+    if isinstance(raw, list) and len(names) < len(raw):
+        return None
+    return names
 
 
 def declared_cluster_names(raw: Any) -> list[str]:
@@ -263,7 +291,7 @@ def _parse_cluster_local(raw: Any, p: Problems) -> tuple[str, ...]:
     return tuple(result)
 
 
-def _parse_traffic(raw: Any, names: Sequence[str], namespaces: Sequence[str],
+def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[str],
                    cluster_local: Sequence[str], p: Problems) -> TrafficSpec:
     traffic = as_mapping(raw, "traffic", p) or {}
     known_keys(traffic, "traffic", ("subsetLabel", "weights", "services"), p)
@@ -275,7 +303,7 @@ def _parse_traffic(raw: Any, names: Sequence[str], namespaces: Sequence[str],
         weights = _weights(traffic["weights"], "traffic.weights", names, p) or ()
     else:
         # Safe default: everything stays on the first (blue) cluster.
-        weights = tuple((n, 100 if i == 0 else 0) for i, n in enumerate(names))
+        weights = tuple((n, 100 if i == 0 else 0) for i, n in enumerate(names or ()))
 
     services: list[RoutedService] = []
     seen: dict[tuple[str, str], int] = {}
@@ -310,8 +338,10 @@ def _parse_traffic(raw: Any, names: Sequence[str], namespaces: Sequence[str],
     return TrafficSpec(subset_label=label, weights=weights, services=tuple(services))
 
 
-def _parse_authorized(raw: Any, clusters: Sequence[ClusterSpec], p: Problems) -> tuple[AuthorizedNetwork, ...]:
+def _parse_authorized(raw: Any, cluster_count: int, min_prefix: int | None,
+                      p: Problems) -> tuple[AuthorizedNetwork, ...]:
     result: list[AuthorizedNetwork] = []
+    nets: list[tuple[int, ipaddress.IPv4Network]] = []
     for i, entry in enumerate(as_list(raw, "authorizedNetworks", p) or []):
         key = f"authorizedNetworks[{i}]"
         entry = as_mapping(entry, key, p)
@@ -325,12 +355,23 @@ def _parse_authorized(raw: Any, clusters: Sequence[ClusterSpec], p: Problems) ->
         if net is not None and net.prefixlen == 0:
             p.add(f"{key}.cidr {net} would open every control plane to the internet; list the "
                   "operators' and CI runners' addresses instead")
+        elif net is not None and min_prefix is not None and net.prefixlen < min_prefix:
+            p.add(f"{key}.cidr {net} is broader than /{min_prefix} (hardening.authorizedNetworkMinPrefix); "
+                  "list narrower ranges or relax the prefix")
+        if net is not None and net.prefixlen > 0:
+            nets.append((i, net))
         if len(p.items) == before and name and cidr:
             result.append(AuthorizedNetwork(name=name, cidr=cidr))
+    # Entries that are each narrower can still add up to every address (0.0.0.0/1 + 128.0.0.0/1).
+    if nets and WHOLE_INTERNET in ipaddress.collapse_addresses(n for _, n in nets):
+        listed = ", ".join(f"[{i}] {n}" for i, n in nets)
+        p.add(f"authorizedNetworks together cover every IPv4 address ({listed}); that opens every control "
+              "plane to the internet")
     # Each control plane also admits every other cluster's NAT egress address.
-    total = len(result) + max(len(clusters) - 1, 0)
+    entries = len(raw) if isinstance(raw, list) else 0
+    total = entries + max(cluster_count - 1, 0)
     if total > MAX_AUTHORIZED_NETWORKS:
-        p.add(f"authorizedNetworks has {len(result)} entries; with {len(clusters) - 1} other-cluster "
+        p.add(f"authorizedNetworks has {entries} entries; with {cluster_count - 1} other-cluster "
               f"NAT addresses that is {total}, over GKE's limit of {MAX_AUTHORIZED_NETWORKS}")
     return tuple(result)
 
@@ -364,8 +405,49 @@ def _parse_ca(raw: Any, ca_is_secret: bool, p: Problems) -> CaSpec:
     )
 
 
+_HARDENING_KEYS = ("databaseEncryption", "binaryAuthorization", "imageType", "subnetFlowLogs", "flowSampling",
+                   "authorizedNetworkMinPrefix")
+
+
+def _parse_hardening(raw: Any, p: Problems) -> Hardening:
+    """CIS GKE defaults (docs/cis.md); every key may relax one, and prod's policy pack refuses that."""
+    h = as_mapping(raw, "hardening", p) or {}
+    known_keys(h, "hardening", _HARDENING_KEYS, p)
+    flags: dict[str, bool] = {}
+    for k in ("databaseEncryption", "subnetFlowLogs"):
+        value = h.get(k, True)
+        if not isinstance(value, bool):
+            p.add(f"hardening.{k} {value!r} must be true or false")
+            value = True
+        flags[k] = value
+    mode = h.get("binaryAuthorization", BINARY_AUTHORIZATION_MODES[0])
+    if mode not in BINARY_AUTHORIZATION_MODES:
+        p.add(f"hardening.binaryAuthorization {mode!r} must be one of {', '.join(BINARY_AUTHORIZATION_MODES)} "
+              "(audit-only is the project policy's DRYRUN_AUDIT_LOG_ONLY enforcement mode)")
+        mode = BINARY_AUTHORIZATION_MODES[0]
+    image = h.get("imageType", DEFAULT_IMAGE_TYPE)
+    if image not in IMAGE_TYPES:
+        p.add(f"hardening.imageType {image!r} must be one of {', '.join(IMAGE_TYPES)} (containerd node images)")
+        image = DEFAULT_IMAGE_TYPE
+    sampling = h.get("flowSampling", DEFAULT_FLOW_SAMPLING)
+    if isinstance(sampling, bool) or not isinstance(sampling, int | float) or not 0 < sampling <= 1:
+        p.add(f"hardening.flowSampling {sampling!r} must be a number above 0 and at most 1 (the share of "
+              "flows logged; turn logging off with hardening.subnetFlowLogs)")
+        sampling = DEFAULT_FLOW_SAMPLING
+    prefix = h.get("authorizedNetworkMinPrefix", DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX)
+    if not is_int(prefix) or not 1 <= prefix <= 32:
+        p.add(f"hardening.authorizedNetworkMinPrefix {prefix!r} must be an integer from 1 to 32 (the broadest "
+              "prefix length an authorized network may have)")
+        prefix = DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX
+    return Hardening(
+        database_encryption=flags["databaseEncryption"], binary_authorization=mode, image_type=image,
+        subnet_flow_logs=flags["subnetFlowLogs"], flow_sampling=float(sampling),
+        authorized_network_min_prefix=prefix,
+    )
+
+
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
-                  "authorizedNetworks", "ca")
+                  "authorizedNetworks", "ca", "hardening")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -376,6 +458,9 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     p = Problems()
     if not project:
         p.add("gcp:project is not set: run `pulumi config set gcp:project <project-id>`")
+    elif not PROJECT_ID_PATTERN.match(project):
+        p.add(f"gcp:project {project!r} is not a Google Cloud project ID (6 to 30 lowercase letters, digits "
+              "and '-', starting with a letter and not ending with '-')")
     mesh_id = raw.get("meshId", DEFAULT_MESH_ID)
     if not isinstance(mesh_id, str):
         p.add(f"meshId {mesh_id!r} must be a string")
@@ -385,16 +470,20 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     clusters = _parse_clusters(raw.get("clusters"), p)
     namespaces = _parse_namespaces(raw.get("meshNamespaces"), p)
     cluster_local = _parse_cluster_local(raw.get("clusterLocal"), p)
-    traffic = _parse_traffic(raw.get("traffic"), declared_cluster_names(raw.get("clusters")), namespaces,
+    traffic = _parse_traffic(raw.get("traffic"), _names_if_all_declared(raw.get("clusters")), namespaces,
                              cluster_local, p)
-    authorized = _parse_authorized(raw.get("authorizedNetworks"), clusters, p)
+    hardening = _parse_hardening(raw.get("hardening"), p)
+    raw_clusters = raw.get("clusters")
+    authorized = _parse_authorized(raw.get("authorizedNetworks"),
+                                   len(raw_clusters) if isinstance(raw_clusters, list) else 0,
+                                   hardening.authorized_network_min_prefix, p)
     ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
     if p.items:
         raise ConfigError(p.items)
     return StackConfig(
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
-        authorized_networks=authorized, ca=ca,
+        authorized_networks=authorized, ca=ca, hardening=hardening,
     )
 
 

@@ -6,6 +6,7 @@ run reports every independent problem; none raises.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,20 @@ ZONE_PATTERN = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+-[a-z]$")
 MACHINE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 ISTIO_VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-(alpha|beta|rc)\.\d+)?$")
 HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Resource Manager: a project ID is 6 to 30 lowercase letters, digits or hyphens, starts with a
+# letter and does not end with a hyphen (cloud.google.com/resource-manager/docs/creating-managing-projects).
+PROJECT_ID_PATTERN = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+
+# Ranges Google Cloud refuses in any subnet's primary or secondary range (VPC docs, "Subnets" >
+# "Prohibited IPv4 subnet ranges"). Checked by overlap: a range that merely touches one is refused.
+GCP_PROHIBITED_RANGES: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
+    (ipaddress.IPv4Network(cidr), what) for cidr, what in (
+        ("0.0.0.0/8", "'this' network"), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
+        ("224.0.0.0/4", "multicast"), ("255.255.255.255/32", "limited broadcast"),
+        ("199.36.153.4/30", "restricted.googleapis.com"), ("199.36.153.8/30", "private.googleapis.com"),
+    ))
+RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+WHOLE_INTERNET = ipaddress.IPv4Network("0.0.0.0/0")
 
 
 class Problems:
@@ -34,10 +49,22 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def did_you_mean(value: str, candidates: Sequence[str]) -> str:
+    """'; did you mean X?' for the closest candidate (case-insensitively), or '' when none is close."""
+    lowered = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(value.lower(), list(lowered), n=1)
+    return f"; did you mean {lowered[match[0]]}?" if match else ""
+
+
+def unknown_key_message(key: str, allowed: Sequence[str]) -> str:
+    """`key` is not a known key, with the closest known one and the full list."""
+    return f"{key} is not a known key{did_you_mean(key.rsplit('.', 1)[-1], allowed)} (known: {', '.join(allowed)})"
+
+
 def known_keys(raw: Mapping[str, Any], key: str, allowed: Sequence[str], p: Problems) -> None:
     for k in raw:
         if k not in allowed:
-            p.add(f"{key}.{k} is not a known key (known: {', '.join(allowed)})")
+            p.add(unknown_key_message(f"{key}.{k}", allowed))
 
 
 def as_mapping(value: Any, key: str, p: Problems) -> Mapping[str, Any] | None:
@@ -106,6 +133,18 @@ def ipv4_cidr(value: str | None, key: str, p: Problems) -> ipaddress.IPv4Network
         p.add(f"{key} {value} has host bits set; the network is {net}")
         return None
     return net
+
+
+def prohibited_overlap(net: ipaddress.IPv4Network, key: str, p: Problems) -> None:
+    """Google Cloud refuses a subnet range that overlaps any of its prohibited ranges."""
+    for reserved, what in GCP_PROHIBITED_RANGES:
+        if net.overlaps(reserved):
+            p.add(f"{key} {net} overlaps {reserved} ({what}), which Google Cloud does not allow in a subnet")
+            return
+
+
+def is_rfc1918(net: ipaddress.IPv4Network) -> bool:
+    return any(net.subnet_of(block) for block in RFC1918)
 
 
 def valid_host(host: str) -> bool:
