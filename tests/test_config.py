@@ -219,6 +219,18 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("ca-cert-without-key", _set("ca.rootCertPem", NON_CA[0]),
      "ca.rootCertPem and ca.rootKeyPem must be set together (bring-your-own root) or not at all"),
     ("ca-unknown-key", _set("ca.rootKey", "x"), "ca.rootKey is not a known key"),
+    # progressive flip
+    ("flip-steps-not-increasing", _set("flip.steps", [10, 50, 25, 100]),
+     "flip.steps [10, 50, 25, 100] must be a strictly increasing list of integers from 1 to 100 ending at 100"),
+    ("flip-steps-not-ending-at-100", _set("flip.steps", [10, 50]),
+     "flip.steps [10, 50] must be a strictly increasing list"),
+    ("flip-hold", _set("flip.hold", "5 minutes"), "flip.hold '5 minutes' must be a duration such as 300, '90s'"),
+    ("flip-interval-over-hold", _both(_set("flip.hold", "1m"), _set("flip.interval", "2m")),
+     "flip.interval 120s is longer than flip.hold 60s"),
+    ("flip-success-rate", _set("flip.minSuccessRate", 120), "flip.minSuccessRate 120 must be a number from 0 to 100"),
+    ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a positive number (milliseconds)"),
+    ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
+    ("flip-unknown-key", _set("flip.holdTime", "5m"), "flip.holdTime is not a known key (known: steps, hold"),
     # top level
     ("unknown-top-level-key", _set("meshID", "mesh1"), "meshID is not a known key (known: meshId, istio, clusters"),
 ]
@@ -315,6 +327,17 @@ def test_defaults_when_optional_keys_are_left_out(base_config) -> None:
     assert parsed.traffic.weights == (("blue", 100), ("green", 0))
     assert parsed.traffic.subset_label == "network"
     assert parsed.ca == config.CaSpec()
+
+
+def test_flip_section_defaults_and_durations(base_config) -> None:
+    assert config.parse(base_config, project="p").flip == config.FlipSpec(
+        steps=(10, 25, 50, 100), hold_seconds=300, interval_seconds=30, min_success_rate=99.0, max_p99_ms=500.0,
+        min_requests=50)
+    base_config["flip"] = {"steps": [50, 100], "hold": "1h", "interval": "90s", "minSuccessRate": 99.9,
+                           "maxP99Ms": 250, "minRequests": 10}
+    assert config.parse(base_config, project="p").flip == config.FlipSpec(
+        steps=(50, 100), hold_seconds=3600, interval_seconds=90, min_success_rate=99.9, max_p99_ms=250.0,
+        min_requests=10)
 
 
 def test_parsed_config_is_immutable(base_config) -> None:
