@@ -27,6 +27,7 @@ from offline.engine import (
     changed_resources,
     project_config,
     run_program,
+    run_with_weights,
     stack_file_config,
 )
 from offline.x509 import pem_key, private_key, self_signed_pem
@@ -47,6 +48,7 @@ __all__ = [
     "private_key",
     "project_config",
     "run_program",
+    "run_with_weights",
     "self_signed_pem",
     "stack_file_config",
 ]
