@@ -410,3 +410,60 @@ def test_three_clusters_flip_to_a_final_split(tmp_path: Path) -> None:
     assert m.stack.applied() == [{"blue": 75, "green": 13, "teal": 12}, final]
     assert m.file_weights() == final
     assert all(served == final for served in m.served().values())
+
+
+# ------------------------------------------------------------------ the real gate and the real stack's calls
+
+
+def test_the_default_gate_runs_verify_before_flip_with_the_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.verify import cli as verify_cli
+
+    calls: list[list[str]] = []
+
+    def fake_main(argv: list[str], *, out: io.StringIO, err: io.StringIO) -> int:
+        calls.append(argv)
+        out.write("helloworld.sample: green ready (3 endpoints), east-west gateway reachable\n")
+        return 0 if len(calls) == 1 else 1
+
+    monkeypatch.setattr(verify_cli, "main", fake_main)
+    assert cli.verify_gate("prod", {"blue": 10, "green": 90}) == cli.GateResult(
+        True, ("helloworld.sample: green ready (3 endpoints), east-west gateway reachable",))
+    assert calls == [["--stack", "prod", "--before-flip", "--weights", "blue=10,green=90"]]
+    assert cli.verify_gate("prod", {"blue": 0, "green": 100}).ok is False
+
+
+def test_the_automation_stack_writes_all_weights_in_one_path_call_and_enforces_the_policy_pack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import automation as auto
+
+    from tools.flip import stack as flip_stack
+
+    calls: list[tuple[str, Any]] = []
+
+    class Recorder:
+        def set_all_config(self, values: dict[str, Any], *, path: bool) -> None:
+            calls.append(("set_all_config", ({k: v.value for k, v in values.items()}, path)))
+
+        def preview(self, **kwargs: Any) -> None:
+            calls.append(("preview", kwargs["policy_packs"]))
+            event = auto.events.EngineEvent(sequence=1, timestamp=0, resource_pre_event=auto.events.ResourcePreEvent(
+                metadata=auto.events.StepEventMetadata(op=auto.events.OpType.UPDATE, urn="urn:x::y::t::vs",
+                                                       type="t", provider="")))
+            kwargs["on_event"](event)
+            kwargs["on_event"](auto.events.EngineEvent(sequence=2, timestamp=0))
+
+        def up(self, **kwargs: Any) -> None:
+            calls.append(("up", kwargs["policy_packs"]))
+
+    monkeypatch.setattr(auto, "select_stack", lambda stack_name, work_dir: calls.append(
+        ("select", (stack_name, work_dir))) or Recorder())
+    real = flip_stack.AutomationStack("prod")
+    real.set_weights({"blue": 10, "green": 90})
+    assert real.preview() == [flip_stack.Change("update", "urn:x::y::t::vs")]
+    real.up()
+    pack = [str(flip_stack.ROOT / "policy")]
+    assert calls == [
+        ("select", ("prod", str(flip_stack.ROOT))),
+        ("set_all_config", ({"gke-istio-mesh:traffic.weights.blue": "10",
+                             "gke-istio-mesh:traffic.weights.green": "90"}, True)),
+        ("preview", pack), ("up", pack)]
