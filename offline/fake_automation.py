@@ -57,7 +57,7 @@ class FakeStack:
                  error: type[Exception] = FakeStackError,
                  fail_up: Callable[[int], str | None] = lambda n: None,
                  fail_preview: Callable[[int], str | None] = lambda n: None,
-                 extra_changes: Iterable[tuple[str, str]] = (),
+                 extra_changes: Iterable[tuple[str, str]] | Callable[[int], Iterable[tuple[str, str]]] = (),
                  stale: Iterable[str] = ()) -> None:
         self.name = name
         self.stack_file = stack_file
@@ -65,7 +65,8 @@ class FakeStack:
         self.error = error
         self.fail_up = fail_up
         self.fail_preview = fail_preview
-        self.extra_changes = [Change(op, urn) for op, urn in extra_changes]
+        # Staged changes beyond the diff: always, or per preview number (1-based).
+        self.extra_changes = extra_changes if callable(extra_changes) else (lambda n, fixed=list(extra_changes): fixed)
         self.stale = set(stale)
         self.log: list[tuple[str, dict[str, int]]] = []
         self.ups = 0
@@ -121,7 +122,8 @@ class FakeStack:
         diff = changed_resources(before, after)
         self.log.append(("preview", self.file_weights()))
         return ([Change("update", u) for u in diff.changed] + [Change("create", u) for u in diff.added]
-                + [Change("delete", u) for u in diff.removed] + self.extra_changes)
+                + [Change("delete", u) for u in diff.removed]
+                + [Change(op, urn) for op, urn in self.extra_changes(self.previews)])
 
     def up(self) -> None:
         self.ups += 1

@@ -352,6 +352,18 @@ def test_a_preview_with_more_than_routing_changes_stops_the_flip_before_it_start
     assert mesh.file_weights() == START
 
 
+def test_an_unexpected_change_in_a_later_steps_preview_rolls_back_before_it_is_applied(mesh: Mesh) -> None:
+    firewall = "urn:pulumi:dev::gke-istio-mesh::gcp:compute/firewall:Firewall::network1-istio-webhook"
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100",
+                            extra_changes=lambda n: [("delete", firewall)] if n == 2 else [])
+    assert code == cli.EXIT_ROLLED_BACK
+    assert f"delete {firewall}" in out
+    assert mesh.stack is not None
+    assert mesh.stack.written() == [STEPS[0], STEPS[1], STEPS[0]]
+    assert mesh.stack.applied() == [STEPS[0], STEPS[0]]
+    assert mesh.file_weights() == STEPS[0]
+
+
 def test_a_policy_violation_in_the_preview_stops_the_flip(mesh: Mesh) -> None:
     code, out, _ = mesh.run("--to", "green", fail_preview=lambda n: "mandatory policy violation: routing-weights")
     assert code == cli.EXIT_GATE

@@ -310,6 +310,13 @@ class Flip:
             self.stack.set_weights(self.last_good)
             self.say(f"interrupted before anything was applied; stack file at {format_weights(self.last_good)}")
             return EXIT_INTERRUPTED
+        except StackError as error:
+            self.say(f"flip stopped before it started: the Pulumi CLI failed: {error}")
+            try:
+                self.stack.set_weights(self.last_good)
+            except StackError:
+                self.say(f"  check Pulumi.{r.stack}.yaml: traffic.weights must read {format_weights(self.last_good)}")
+            return EXIT_GATE
         code = EXIT_OK
         try:
             for i, record in enumerate(self.records):
