@@ -263,7 +263,8 @@ def test_a_healthy_rollout_writes_applies_and_confirms_every_step(mesh: Mesh) ->
     assert mesh.gate_calls == [("dev", {"blue": 0, "green": 100})]
     assert "final weights: blue=0,green=100 (flip complete)" in out
     # live progress: the hold's time left and the metrics so far
-    assert "step 2/3 blue=50,green=50  hold 1m30s left  blue: 300 req 100.00% ok p99 80ms | green: 300 req" in out
+    # The first read (30 s in) looks back two scrape intervals (60 s): increase() needs two samples.
+    assert "step 2/3 blue=50,green=50  hold 1m30s left  blue: 600 req 100.00% ok p99 80ms | green: 600 req" in out
     table = out.split("step      weights", 1)[1]
     assert "3 (100%)  blue=0,green=100  green    2400      100.00%  80 ms  pass" in table
 

@@ -32,6 +32,7 @@ import yaml
 from components import config as stack_config
 from components.config.rules import duration_seconds
 from components.names import NETWORKING_API, PROJECT
+from components.telemetry import SCRAPE_INTERVAL
 from components.traffic import resource_name
 from offline import changed_resources, run_with_weights
 from tools.flip.judge import ClusterMeasurement, StepVerdict, Verdict, failing_early, judge
@@ -41,6 +42,8 @@ from tools.flip.stack import ROOT, AutomationStack, Change, FlipStack, StackErro
 from tools.verify.checks import OutputsError, parse_outputs
 from tools.verify.kube import REQUEST_TIMEOUT, ClientFactory, default_client_factory, describe_failure
 
+# `increase`/`rate` need two samples in the window: at least two scrape intervals of components/telemetry.py.
+MIN_WINDOW_SECONDS = 2 * (duration_seconds(SCRAPE_INTERVAL) or 30)
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_USAGE, EXIT_GATE, EXIT_ROLLBACK_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -275,7 +278,8 @@ class Flip:
             self.sleep(min(r.interval, left))
             elapsed = self.clock() - started
             try:
-                measured = self.metrics.measure(services, max(int(elapsed), 1), self.clock())
+                window = max(int(elapsed), MIN_WINDOW_SECONDS)
+                measured = self.metrics.measure(services, window, self.clock())
             except PrometheusError as error:
                 record.measured = measured
                 return StepVerdict(Verdict.ERROR, reasons=(str(error),))
