@@ -480,3 +480,17 @@ def test_the_automation_stack_writes_all_weights_in_one_path_call_and_enforces_t
         ("set_all_config", ({"gke-istio-mesh:traffic.weights.blue": "10",
                              "gke-istio-mesh:traffic.weights.green": "90"}, True)),
         ("preview", pack), ("up", pack)]
+
+
+def test_a_stack_the_cli_cannot_open_exits_2_with_its_reason(mesh: Mesh) -> None:
+    err = io.StringIO()
+
+    def cannot_open(name: str) -> FakeStack:
+        raise StackError("no stack named 'dev' found")
+
+    assert mesh.prometheus is not None
+    code = cli.main(["--stack", "dev", "--to", "green", "--prometheus-url", mesh.prometheus.url],
+                    open_stack=cannot_open, gate=lambda s, w: cli.GateResult(True), stack_dir=mesh.tmp,
+                    out=io.StringIO(), err=err)
+    assert code == cli.EXIT_USAGE
+    assert "--stack 'dev': no stack named 'dev' found" in err.getvalue()

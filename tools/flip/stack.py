@@ -76,6 +76,9 @@ class AutomationStack:
             self._stack = auto.select_stack(stack_name=name, work_dir=str(work_dir))
         except auto.errors.CommandError as error:
             raise StackError(_last_line(error)) from None
+        except (FileNotFoundError, auto.errors.InvalidVersionError) as error:
+            raise StackError(f"the Pulumi CLI cannot be used ({error}); install it: "
+                             "https://www.pulumi.com/docs/install/") from None
         self._policy = [str(POLICY_PACK)] if POLICY_PACK.is_dir() else None
 
     def set_weights(self, weights: Mapping[str, int]) -> None:
