@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench policy
+.PHONY: test lint clean render verify bench policy flip
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -27,6 +27,10 @@ render: $(VENV)/.installed
 # Check a deployed mesh (docs/verify.md); needs the Pulumi CLI and the stack's outputs.
 verify: $(VENV)/.installed
 	$(BIN)/python -m tools.verify --stack $(STACK) $(ARGS)
+
+# Progressive flip of a stack's traffic (docs/flip.md), e.g. make flip STACK=prod ARGS="--to green --plan".
+flip: $(VENV)/.installed
+	$(BIN)/python -m tools.flip --stack $(STACK) $(ARGS)
 
 # Offline performance bench; writes docs/performance.md.
 bench: $(VENV)/.installed

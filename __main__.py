@@ -8,6 +8,7 @@ from components.cluster import GkeCluster, GkeClusterArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
 from components.network import MeshNetwork, MeshNetworkArgs
+from components.telemetry import MeshTelemetry, MeshTelemetryArgs
 from components.traffic import ClusterRouting, ClusterRoutingArgs
 
 cfg = config.load()
@@ -31,6 +32,11 @@ primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
 
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
     cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters}))
+
+for c in cfg.clusters:
+    MeshTelemetry(f"{c.name}-telemetry", MeshTelemetryArgs(
+        target=clusters[c.name].handle, mesh_namespaces=cfg.mesh_namespaces,
+        depends_on=primaries[c.name].routing_ready))
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
 for c in cfg.clusters:

@@ -208,6 +208,9 @@ class GkeCluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=spec.release_channel),
+            # Managed Service for Prometheus collects Istio's metrics (components/telemetry.py) for tools/flip.
+            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
+                managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True)),
             # The default pool cannot be managed well in place; a separate pool replaces it. It still
             # boots once, so it runs as the dedicated account too (CIS GKE 5.2.1: organisations that
             # disable the Compute Engine default service account refuse it otherwise).

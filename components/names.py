@@ -17,6 +17,7 @@ CERTIFICATE_AUTHORITY_TYPE = f"{PROJECT}:index:IstioCertificateAuthority"
 ISTIO_PRIMARY_TYPE = f"{PROJECT}:index:IstioPrimary"
 MESH_LINK_TYPE = f"{PROJECT}:index:MeshLink"
 CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
+TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
 
 # ------------------------------------------------------------------ provider type tokens the tools read
 
@@ -29,6 +30,7 @@ K8S_PROVIDER = "pulumi:providers:kubernetes"
 SECRET = "kubernetes:core/v1:Secret"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
+POD_MONITORING = "kubernetes:monitoring.googleapis.com/v1:PodMonitoring"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs
 

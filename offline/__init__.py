@@ -11,6 +11,9 @@ imports only the program (`__main__.py`, `components`). Modules:
 - `manifests`: a run as per-cluster Kubernetes objects, Helm releases and cloud resources.
 - `schemas`: those objects checked against Kubernetes' and Istio's published schemas.
 - `fake_kube`: fake Kubernetes API servers on loopback for the tools that talk to clusters.
+- `fake_prometheus`: a fake Prometheus HTTP API on loopback serving scripted Istio series (tools.flip).
+- `fake_automation`: a fake Automation API stack (stack file, preview from this engine, "up" into
+  fake API servers) for tools.flip's tests.
 """
 
 from offline.engine import (
@@ -27,6 +30,7 @@ from offline.engine import (
     changed_resources,
     project_config,
     run_program,
+    run_with_weights,
     stack_file_config,
 )
 from offline.x509 import pem_key, private_key, self_signed_pem
@@ -47,6 +51,7 @@ __all__ = [
     "private_key",
     "project_config",
     "run_program",
+    "run_with_weights",
     "self_signed_pem",
     "stack_file_config",
 ]

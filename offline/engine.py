@@ -382,3 +382,21 @@ def run_program(
     except Exception as error:
         raise ProgramError(error, monitor.recorded) from error
     return Program(monitor.recorded, exports, secret_exports)
+
+
+_WEIGHT_RUNS: dict[str, Program] = {}
+
+
+def run_with_weights(config: Mapping[str, Any], weights: Mapping[str, int], *, stack: str = "dev",
+                     gcp_project: str | None = GCP_PROJECT_DEFAULT) -> Program:
+    """The program run with `config` whose mesh-wide `traffic.weights` are `weights` (memoised per input).
+
+    `tools.flip` compares two of these to know which resources a flip may change; the same
+    config and weights always declare the same resources, so a run is made once per process.
+    """
+    edited = json.loads(json.dumps(dict(config)))
+    edited.setdefault("traffic", {})["weights"] = dict(weights)
+    key = json.dumps([edited, stack, gcp_project], sort_keys=True)
+    if key not in _WEIGHT_RUNS:
+        _WEIGHT_RUNS[key] = run_program(edited, stack=stack, gcp_project=gcp_project)
+    return _WEIGHT_RUNS[key]

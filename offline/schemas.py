@@ -10,6 +10,9 @@ it fails in the test suite.
   Istio's CRDs), older than any Istio this program installs. The models check types
   and enums but ignore unknown fields, so every input path missing from the model's
   dump is reported here as an unknown field.
+- Managed Service for Prometheus' PodMonitoring (`monitoring.googleapis.com/v1`): a strict JSON
+  schema written here from the fields GoogleCloudPlatform/prometheus-engine documents in
+  doc/api.md (PodMonitoringSpec, ScrapeEndpoint), durations as Prometheus durations.
 - Helm release values are not validated: the charts (and their values schemas) are not
   available offline, and no schema is invented for them.
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pydantic
 from cloudcoil.models.istio.networking import v1 as istio_networking
@@ -47,6 +51,50 @@ NOT_SCHEMA_CHECKED: dict[str, str] = {
 }
 
 Validator = Callable[[Mapping[str, Any]], list[str]]
+
+_PROMETHEUS_DURATION = r"^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$"
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_LABEL_SELECTOR = {"type": "object", "additionalProperties": False, "properties": {
+    "matchLabels": _STRING_MAP,
+    "matchExpressions": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["key", "operator"], "properties": {
+            "key": {"type": "string"}, "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+            "values": {"type": "array", "items": {"type": "string"}}}}}}}
+POD_MONITORING_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.googleapis.com/v1"}, "kind": {"const": "PodMonitoring"},
+        "metadata": {"type": "object", "additionalProperties": False, "required": ["name", "namespace"],
+                     "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
+                                    "labels": _STRING_MAP, "annotations": _STRING_MAP}},
+        "spec": {"type": "object", "additionalProperties": False, "required": ["selector", "endpoints"],
+                 "properties": {
+                     "selector": _LABEL_SELECTOR,
+                     "endpoints": {"type": "array", "minItems": 1, "items": {
+                         "type": "object", "additionalProperties": False, "required": ["port"], "properties": {
+                             "port": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 65535},
+                                                {"type": "string", "minLength": 1}]},
+                             "scheme": {"enum": ["http", "https"]},
+                             "path": {"type": "string", "pattern": "^/"},
+                             "params": {"type": "object"},
+                             "interval": {"type": "string", "pattern": _PROMETHEUS_DURATION},
+                             "timeout": {"type": "string", "pattern": _PROMETHEUS_DURATION},
+                             "metricRelabeling": {"type": "array"}}}},
+                     "targetLabels": {"type": "object", "additionalProperties": False, "properties": {
+                         "metadata": {"type": "array", "items": {"enum": [
+                             "container", "node", "pod", "top_level_controller_name", "top_level_controller_type"]}},
+                         "fromPod": {"type": "array"}}},
+                     "limits": {"type": "object"},
+                     "filterRunning": {"type": "boolean"}}},
+    },
+}
+
+
+def validate_pod_monitoring(document: Mapping[str, Any]) -> list[str]:
+    """PodMonitoring against the schema above, strict (an unknown field is an error)."""
+    validator = jsonschema.Draft7Validator(POD_MONITORING_SCHEMA)
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or '(object)'}: {e.message} (PodMonitoring, "
+            "prometheus-engine doc/api.md)" for e in validator.iter_errors(dict(document))]
 
 
 @dataclass(frozen=True)
@@ -120,6 +168,8 @@ def validator_for(document: Mapping[str, Any]) -> Validator | None:
     key = (str(document.get("apiVersion")), str(document.get("kind")))
     if key in ISTIO_MODELS:
         return validate_istio
+    if key == ("monitoring.googleapis.com/v1", "PodMonitoring"):
+        return validate_pod_monitoring
     if _is_builtin_api(key[0]):
         return validate_kubernetes
     return None

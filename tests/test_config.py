@@ -288,6 +288,18 @@ RULES: list[tuple[str, Mutation, str]] = [
      "hardening.flowSampling 1.5 must be a number above 0 and at most 1"),
     ("hardening-prefix-range", _set("hardening.authorizedNetworkMinPrefix", 33),
      "hardening.authorizedNetworkMinPrefix 33 must be an integer from 1 to 32"),
+    # progressive flip
+    ("flip-steps-not-increasing", _set("flip.steps", [10, 50, 25, 100]),
+     "flip.steps [10, 50, 25, 100] must be a strictly increasing list of integers from 1 to 100 ending at 100"),
+    ("flip-steps-not-ending-at-100", _set("flip.steps", [10, 50]),
+     "flip.steps [10, 50] must be a strictly increasing list"),
+    ("flip-hold", _set("flip.hold", "5 minutes"), "flip.hold '5 minutes' must be a duration such as 300, '90s'"),
+    ("flip-interval-over-hold", _both(_set("flip.hold", "1m"), _set("flip.interval", "2m")),
+     "flip.interval 120s is longer than flip.hold 60s"),
+    ("flip-success-rate", _set("flip.minSuccessRate", 120), "flip.minSuccessRate 120 must be a number from 0 to 100"),
+    ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a positive number (milliseconds)"),
+    ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
+    ("flip-unknown-key", _set("flip.holdTime", "5m"), "flip.holdTime is not a known key; did you mean hold? (known: steps, hold"),
     # top level
     ("unknown-top-level-key", _set("meshID", "mesh1"),
      "meshID is not a known key; did you mean meshId? (known: meshId, istio, clusters"),
@@ -442,6 +454,18 @@ def test_a_stack_may_relax_each_hardening_default(base_config) -> None:
     parsed = config.parse(base_config, project="mesh-test-project")
     assert parsed.hardening == config.Hardening(False, "DISABLED", "UBUNTU_CONTAINERD", False, 1.0, 16)
     assert parsed.authorized_networks == (config.AuthorizedNetwork("corp", "198.51.0.0/16"),)
+
+
+def test_flip_section_defaults_and_durations(base_config) -> None:
+    assert config.parse(base_config, project="mesh-test-project").flip == config.FlipSpec(
+        steps=(10, 25, 50, 100), hold_seconds=300, interval_seconds=30, min_success_rate=99.0, max_p99_ms=500.0,
+        min_requests=50)
+    base_config["flip"] = {"steps": [50, 100], "hold": "1h", "interval": "90s", "minSuccessRate": 99.9,
+                           "maxP99Ms": 250, "minRequests": 10}
+    assert config.parse(base_config, project="mesh-test-project").flip == config.FlipSpec(
+        steps=(50, 100), hold_seconds=3600, interval_seconds=90, min_success_rate=99.9, max_p99_ms=250.0,
+        min_requests=10)
+
 
 
 @pytest.mark.parametrize("version", ["1.27.1", "1.28.0", "1.30.3", "1.31.0-rc.1"])

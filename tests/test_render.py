@@ -61,7 +61,8 @@ def test_each_cluster_folder_holds_that_clusters_objects(base_render) -> None:
         istiod = next(r for r in base_render.releases if r.cluster == name and r.release["name"] == "istiod")
         assert istiod.values["global"]["multiCluster"]["clusterName"] == name
         assert {m.kind for m in base_render.manifests if m.cluster == name} == {
-            "Namespace", "Secret", "Gateway", "PeerAuthentication", "DestinationRule", "VirtualService"}
+            "Namespace", "Secret", "Gateway", "PeerAuthentication", "DestinationRule", "VirtualService",
+            "PodMonitoring"}
 
 
 def test_objects_are_what_the_api_server_receives(base_render) -> None:
@@ -195,7 +196,7 @@ def test_cli_writes_the_render_and_prints_a_summary(base_config, tmp_path, capsy
     assert main(["--config", str(_stack_file(tmp_path, {**base_config, **ECDSA})), "--out", str(out)]) == 0
     summary = capsys.readouterr().out
     assert f"into {out}" in summary
-    assert "clusters/blue: 9 Kubernetes objects, 3 Helm releases" in summary
+    assert "clusters/blue: 11 Kubernetes objects, 3 Helm releases" in summary
     # 11 per cluster, and 3 for its Secrets encryption (KMS key ring, key, the GKE agent's use of it).
     assert "gcp/: 28 GCP resources" in summary
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())

@@ -18,6 +18,7 @@ from offline.schemas import (
     validate_document,
     validate_istio,
     validate_kubernetes,
+    validate_pod_monitoring,
     validate_rendered,
     validator_for,
 )
@@ -34,24 +35,27 @@ def three_stack():
 
 
 def test_dev_stack_validates(base_render) -> None:
-    assert len(base_render.manifests) == 18
+    # The mesh objects of both clusters, and per cluster a PodMonitoring for istiod and one per mesh namespace.
+    assert len(base_render.manifests) == 22
     assert [str(p) for p in validate_rendered(base_render)] == []
 
 
 def test_three_clusters_validate(three_stack) -> None:
     rendered = render(three_stack, "three")
     assert rendered.clusters == ["blue", "green", "teal"]
-    assert len(rendered.manifests) == 3 * 10  # two remote secrets per cluster now
+    assert len(rendered.manifests) == 3 * 12  # two remote secrets and two PodMonitorings per cluster
     assert [str(p) for p in validate_rendered(rendered)] == []
 
 
 def test_every_declared_kubernetes_object_has_a_validator(base_stack, three_stack) -> None:
     for stack in (base_stack, three_stack):
         kinds = {(r.inputs["apiVersion"], r.inputs["kind"]) for r in stack.resources if is_kubernetes_object(r)}
-        assert kinds == {("v1", "Namespace"), ("v1", "Secret"), *ISTIO_MODELS}
+        assert kinds == {("v1", "Namespace"), ("v1", "Secret"), *ISTIO_MODELS,
+                         ("monitoring.googleapis.com/v1", "PodMonitoring")}
         for api_version, kind in kinds:
             assert validator_for({"apiVersion": api_version, "kind": kind}) is not None, kind
-        assert {validator_for({"apiVersion": a, "kind": k}) for a, k in kinds} == {validate_kubernetes, validate_istio}
+        assert {validator_for({"apiVersion": a, "kind": k}) for a, k in kinds} == {validate_kubernetes, validate_istio,
+                                                                                  validate_pod_monitoring}
         # The only declared Kubernetes-provider resources left out are the ones named, with a reason.
         unchecked = {r.type for r in stack.resources
                      if r.custom and r.type.startswith("kubernetes:") and not is_kubernetes_object(r)}

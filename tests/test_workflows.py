@@ -180,7 +180,7 @@ def test_two_updates_of_one_stack_never_overlap() -> None:
     groups: dict[str, set[str]] = {}
     for name, job_id, job in _pulumi_jobs():
         for step in _pulumi_steps(job):
-            if step["with"]["command"] != "up":
+            if step["with"].get("command") != "up":
                 continue
             concurrency = job.get("concurrency")
             assert isinstance(concurrency, dict), f"{name}:{job_id} has no concurrency group"
@@ -229,7 +229,8 @@ def test_every_preview_and_update_enforces_the_policy_pack() -> None:
                         if "pip install -r policy/requirements.txt" in s.get("run", "")), None)
         assert install is not None, f"{name}:{job_id}: the policy pack's virtualenv is never installed"
         for i, step in enumerate(steps):
-            if _action(step) == PULUMI_ACTION:
+            # A pulumi/actions step without `command` only installs the CLI (tools.flip drives it).
+            if _action(step) == PULUMI_ACTION and "command" in step["with"]:
                 assert step["with"].get("policyPacks") == "policy", f"{name}:{job_id}: runs without the pack"
                 assert install < i
     assert (ROOT / "policy" / "PulumiPolicy.yaml").is_file()
@@ -252,3 +253,41 @@ def test_every_action_is_pinned_to_a_version() -> None:
     assert uses
     unpinned = [u for u in uses if not PINNED.match(u)]
     assert unpinned == []
+
+
+# ------------------------------------------------------------------ flip
+
+
+FULL_SHA_WITH_VERSION = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+def test_flip_is_dispatched_by_hand_for_each_stack_behind_its_environment() -> None:
+    workflow = _workflow("flip.yml")
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert set(inputs["stack"]["options"]) == _stacks_in_repo()
+    (job,) = workflow["jobs"].values()
+    assert job["environment"] == "${{ inputs.stack == 'prod' && 'production' || inputs.stack }}"
+    # The same group as the deploy workflow's update of that stack: a flip never overlaps `pulumi up`.
+    deploy_groups = {job["concurrency"]["group"] for job in _workflow("deploy.yml")["jobs"].values()
+                     if "concurrency" in job}
+    assert {job["concurrency"]["group"].replace("${{ inputs.stack }}", s) for s in _stacks_in_repo()} == deploy_groups
+    assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def test_flip_runs_the_command_with_inputs_as_variables_and_records_the_weights_in_a_pull_request() -> None:
+    (job,) = _workflow("flip.yml")["jobs"].values()
+    steps = _steps(job)
+    (flip,) = [s for s in steps if "python -m tools.flip" in s.get("run", "")]
+    assert "${{" not in flip["run"], "inputs must reach the shell as environment variables"
+    assert flip["env"]["PULUMI_BACKEND_URL"].startswith("gs://${{ vars.")
+    record = steps[steps.index(flip) + 1]
+    assert record["if"] == "always()", "a rollback's weights must be recorded too"
+    assert 'git add -- "$file"' in record["run"] and "gh pr create" in record["run"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write", "id-token": "write"}
+
+
+def test_flip_pins_every_action_by_full_commit_sha_with_its_version() -> None:
+    lines = [line for line in (WORKFLOWS / "flip.yml").read_text().splitlines() if "uses:" in line]
+    assert lines
+    assert [line for line in lines if not FULL_SHA_WITH_VERSION.match(line)] == []

@@ -40,6 +40,16 @@ CA_ALGORITHMS = ("RSA", "ECDSA")
 DEFAULT_ROOT_VALIDITY_HOURS = 87600  # 10 years, as Istio's tools/certs/common.mk
 DEFAULT_INTERMEDIATE_VALIDITY_HOURS = 17520  # 2 years, as Istio's tools/certs/common.mk
 
+# Progressive flip (tools/flip) thresholds: Flagger's defaults for success rate (99 %) and
+# latency (500 ms), judged per step and per destination cluster; a step with fewer requests
+# to a cluster that receives weight cannot be judged and is not a pass.
+DEFAULT_FLIP_STEPS = (10, 25, 50, 100)
+DEFAULT_FLIP_HOLD_SECONDS = 300
+DEFAULT_FLIP_INTERVAL_SECONDS = 30
+DEFAULT_FLIP_MIN_SUCCESS_RATE = 99.0
+DEFAULT_FLIP_MAX_P99_MS = 500.0
+DEFAULT_FLIP_MIN_REQUESTS = 50
+
 SubsetLabel = Literal["network", "cluster"]
 SUBSET_LABELS: tuple[str, ...] = ("network", "cluster")
 
@@ -141,6 +151,18 @@ class CaSpec:
 
 
 @dataclass(frozen=True)
+class FlipSpec:
+    """How `python -m tools.flip` steps and judges a flip of this stack (section `flip`)."""
+
+    steps: tuple[int, ...] = DEFAULT_FLIP_STEPS
+    hold_seconds: int = DEFAULT_FLIP_HOLD_SECONDS
+    interval_seconds: int = DEFAULT_FLIP_INTERVAL_SECONDS
+    min_success_rate: float = DEFAULT_FLIP_MIN_SUCCESS_RATE
+    max_p99_ms: float = DEFAULT_FLIP_MAX_P99_MS
+    min_requests: int = DEFAULT_FLIP_MIN_REQUESTS
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     mesh_id: str
@@ -152,6 +174,7 @@ class StackConfig:
     authorized_networks: tuple[AuthorizedNetwork, ...] = ()
     ca: CaSpec = CaSpec()
     hardening: Hardening = Hardening()
+    flip: FlipSpec = FlipSpec()
 
     def istio_version(self, cluster: ClusterSpec) -> str:
         """The Istio release a cluster runs: its own override, else the mesh-wide pin."""

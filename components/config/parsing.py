@@ -14,6 +14,12 @@ from components.config.model import (
     DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX,
     DEFAULT_CA_ALGORITHM,
     DEFAULT_CHART_REPOSITORY,
+    DEFAULT_FLIP_HOLD_SECONDS,
+    DEFAULT_FLIP_INTERVAL_SECONDS,
+    DEFAULT_FLIP_MAX_P99_MS,
+    DEFAULT_FLIP_MIN_REQUESTS,
+    DEFAULT_FLIP_MIN_SUCCESS_RATE,
+    DEFAULT_FLIP_STEPS,
     DEFAULT_FLOW_SAMPLING,
     DEFAULT_IMAGE_TYPE,
     DEFAULT_INTERMEDIATE_VALIDITY_HOURS,
@@ -34,6 +40,7 @@ from components.config.model import (
     CaSpec,
     ClusterSpec,
     ConfigError,
+    FlipSpec,
     Hardening,
     IstioSettings,
     RoutedService,
@@ -54,7 +61,9 @@ from components.config.rules import (
     as_mapping,
     did_you_mean,
     dns_label,
+    duration_seconds,
     host_matches,
+    increasing_percentages,
     ipv4_cidr,
     is_int,
     is_rfc1918,
@@ -446,8 +455,45 @@ def _parse_hardening(raw: Any, p: Problems) -> Hardening:
     )
 
 
+_FLIP_KEYS = ("steps", "hold", "interval", "minSuccessRate", "maxP99Ms", "minRequests")
+
+
+def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
+    """The progressive flip's steps, hold and thresholds (tools/flip; docs/flip.md)."""
+    before = len(p.items)
+    flip = as_mapping(raw, "flip", p) or {}
+    known_keys(flip, "flip", _FLIP_KEYS, p)
+    steps = increasing_percentages(flip.get("steps", list(DEFAULT_FLIP_STEPS)))
+    if steps is None:
+        p.add(f"flip.steps {flip.get('steps')!r} must be a strictly increasing list of integers from 1 to 100 "
+              "ending at 100 (percent of the way from the current to the final weights)")
+    hold = duration_seconds(flip.get("hold", DEFAULT_FLIP_HOLD_SECONDS))
+    if hold is None:
+        p.add(f"flip.hold {flip.get('hold')!r} must be a duration such as 300, '90s', '5m' or '1h'")
+    interval = duration_seconds(flip.get("interval", DEFAULT_FLIP_INTERVAL_SECONDS))
+    if interval is None:
+        p.add(f"flip.interval {flip.get('interval')!r} must be a duration such as 30, '30s' or '1m'")
+    elif hold is not None and interval > hold:
+        p.add(f"flip.interval {interval}s is longer than flip.hold {hold}s; the metrics are read at least once "
+              "per hold")
+    rate = flip.get("minSuccessRate", DEFAULT_FLIP_MIN_SUCCESS_RATE)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 100:
+        p.add(f"flip.minSuccessRate {rate!r} must be a number from 0 to 100 (percent of non-5xx responses)")
+    p99 = flip.get("maxP99Ms", DEFAULT_FLIP_MAX_P99_MS)
+    if isinstance(p99, bool) or not isinstance(p99, (int, float)) or p99 <= 0:
+        p.add(f"flip.maxP99Ms {p99!r} must be a positive number (milliseconds)")
+    requests = flip.get("minRequests", DEFAULT_FLIP_MIN_REQUESTS)
+    if not is_int(requests) or requests < 1:
+        p.add(f"flip.minRequests {requests!r} must be an integer >= 1 (a step without traffic is not a pass)")
+    if len(p.items) > before:
+        return FlipSpec()
+    return FlipSpec(steps=steps or DEFAULT_FLIP_STEPS, hold_seconds=hold or DEFAULT_FLIP_HOLD_SECONDS,
+                    interval_seconds=interval or DEFAULT_FLIP_INTERVAL_SECONDS, min_success_rate=float(rate),
+                    max_p99_ms=float(p99), min_requests=int(requests))
+
+
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
-                  "authorizedNetworks", "ca", "hardening")
+                  "authorizedNetworks", "ca", "hardening", "flip")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -478,12 +524,13 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
                                    len(raw_clusters) if isinstance(raw_clusters, list) else 0,
                                    hardening.authorized_network_min_prefix, p)
     ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
+    flip = _parse_flip(raw.get("flip"), p)
     if p.items:
         raise ConfigError(p.items)
     return StackConfig(
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
-        authorized_networks=authorized, ca=ca, hardening=hardening,
+        authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -164,3 +165,28 @@ def host_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
+
+
+DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)?$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
+
+
+def duration_seconds(value: Any) -> int | None:
+    """'90', '90s', '5m' or '1h' as seconds; None if it is none of those."""
+    if is_int(value) and value > 0:
+        return int(value)
+    if not isinstance(value, str):
+        return None
+    m = DURATION.match(value.strip())
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2)] if m else None
+
+
+def increasing_percentages(value: Any) -> tuple[int, ...] | None:
+    """A strictly increasing list of integers from 1 to 100 that ends at 100; None otherwise."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    if not all(is_int(v) and 1 <= v <= 100 for v in value):
+        return None
+    if any(b <= a for a, b in itertools.pairwise(value)) or value[-1] != 100:
+        return None
+    return tuple(int(v) for v in value)

@@ -1,0 +1,174 @@
+"""A fake Automation API stack for the flip tool's tests: no Pulumi CLI, same contract as `tools.flip.stack`.
+
+- `set_weights` rewrites the stack file exactly as `pulumi config set-all --path` does
+  (integers stay integers, comments survive: ruamel round-trip), in one write.
+- `preview` is the offline engine's diff between what is deployed and what the stack file
+  now says (`run_with_weights` twice), plus any `extra_changes` a test stages.
+- `up` "deploys": every fake API server gets the VirtualServices the program renders for
+  the stack file's weights (`components.traffic.virtual_service`), except `stale` clusters.
+- Every call is logged with the weights in the file, so tests assert what was written and
+  applied at each step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from components import config as stack_config
+from components.traffic import virtual_service
+from offline.engine import PROJECT, changed_resources, run_with_weights
+from offline.fake_kube import FakeCluster
+
+FAKE_ROOT_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+class FakeStackError(Exception):
+    """Stands in for the CLI's CommandError (tools.flip.stack.StackError is raised instead where given)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    op: str
+    urn: str
+
+
+def adjust(value: str) -> Any:
+    """`pulumi config set --path`'s adjustObjectValue: booleans, ints (no leading 0), else the string."""
+    if value in ("true", "false"):
+        return value == "true"
+    if len(value) > 1 and value[0] == "0":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+class FakeStack:
+    """One stack: a stack file on disk, a deployment made of fake API servers."""
+
+    def __init__(self, name: str, stack_file: Path, clusters: Mapping[str, FakeCluster], *,
+                 error: type[Exception] = FakeStackError,
+                 fail_up: Callable[[int], str | None] = lambda n: None,
+                 fail_preview: Callable[[int], str | None] = lambda n: None,
+                 extra_changes: Iterable[tuple[str, str]] | Callable[[int], Iterable[tuple[str, str]]] = (),
+                 stale: Iterable[str] = ()) -> None:
+        self.name = name
+        self.stack_file = stack_file
+        self.clusters = dict(clusters)
+        self.error = error
+        self.fail_up = fail_up
+        self.fail_preview = fail_preview
+        # Staged changes beyond the diff: always, or per preview number (1-based).
+        self.extra_changes = extra_changes if callable(extra_changes) else (lambda n, fixed=list(extra_changes): fixed)
+        self.stale = set(stale)
+        self.log: list[tuple[str, dict[str, int]]] = []
+        self.ups = 0
+        self.previews = 0
+        self._yaml = YAML()
+        self._yaml.preserve_quotes = True
+        self.deployed = self.file_weights()
+        self._deploy(self.deployed)
+
+    # -- the stack file
+
+    def _load(self) -> Any:
+        return self._yaml.load(self.stack_file.read_text())
+
+    def project_config(self) -> dict[str, Any]:
+        doc = self._load()["config"]
+        prefix = f"{PROJECT}:"
+        return {k[len(prefix):]: copy.deepcopy(_plain(v)) for k, v in doc.items() if k.startswith(prefix)}
+
+    def parsed(self) -> stack_config.StackConfig:
+        raw = {k: v for k, v in self.project_config().items() if k != "ca"}
+        return stack_config.parse(raw, project="fake-project")
+
+    def file_weights(self) -> dict[str, int]:
+        return dict(self.parsed().traffic.weights)
+
+    def set_weights(self, weights: Mapping[str, int]) -> None:
+        doc = self._load()
+        config = doc["config"]
+        for cluster, weight in weights.items():
+            key, *path = f"{PROJECT}:traffic.weights.{cluster}".split(".")
+            node = config.setdefault(key, {})
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = adjust(str(int(weight)))
+        tmp = self.stack_file.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            self._yaml.dump(doc, f)
+        tmp.replace(self.stack_file)
+        self.log.append(("set", dict(weights)))
+
+    # -- the engine
+
+    def preview(self) -> list[Change]:
+        self.previews += 1
+        failure = self.fail_preview(self.previews)
+        if failure:
+            raise self.error(failure)
+        project = {k: v for k, v in self.project_config().items() if k != "ca"}
+        project["ca"] = {"algorithm": "ECDSA"}
+        before = run_with_weights(project, self.deployed, stack=self.name)
+        after = run_with_weights(project, self.file_weights(), stack=self.name)
+        diff = changed_resources(before, after)
+        self.log.append(("preview", self.file_weights()))
+        return ([Change("update", u) for u in diff.changed] + [Change("create", u) for u in diff.added]
+                + [Change("delete", u) for u in diff.removed]
+                + [Change(op, urn) for op, urn in self.extra_changes(self.previews)])
+
+    def up(self) -> None:
+        self.ups += 1
+        weights = self.file_weights()
+        failure = self.fail_up(self.ups)
+        if failure:
+            self.log.append(("up failed", weights))
+            raise self.error(failure)
+        self._deploy(weights)
+        self.deployed = weights
+        self.log.append(("up", weights))
+
+    def _deploy(self, weights: Mapping[str, int]) -> None:
+        cfg = self.parsed()
+        for name, cluster in self.clusters.items():
+            if name in self.stale and self.log:
+                continue
+            for service in cfg.traffic.services:
+                split = dict(service.weights) if service.weights is not None else dict(weights)
+                vs = virtual_service(service, split)
+                cluster.put(vs)
+
+    def outputs(self) -> dict[str, Any]:
+        cfg = self.parsed()
+        return {
+            "clusters": {c.name: {"name": c.name, "region": c.region, "network": c.network,
+                                  "endpoint": "127.0.0.1", "eastWestGatewayAddress": "34.64.0.10"}
+                         for c in cfg.clusters},
+            "kubeconfigs": {name: cluster.kubeconfig() for name, cluster in self.clusters.items()},
+            "rootCertPem": FAKE_ROOT_PEM,
+            "trafficSplit": {f"{s.host}.{s.namespace}": cfg.traffic.weights_for(s) for s in cfg.traffic.services},
+        }
+
+    # -- what the tests ask
+
+    def applied(self) -> list[dict[str, int]]:
+        return [w for op, w in self.log if op == "up"]
+
+    def written(self) -> list[dict[str, int]]:
+        return [w for op, w in self.log if op == "set"]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,496 @@
+"""The progressive flip: plan, judge, the Prometheus client and every branch of a run, offline.
+
+A run drives a fake Automation API stack (offline.fake_automation: the stack file written as
+`pulumi config set --path` writes it, previews from the offline engine's own diff, "up" into
+fake Kubernetes API servers), reads the VirtualServices back from those servers with the real
+client, and judges steps from a fake Prometheus HTTP API serving scripted series. Each
+scenario asserts the weights written and applied at every step; holds run on a fake clock.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.config import FlipSpec
+from offline.configs import base, three_clusters, write_stack_file
+from offline.fake_automation import FakeStack
+from offline.fake_kube import FakeCluster
+from offline.fake_prometheus import FakePrometheus, traffic
+from tools.flip import cli
+from tools.flip.judge import ClusterMeasurement, Verdict, judge
+from tools.flip.plan import PlanError, interpolate, parse_steps, parse_weights, plan
+from tools.flip.prometheus import PrometheusClient, PrometheusError, cloud_monitoring_url, queries
+from tools.flip.stack import StackError, urn_key, weights_config
+
+THRESHOLDS = FlipSpec(min_success_rate=99.0, max_p99_ms=500.0, min_requests=50)
+
+
+# ------------------------------------------------------------------ plan (pure)
+
+
+def test_plan_two_clusters_steps_to_green() -> None:
+    steps = plan({"blue": 100, "green": 0}, {"blue": 0, "green": 100}, (10, 25, 50, 100))
+    assert [s.weights for s in steps] == [
+        {"blue": 90, "green": 10}, {"blue": 75, "green": 25}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]
+
+
+def test_plan_n_clusters_rounds_to_integers_that_sum_to_100() -> None:
+    steps = plan({"blue": 100, "green": 0, "teal": 0}, {"blue": 0, "green": 50, "teal": 50}, (25, 50, 100))
+    assert [s.weights for s in steps] == [
+        {"blue": 75, "green": 13, "teal": 12}, {"blue": 50, "green": 25, "teal": 25},
+        {"blue": 0, "green": 50, "teal": 50}]
+
+
+@given(st.lists(st.integers(0, 100), min_size=2, max_size=6), st.lists(st.integers(0, 100), min_size=2, max_size=6),
+       st.lists(st.integers(1, 99), max_size=6, unique=True))
+def test_every_step_sums_to_100_moves_toward_the_final_split_and_ends_on_it(a, b, middle) -> None:
+    n = min(len(a), len(b))
+    names = [f"c{i}" for i in range(n)]
+
+    def split(raw: list[int]) -> dict[str, int]:
+        raw = raw[:n] if sum(raw[:n]) else [1] + [0] * (n - 1)
+        out = {c: v * 100 // sum(raw) for c, v in zip(names, raw, strict=True)}
+        out[names[0]] += 100 - sum(out.values())
+        return out
+
+    start, final = split(a), split(b)
+    steps = plan(start, final, (*sorted(middle), 100))
+    assert all(sum(s.weights.values()) == 100 for s in steps)
+    assert steps[-1].weights == final
+    for s in steps:  # each weight lies between its start and its final value
+        assert all(min(start[c], final[c]) <= s.weights[c] <= max(start[c], final[c]) for c in names)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("10,50,25,100", "--steps '10,50,25,100' must be strictly increasing (25 follows 50)"),
+    ("10,50", "--steps '10,50' must end at 100"),
+    ("0,100", "--steps '0,100': 0 is outside 1..100"),
+    ("ten,100", "--steps 'ten,100' must be comma-separated integers"),
+])
+def test_bad_steps_are_refused_with_the_argument_named(text: str, message: str) -> None:
+    with pytest.raises(PlanError, match=None) as error:
+        parse_steps(text)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("green=50,blue=40", "--weights 'green=50,blue=40' sums to 90; the weights must sum to 100"),
+    ("purple=100", "--weights 'purple=100': 'purple' is not a cluster of this stack (clusters: blue, green)"),
+    ("green", "--weights 'green': 'green' must be CLUSTER=WEIGHT"),
+    ("green=150,blue=-50", "--weights 'green=150,blue=-50': green=150 must be from 0 to 100"),
+])
+def test_bad_weights_are_refused_with_the_argument_named(text: str, message: str) -> None:
+    with pytest.raises(PlanError) as error:
+        parse_weights(text, ["blue", "green"])
+    assert message in str(error.value)
+
+
+def test_interpolation_is_exact_at_the_ends() -> None:
+    assert interpolate({"a": 30, "b": 70}, {"a": 100, "b": 0}, 100) == {"a": 100, "b": 0}
+
+
+# ------------------------------------------------------------------ judge (pure)
+
+
+def test_a_healthy_step_passes_and_a_receiving_cluster_without_traffic_does_not() -> None:
+    healthy = {"blue": ClusterMeasurement(900, 1, 40.0), "green": ClusterMeasurement(100, 0, 60.0)}
+    assert judge({"blue": 90, "green": 10}, healthy, THRESHOLDS).verdict is Verdict.PASS
+    quiet = {"blue": ClusterMeasurement(900, 1, 40.0), "green": ClusterMeasurement(12, 0, 60.0)}
+    verdict = judge({"blue": 90, "green": 10}, quiet, THRESHOLDS)
+    assert verdict.verdict is Verdict.NO_TRAFFIC and not verdict.passed
+    assert "green: 12 requests < 50 needed to judge" in verdict.reasons[0]
+    missing = judge({"blue": 90, "green": 10}, {"blue": healthy["blue"]}, THRESHOLDS)
+    assert missing.verdict is Verdict.NO_TRAFFIC
+
+
+def test_success_rate_and_p99_fail_a_step_per_cluster() -> None:
+    measured = {"blue": ClusterMeasurement(1000, 0, 40.0), "green": ClusterMeasurement(1000, 20, 900.0)}
+    verdict = judge({"blue": 50, "green": 50}, measured, THRESHOLDS)
+    assert verdict.verdict is Verdict.FAIL
+    assert verdict.reasons == ("green: success rate 98.00% < 99%", "green: p99 900 ms > 500 ms")
+    # A cluster at weight 0 is not judged.
+    assert judge({"blue": 100, "green": 0}, measured, THRESHOLDS).verdict is Verdict.PASS
+
+
+# ------------------------------------------------------------------ Prometheus client
+
+
+@pytest.fixture
+def prometheus() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus(lambda kind, window, at: {}).start()
+    yield fake
+    fake.stop()
+
+
+def test_the_client_queries_istio_metrics_by_destination_cluster(prometheus: FakePrometheus) -> None:
+    prometheus.responder = traffic(lambda: {"blue": 75, "green": 25}, rps=10,
+                                   error_pct=lambda c, w: 2.0 if c == "green" else 0.0)
+    measured = PrometheusClient(prometheus.url).measure(["helloworld.sample.svc.cluster.local"], 60, 1000.0)
+    assert measured == {"blue": ClusterMeasurement(450.0, 0.0, 80.0), "green": ClusterMeasurement(150.0, 3.0, 80.0)}
+    sent = [q for q, _ in prometheus.queries]
+    assert sent == list(queries(["helloworld.sample.svc.cluster.local"], 60).values())
+    assert all('reporter="source"' in q and 'destination_service=~"helloworld\\.sample\\.svc\\.cluster\\.local"' in q
+               for q in sent)
+    assert "sum by (destination_cluster) (increase(istio_requests_total{" in sent[0]
+    assert sent[2].startswith("histogram_quantile(0.99, sum by (destination_cluster, le) "
+                              "(rate(istio_request_duration_milliseconds_bucket{")
+
+
+def test_an_api_error_is_reported_with_what_the_api_said(prometheus: FakePrometheus) -> None:
+    prometheus.fail_on = lambda n: (503, "backend unavailable")
+    with pytest.raises(PrometheusError, match="answered 503 Service Unavailable: backend unavailable"):
+        PrometheusClient(prometheus.url).query("up", 1.0)
+
+
+def test_cloud_monitoring_url_is_the_documented_prometheus_endpoint() -> None:
+    assert cloud_monitoring_url("p1") == "https://monitoring.googleapis.com/v1/projects/p1/location/global/prometheus"
+
+
+def test_weights_are_written_as_path_config_keys() -> None:
+    assert weights_config({"blue": 90, "green": 10}) == {
+        "gke-istio-mesh:traffic.weights.blue": "90", "gke-istio-mesh:traffic.weights.green": "10"}
+    assert urn_key("urn:pulumi:dev::gke-istio-mesh::pulumi:pulumi:Stack$gke-istio-mesh:index:ClusterRouting"
+                   "$kubernetes:networking.istio.io/v1:VirtualService::blue-routing.helloworld.sample-vs") == \
+        urn_key("urn:pulumi:dev::gke-istio-mesh::gke-istio-mesh:index:ClusterRouting"
+                "$kubernetes:networking.istio.io/v1:VirtualService::blue-routing.helloworld.sample-vs")
+
+
+# ------------------------------------------------------------------ whole runs
+
+
+class FakeClock:
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.now = 1_000_000.0
+        self.sleeps: list[float] = []
+        self.interrupt_after = interrupt_after
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        if self.interrupt_after is not None and len(self.sleeps) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Mesh:
+    tmp: Path
+    config: dict[str, Any]
+    stack_name: str = "dev"
+    clusters: dict[str, FakeCluster] = field(default_factory=dict)
+    prometheus: FakePrometheus | None = None
+    stack: FakeStack | None = None
+    gate_calls: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+
+    @property
+    def stack_file(self) -> Path:
+        return self.tmp / f"Pulumi.{self.stack_name}.yaml"
+
+    def file_weights(self) -> dict[str, int]:
+        return yaml.safe_load(self.stack_file.read_text())["config"]["gke-istio-mesh:traffic"]["weights"]
+
+    def served(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for name, fake in self.clusters.items():
+            vs = fake.get("/apis/networking.istio.io/v1/namespaces/sample/virtualservices/helloworld-clusters")
+            out[name] = {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][0]["route"]}
+        return out
+
+    def run(self, *argv: str, gate_ok: bool = True, clock: FakeClock | None = None,
+            **stack_kwargs: Any) -> tuple[int, str, str]:
+        clock = clock or FakeClock()
+        self.stack = FakeStack(self.stack_name, self.stack_file, self.clusters, error=StackError, **stack_kwargs)
+        stack = self.stack
+        assert self.prometheus is not None
+        self.prometheus.responder = self.responder(lambda: stack.deployed)
+
+        def gate(name: str, weights: Mapping[str, int]) -> cli.GateResult:
+            self.gate_calls.append((name, dict(weights)))
+            return cli.GateResult(gate_ok, () if gate_ok else ("helloworld.sample: green has no ready endpoints",))
+
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["--stack", self.stack_name, "--prometheus-url", self.prometheus.url, *argv],
+                        open_stack=lambda name: stack, gate=gate, clock=clock, sleep=clock.sleep,
+                        stack_dir=self.tmp, out=out, err=err)
+        return code, out.getvalue(), err.getvalue()
+
+    responder: Any = None
+
+
+def _config(*, clusters: int = 2) -> dict[str, Any]:
+    config = base() if clusters == 2 else three_clusters(base())
+    config["ca"] = {"algorithm": "ECDSA"}
+    config["flip"] = {"hold": "2m", "interval": "30s", "minRequests": 50}
+    return config
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[Mesh]:
+    m = Mesh(tmp=tmp_path, config=_config())
+    write_stack_file(m.stack_file, m.config)
+    m.clusters = {name: FakeCluster(name).start() for name in ("blue", "green")}
+    m.prometheus = FakePrometheus(lambda kind, window, at: {}).start()
+    m.responder = lambda applied: traffic(applied, rps=20)
+    yield m
+    for fake in m.clusters.values():
+        fake.stop()
+    m.prometheus.stop()
+
+
+START = {"blue": 100, "green": 0}
+STEPS = [{"blue": 90, "green": 10}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]
+
+
+def test_a_healthy_rollout_writes_applies_and_confirms_every_step(mesh: Mesh) -> None:
+    code, out, err = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert (code, err) == (cli.EXIT_OK, ""), out
+    assert mesh.stack is not None
+    assert mesh.stack.written() == STEPS
+    assert mesh.stack.applied() == STEPS
+    assert mesh.file_weights() == {"blue": 0, "green": 100}
+    assert mesh.served() == {"blue": {"blue": 0, "green": 100}, "green": {"blue": 0, "green": 100}}
+    assert mesh.gate_calls == [("dev", {"blue": 0, "green": 100})]
+    assert "final weights: blue=0,green=100 (flip complete)" in out
+    # live progress: the hold's time left and the metrics so far
+    # The first read (30 s in) looks back two scrape intervals (60 s): increase() needs two samples.
+    assert "step 2/3 blue=50,green=50  hold 1m30s left  blue: 600 req 100.00% ok p99 80ms | green: 600 req" in out
+    table = out.split("step      weights", 1)[1]
+    assert "3 (100%)  blue=0,green=100  green    2400      100.00%  80 ms  pass" in table
+
+
+def test_a_failing_step_rolls_back_to_the_last_good_weights(mesh: Mesh) -> None:
+    mesh.responder = lambda applied: traffic(applied, rps=20,
+                                             error_pct=lambda c, w: 5.0 if c == "green" and w["green"] >= 50 else 0)
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert code == cli.EXIT_ROLLED_BACK, out
+    assert mesh.stack is not None
+    assert mesh.stack.written() == [STEPS[0], STEPS[1], STEPS[0]]
+    assert mesh.stack.applied() == [STEPS[0], STEPS[1], STEPS[0]]
+    assert mesh.file_weights() == STEPS[0]
+    assert mesh.served()["blue"] == STEPS[0] and mesh.served()["green"] == STEPS[0]
+    assert "green: success rate 95.00% < 99%" in out
+    assert "final weights: blue=90,green=10 (rolled back)" in out
+
+
+def test_too_little_traffic_is_not_a_pass(mesh: Mesh) -> None:
+    mesh.responder = lambda applied: traffic(applied, rps=1)  # 10 % of 120 requests reach green
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_ROLLED_BACK
+    assert mesh.stack is not None
+    assert mesh.stack.applied() == [STEPS[0], START]
+    assert mesh.file_weights() == START
+    assert "green: 12 requests < 50 needed to judge" in out and "verify --probe" in out
+
+
+def test_a_metrics_api_error_mid_step_rolls_back(mesh: Mesh) -> None:
+    assert mesh.prometheus is not None
+    # Step 1 reads 4 times (3 queries each); the 2nd read of step 2 fails.
+    mesh.prometheus.fail_on = lambda n: (500, "internal error") if n == 16 else None
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert code == cli.EXIT_ROLLED_BACK, out
+    assert mesh.stack is not None
+    assert mesh.stack.applied() == [STEPS[0], STEPS[1], STEPS[0]]
+    assert mesh.file_weights() == STEPS[0]
+    assert "metrics API answered 500" in out
+
+
+def test_ctrl_c_mid_hold_leaves_the_last_good_weights_applied(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", clock=FakeClock(interrupt_after=5))
+    assert code == cli.EXIT_INTERRUPTED
+    assert mesh.stack is not None
+    assert mesh.stack.applied() == [STEPS[0], STEPS[1], STEPS[0]]
+    assert mesh.file_weights() == STEPS[0]
+    assert mesh.served()["green"] == STEPS[0]
+    assert "interrupted" in out and "final weights: blue=90,green=10 (rolled back)" in out
+
+
+def test_a_failed_update_rolls_back_and_a_failed_rollback_says_what_to_run(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", fail_up=lambda n: "boom" if n == 2 else None)
+    assert code == cli.EXIT_ROLLED_BACK
+    assert mesh.stack is not None
+    assert mesh.stack.applied() == [STEPS[0], STEPS[0]]
+    assert mesh.file_weights() == STEPS[0]
+
+    code, out, _ = mesh.run("--to", "green", "--steps", "50,100", fail_up=lambda n: "boom" if n >= 2 else None)
+    assert code == cli.EXIT_ROLLBACK_FAILED
+    assert "ROLLBACK FAILED" in out and "pulumi up --stack dev" in out
+
+
+def test_a_primary_that_does_not_serve_the_split_stops_the_flip(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100", stale=["green"])
+    assert code == cli.EXIT_ROLLED_BACK
+    assert "green: helloworld.sample serves blue=100,green=0, expected blue=90,green=10" in out
+    assert mesh.stack is not None and mesh.stack.applied() == [STEPS[0], START]
+    assert mesh.file_weights() == START
+
+
+def test_the_readiness_gate_refuses_before_anything_is_written(mesh: Mesh) -> None:
+    before = mesh.stack_file.read_text()
+    code, out, _ = mesh.run("--to", "green", gate_ok=False)
+    assert code == cli.EXIT_GATE
+    assert "readiness gate refused blue=0,green=100" in out and "green has no ready endpoints" in out
+    assert mesh.stack is not None and mesh.stack.log == []
+    assert mesh.stack_file.read_text() == before
+
+
+def test_a_preview_with_more_than_routing_changes_stops_the_flip_before_it_starts(mesh: Mesh) -> None:
+    nodes = "urn:pulumi:dev::gke-istio-mesh::gcp:container/nodePool:NodePool::blue-pool"
+    code, out, _ = mesh.run("--to", "green", extra_changes=[("replace", nodes)])
+    assert code == cli.EXIT_GATE
+    assert f"replace {nodes}" in out
+    assert mesh.stack is not None and mesh.stack.applied() == []
+    assert mesh.file_weights() == START
+
+
+def test_an_unexpected_change_in_a_later_steps_preview_rolls_back_before_it_is_applied(mesh: Mesh) -> None:
+    firewall = "urn:pulumi:dev::gke-istio-mesh::gcp:compute/firewall:Firewall::network1-istio-webhook"
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100",
+                            extra_changes=lambda n: [("delete", firewall)] if n == 2 else [])
+    assert code == cli.EXIT_ROLLED_BACK
+    assert f"delete {firewall}" in out
+    assert mesh.stack is not None
+    assert mesh.stack.written() == [STEPS[0], STEPS[1], STEPS[0]]
+    assert mesh.stack.applied() == [STEPS[0], STEPS[0]]
+    assert mesh.file_weights() == STEPS[0]
+
+
+def test_a_policy_violation_in_the_preview_stops_the_flip(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", fail_preview=lambda n: "mandatory policy violation: routing-weights")
+    assert code == cli.EXIT_GATE
+    assert "policy pack or program" in out and "routing-weights" in out
+    assert mesh.stack is not None and mesh.stack.applied() == []
+    assert mesh.file_weights() == START
+
+
+def test_plan_prints_the_steps_and_touches_nothing(mesh: Mesh) -> None:
+    before = mesh.stack_file.read_text()
+    code, out, _ = mesh.run("--to", "green", "--plan")
+    assert code == cli.EXIT_OK
+    assert "step 1 ( 10%): blue=90,green=10" in out and "step 4 (100%): blue=0,green=100" in out
+    assert mesh.stack is not None and mesh.stack.log == [] and mesh.gate_calls == []
+    assert mesh.stack_file.read_text() == before
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--to", "green", "--steps", "50,25,100"], "--steps '50,25,100' must be strictly increasing"),
+    (["--to", "purple"], "--to 'purple' is not a cluster of this stack"),
+    (["--weights", "green=60,blue=30"], "--weights 'green=60,blue=30' sums to 90"),
+    (["--to", "green", "--hold", "soon"], "--hold 'soon' must be a duration"),
+])
+def test_bad_arguments_exit_2_naming_the_argument_before_anything_is_written(mesh: Mesh, argv, message) -> None:
+    before = mesh.stack_file.read_text()
+    code, _, err = mesh.run(*argv)
+    assert code == cli.EXIT_USAGE
+    assert message in err
+    assert mesh.stack is not None and mesh.stack.log == [] and mesh.gate_calls == []
+    assert mesh.stack_file.read_text() == before
+
+
+def test_an_unknown_stack_exits_2(mesh: Mesh) -> None:
+    err = io.StringIO()
+    code = cli.main(["--stack", "staging", "--to", "green"], stack_dir=mesh.tmp, err=err, out=io.StringIO(),
+                    open_stack=lambda name: pytest.fail("nothing may be opened"))
+    assert code == cli.EXIT_USAGE
+    assert "--stack 'staging': there is no Pulumi.staging.yaml (stacks: dev)" in err.getvalue()
+
+
+def test_three_clusters_flip_to_a_final_split(tmp_path: Path) -> None:
+    m = Mesh(tmp=tmp_path, config=_config(clusters=3))
+    write_stack_file(m.stack_file, m.config)
+    m.clusters = {name: FakeCluster(name).start() for name in ("blue", "green", "teal")}
+    m.prometheus = FakePrometheus(lambda kind, window, at: {}).start()
+    m.responder = lambda applied: traffic(applied, rps=40)
+    try:
+        code, out, _ = m.run("--weights", "green=50,teal=50", "--steps", "25,100")
+    finally:
+        for fake in m.clusters.values():
+            fake.stop()
+        m.prometheus.stop()
+    assert code == cli.EXIT_OK, out
+    final = {"blue": 0, "green": 50, "teal": 50}
+    assert m.stack is not None
+    assert m.stack.applied() == [{"blue": 75, "green": 13, "teal": 12}, final]
+    assert m.file_weights() == final
+    assert all(served == final for served in m.served().values())
+
+
+# ------------------------------------------------------------------ the real gate and the real stack's calls
+
+
+def test_the_default_gate_runs_verify_before_flip_with_the_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.verify import cli as verify_cli
+
+    calls: list[list[str]] = []
+
+    def fake_main(argv: list[str], *, out: io.StringIO, err: io.StringIO) -> int:
+        calls.append(argv)
+        out.write("helloworld.sample: green ready (3 endpoints), east-west gateway reachable\n")
+        return 0 if len(calls) == 1 else 1
+
+    monkeypatch.setattr(verify_cli, "main", fake_main)
+    assert cli.verify_gate("prod", {"blue": 10, "green": 90}) == cli.GateResult(
+        True, ("helloworld.sample: green ready (3 endpoints), east-west gateway reachable",))
+    assert calls == [["--stack", "prod", "--before-flip", "--weights", "blue=10,green=90"]]
+    assert cli.verify_gate("prod", {"blue": 0, "green": 100}).ok is False
+
+
+def test_the_automation_stack_writes_all_weights_in_one_path_call_and_enforces_the_policy_pack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import automation as auto
+
+    from tools.flip import stack as flip_stack
+
+    calls: list[tuple[str, Any]] = []
+
+    class Recorder:
+        def set_all_config(self, values: dict[str, Any], *, path: bool) -> None:
+            calls.append(("set_all_config", ({k: v.value for k, v in values.items()}, path)))
+
+        def preview(self, **kwargs: Any) -> None:
+            calls.append(("preview", kwargs["policy_packs"]))
+            event = auto.events.EngineEvent(sequence=1, timestamp=0, resource_pre_event=auto.events.ResourcePreEvent(
+                metadata=auto.events.StepEventMetadata(op=auto.events.OpType.UPDATE, urn="urn:x::y::t::vs",
+                                                       type="t", provider="")))
+            kwargs["on_event"](event)
+            kwargs["on_event"](auto.events.EngineEvent(sequence=2, timestamp=0))
+
+        def up(self, **kwargs: Any) -> None:
+            calls.append(("up", kwargs["policy_packs"]))
+
+    monkeypatch.setattr(auto, "select_stack", lambda stack_name, work_dir: calls.append(
+        ("select", (stack_name, work_dir))) or Recorder())
+    real = flip_stack.AutomationStack("prod")
+    real.set_weights({"blue": 10, "green": 90})
+    assert real.preview() == [flip_stack.Change("update", "urn:x::y::t::vs")]
+    real.up()
+    pack = [str(flip_stack.ROOT / "policy")]
+    assert calls == [
+        ("select", ("prod", str(flip_stack.ROOT))),
+        ("set_all_config", ({"gke-istio-mesh:traffic.weights.blue": "10",
+                             "gke-istio-mesh:traffic.weights.green": "90"}, True)),
+        ("preview", pack), ("up", pack)]
+
+
+def test_a_stack_the_cli_cannot_open_exits_2_with_its_reason(mesh: Mesh) -> None:
+    err = io.StringIO()
+
+    def cannot_open(name: str) -> FakeStack:
+        raise StackError("no stack named 'dev' found")
+
+    assert mesh.prometheus is not None
+    code = cli.main(["--stack", "dev", "--to", "green", "--prometheus-url", mesh.prometheus.url],
+                    open_stack=cannot_open, gate=lambda s, w: cli.GateResult(True), stack_dir=mesh.tmp,
+                    out=io.StringIO(), err=err)
+    assert code == cli.EXIT_USAGE
+    assert "--stack 'dev': no stack named 'dev' found" in err.getvalue()

@@ -1,0 +1,5 @@
+import sys
+
+from tools.flip.cli import main
+
+sys.exit(main())
