@@ -13,12 +13,13 @@ from components.traffic import ClusterRouting, ClusterRoutingArgs
 cfg = config.load()
 names = [c.name for c in cfg.clusters]
 
-networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c)) for c in cfg.clusters}
+networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, nat=cfg.nat)) for c in cfg.clusters}
 peer_egress = {c.name: [(o, cidr) for o in names if o != c.name for cidr in networks[o].egress_cidrs]
                for c in cfg.clusters}
 clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
     cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
     authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name],
+    maintenance_exclusions=cfg.maintenance_exclusions,
 )) for c in cfg.clusters}
 
 ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names))
@@ -26,7 +27,7 @@ primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
     cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
     chart_repository=cfg.istio.chart_repository, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
     cluster_local=cfg.cluster_local, mesh_namespaces=cfg.mesh_namespaces,
-    peer_egress=[cidr for _, cidr in peer_egress[c.name]],
+    peer_egress=[cidr for _, cidr in peer_egress[c.name]], availability=cfg.availability,
 )) for c in cfg.clusters}
 
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(

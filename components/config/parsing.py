@@ -52,6 +52,12 @@ from components.config.rules import (
     string_at,
     valid_host,
 )
+from components.config.safety import (
+    parse_availability,
+    parse_maintenance,
+    parse_maintenance_exclusions,
+    parse_nat,
+)
 from components.names import MAX_CLUSTER_NAME, MAX_NETWORK_NAME
 
 
@@ -105,7 +111,7 @@ def _parse_istio(raw: Any, p: Problems) -> IstioSettings:
 
 _CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr",
                  "machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection",
-                 "istioVersion", "protect")
+                 "istioVersion", "protect", "maintenance")
 _CIDR_KEYS = ("nodeCidr", "podCidr", "serviceCidr", "masterCidr")
 
 
@@ -310,7 +316,8 @@ def _parse_traffic(raw: Any, names: Sequence[str], namespaces: Sequence[str],
     return TrafficSpec(subset_label=label, weights=weights, services=tuple(services))
 
 
-def _parse_authorized(raw: Any, clusters: Sequence[ClusterSpec], p: Problems) -> tuple[AuthorizedNetwork, ...]:
+def _parse_authorized(raw: Any, clusters: Sequence[ClusterSpec], nat_addresses: int,
+                      p: Problems) -> tuple[AuthorizedNetwork, ...]:
     result: list[AuthorizedNetwork] = []
     for i, entry in enumerate(as_list(raw, "authorizedNetworks", p) or []):
         key = f"authorizedNetworks[{i}]"
@@ -327,10 +334,11 @@ def _parse_authorized(raw: Any, clusters: Sequence[ClusterSpec], p: Problems) ->
                   "operators' and CI runners' addresses instead")
         if len(p.items) == before and name and cidr:
             result.append(AuthorizedNetwork(name=name, cidr=cidr))
-    # Each control plane also admits every other cluster's NAT egress address.
-    total = len(result) + max(len(clusters) - 1, 0)
+    # Each control plane also admits every other cluster's NAT egress addresses.
+    peers = max(len(clusters) - 1, 0) * nat_addresses
+    total = len(result) + peers
     if total > MAX_AUTHORIZED_NETWORKS:
-        p.add(f"authorizedNetworks has {len(result)} entries; with {len(clusters) - 1} other-cluster "
+        p.add(f"authorizedNetworks has {len(result)} entries; with {peers} other-cluster "
               f"NAT addresses that is {total}, over GKE's limit of {MAX_AUTHORIZED_NETWORKS}")
     return tuple(result)
 
@@ -365,7 +373,7 @@ def _parse_ca(raw: Any, ca_is_secret: bool, p: Problems) -> CaSpec:
 
 
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
-                  "authorizedNetworks", "ca")
+                  "authorizedNetworks", "ca", "availability", "nat", "maintenanceExclusions")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -387,14 +395,19 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     cluster_local = _parse_cluster_local(raw.get("clusterLocal"), p)
     traffic = _parse_traffic(raw.get("traffic"), declared_cluster_names(raw.get("clusters")), namespaces,
                              cluster_local, p)
-    authorized = _parse_authorized(raw.get("authorizedNetworks"), clusters, p)
+    availability = parse_availability(raw.get("availability"), p)
+    nat = parse_nat(raw.get("nat"), clusters, p)
+    clusters = parse_maintenance(raw.get("clusters"), clusters, p)
+    exclusions = parse_maintenance_exclusions(raw.get("maintenanceExclusions"), p)
+    authorized = _parse_authorized(raw.get("authorizedNetworks"), clusters, nat.addresses, p)
     ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
     if p.items:
         raise ConfigError(p.items)
     return StackConfig(
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
-        authorized_networks=authorized, ca=ca,
+        authorized_networks=authorized, ca=ca, availability=availability, nat=nat,
+        maintenance_exclusions=exclusions,
     )
 
 
