@@ -285,3 +285,25 @@ def test_defaults_of_the_safety_sections(base_config) -> None:
     assert parsed.nat == config.NatSpec(min_ports_per_vm=1024, max_ports_per_vm=65536, addresses=1)
     assert parsed.maintenance_exclusions == ()
     assert base() == base_config
+
+
+_windows = st.fixed_dictionaries({"day": st.sampled_from(["MO", "TU", "WE", "TH", "FR", "SA", "SU"]),
+                                  "startHour": st.integers(0, 23), "durationHours": st.integers(12, 24)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(a=_windows, b=_windows)
+def test_configured_windows_are_accepted_exactly_when_they_never_overlap(a: dict[str, Any], b: dict[str, Any]) -> None:
+    cfg = base()
+    cfg["clusters"][0]["maintenance"], cfg["clusters"][1]["maintenance"] = a, b
+    wa, wb = (MaintenanceWindow(day=w["day"], start_hour=w["startHour"], duration_hours=w["durationHours"])
+              for w in (a, b))
+    try:
+        parsed = config.parse(cfg, project="p")
+    except config.ConfigError as error:
+        assert wa.hours() & wb.hours(), error.problems
+        (line,) = error.problems
+        assert line.startswith("clusters[1].maintenance (") and " overlaps clusters[0].maintenance (" in line
+    else:
+        assert not wa.hours() & wb.hours()
+        assert [c.maintenance for c in parsed.clusters] == [wa, wb]
