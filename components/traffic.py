@@ -32,8 +32,9 @@ SUBSET_LABEL_KEYS: dict[str, str] = {
 # healthy-panic threshold to `minHealthPercent`, 0 when unset, so ejecting that endpoint
 # removes the cluster's whole share. Istio 1.30's applyOutlierDetection
 # (pilot/pkg/networking/core/cluster_traffic_policy.go) copies only the fields set here;
-# Envoy's defaults fill the rest, and Envoy's default is `consecutive_5xx: 5` enforced at
-# 100%: leaving `consecutive5xxErrors` out would still eject after five application 500s.
+# Envoy's defaults fill the rest (config.cluster.v3.OutlierDetection), and Envoy's default is
+# `consecutive_5xx: 5` enforced at 100%: leaving `consecutive5xxErrors` out would still eject
+# after five application 500s.
 # So: `consecutive5xxErrors: 0` (Istio then also sets enforcing_consecutive_5xx to 0) and
 # `consecutiveGatewayErrors: 0`, because Envoy counts any 502/503/504 as a gateway failure,
 # including ones the application itself answers. With `splitExternalLocalOriginErrors`,
