@@ -8,42 +8,47 @@ from components.cluster import GkeCluster, GkeClusterArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
 from components.network import MeshNetwork, MeshNetworkArgs
+from components.retirement import retirement_gate
 from components.telemetry import MeshTelemetry, MeshTelemetryArgs
 from components.traffic import ClusterRouting, ClusterRoutingArgs
 
 cfg = config.load()
 names = [c.name for c in cfg.clusters]
+# Nothing is declared until the stack's last outputs show no removed cluster still carried weight.
+gated = pulumi.ResourceOptions(depends_on=retirement_gate(names))
 
-networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, hardening=cfg.hardening)) for c in cfg.clusters}
+networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, nat=cfg.nat, hardening=cfg.hardening), gated)
+            for c in cfg.clusters}
 peer_egress = {c.name: [(o, cidr) for o in names if o != c.name for cidr in networks[o].egress_cidrs]
                for c in cfg.clusters}
 clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
     cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
     authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name], hardening=cfg.hardening,
-)) for c in cfg.clusters}
+    maintenance_exclusions=cfg.maintenance_exclusions,
+), gated) for c in cfg.clusters}
 
-ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names))
+ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names), gated)
 primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
     cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
     chart_repository=cfg.istio.chart_repository, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
     cluster_local=cfg.cluster_local, mesh_namespaces=cfg.mesh_namespaces,
-    peer_egress=[cidr for _, cidr in peer_egress[c.name]],
-)) for c in cfg.clusters}
+    peer_egress=[cidr for _, cidr in peer_egress[c.name]], availability=cfg.availability,
+), gated) for c in cfg.clusters}
 
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
-    cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters}))
+    cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters}), gated)
 
 for c in cfg.clusters:
     MeshTelemetry(f"{c.name}-telemetry", MeshTelemetryArgs(
         target=clusters[c.name].handle, mesh_namespaces=cfg.mesh_namespaces,
-        depends_on=primaries[c.name].routing_ready))
+        depends_on=primaries[c.name].routing_ready), gated)
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
 for c in cfg.clusters:
     ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
         cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
         target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
-    ))
+    ), gated)
 
 pulumi.export("clusters", {c.name: {
     "name": c.name, "region": c.region, "network": c.network, "istioVersion": cfg.istio_version(c),

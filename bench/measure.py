@@ -176,7 +176,7 @@ def evaluate(n: int, repeats: int = 3) -> EvalRow:
     return EvalRow(n, len(program.resources), secrets, best, best_cpu, paused, peak)
 
 
-def evaluations(sizes: Sequence[int] = (2, 4, 8, 16), repeats: int = 3) -> tuple[EvalRow, ...]:
+def evaluations(sizes: Sequence[int] = (2, 4, 8, configs.MAX_CLUSTERS), repeats: int = 3) -> tuple[EvalRow, ...]:
     return tuple(evaluate(n, repeats) for n in sizes)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -17,7 +19,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components.config import AuthorizedNetwork, ClusterSpec, Hardening
+from components.config import AuthorizedNetwork, ClusterSpec, Hardening, MaintenanceExclusion, MaintenanceWindow
 from components.names import (
     GKE_CLUSTER_TYPE,
     SECRETS_CRYPTO_KEY,
@@ -66,6 +68,43 @@ def gke_kubeconfig(context: str, endpoint: str, ca_certificate_b64: str) -> str:
     }, sort_keys=False)
 
 
+# A fixed Monday in the past: GKE takes the first window's date from start_time and repeats it.
+MAINTENANCE_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
+_ZULU = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def maintenance_policy(window: MaintenanceWindow, exclusions: Sequence[MaintenanceExclusion]) -> dict[str, Any]:
+    """GKE's recurring window (RFC 3339 start/end, RFC 5545 weekly RRULE) and the exclusions.
+
+    Windows of different clusters never overlap (components/config), so GKE never upgrades
+    or repairs two clusters of the mesh at once.
+    """
+    start = MAINTENANCE_EPOCH + timedelta(hours=window.week_start)
+    end = start + timedelta(hours=window.duration_hours)
+    return {
+        "recurring_window": {"start_time": start.strftime(_ZULU), "end_time": end.strftime(_ZULU),
+                             "recurrence": f"FREQ=WEEKLY;BYDAY={window.day}"},
+        "maintenance_exclusions": [
+            {"exclusion_name": e.name, "start_time": e.start_time, "end_time": e.end_time,
+             "exclusion_options": {"scope": e.scope}}
+            for e in exclusions
+        ],
+    }
+
+
+def _maintenance_policy_args(policy: dict[str, Any]) -> gcp.container.ClusterMaintenancePolicyArgs:
+    return gcp.container.ClusterMaintenancePolicyArgs(
+        recurring_window=gcp.container.ClusterMaintenancePolicyRecurringWindowArgs(**policy["recurring_window"]),
+        maintenance_exclusions=[
+            gcp.container.ClusterMaintenancePolicyMaintenanceExclusionArgs(
+                exclusion_name=e["exclusion_name"], start_time=e["start_time"], end_time=e["end_time"],
+                exclusion_options=gcp.container.ClusterMaintenancePolicyMaintenanceExclusionExclusionOptionsArgs(
+                    **e["exclusion_options"]))
+            for e in policy["maintenance_exclusions"]
+        ] or None,
+    )
+
+
 @dataclass(frozen=True)
 class ClusterHandle:
     """What later components need of one GKE cluster: where its objects go and how to reach it.
@@ -96,6 +135,8 @@ class GkeClusterArgs:
     # (peer cluster, /32 of its network's NAT egress): every other cluster's istiod calls this API server.
     peer_egress: Sequence[tuple[str, pulumi.Input[str]]]
     hardening: Hardening = field(default_factory=Hardening)
+    # Mesh-wide periods without automatic upgrades (maintenanceExclusions).
+    maintenance_exclusions: Sequence[MaintenanceExclusion] = ()
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -208,6 +249,8 @@ class GkeCluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=spec.release_channel),
+            maintenance_policy=_maintenance_policy_args(
+                maintenance_policy(spec.maintenance, args.maintenance_exclusions)),
             # Managed Service for Prometheus collects Istio's metrics (components/telemetry.py) for tools/flip.
             monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
                 managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True)),

@@ -19,8 +19,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.availability import gateway_ha_values, istiod_ha_values
 from components.cluster import ClusterHandle
-from components.config import ClusterSpec
+from components.config import AvailabilitySpec, ClusterSpec
 from components.names import (
     CACERTS_SECRET,
     CROSS_NETWORK_GATEWAY,
@@ -50,22 +51,43 @@ def chart_source(repository: str, chart: str) -> dict[str, Any]:
     return {"chart": chart, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=repository)}
 
 
-def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Sequence[str]) -> dict[str, Any]:
-    """Values of the `istiod` chart for one primary of a multi-network mesh."""
+# Istio's DNS proxying: the sidecar answers DNS from the mesh's service registry, which holds
+# every cluster's Services (istiod watches the remote API servers), so a Service deployed in one
+# cluster only resolves - and routes - from every cluster; Kubernetes DNS knows only its own.
+# In Istio 1.30 only the capture flag is proxy metadata (pilot-agent ISTIO_META_DNS_CAPTURE,
+# default false). Address auto-allocation for ServiceEntries moved into istiod
+# (PILOT_ENABLE_IP_AUTOALLOCATE, default true since the "DNS auto-allocation v2" of 1.23), so
+# ISTIO_META_DNS_AUTO_ALLOCATE is not needed; Kubernetes Services keep their ClusterIPs.
+DNS_PROXY_METADATA = {"ISTIO_META_DNS_CAPTURE": "true"}
+
+
+def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """`a` with `b` laid over it, nested mappings merged key by key (as Helm merges values)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(out.get(k), Mapping) and isinstance(v, Mapping) else v
+    return out
+
+
+def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Sequence[str],
+                  replicas: int = AvailabilitySpec().istiod_replicas) -> dict[str, Any]:
+    """Values of the `istiod` chart for one primary of a multi-network mesh: HA, DNS proxying on."""
     values: dict[str, Any] = {
         "global": {
             "meshID": mesh_id,
             "multiCluster": {"clusterName": cluster},
             "network": network,
         },
+        "meshConfig": {"defaultConfig": {"proxyMetadata": dict(DNS_PROXY_METADATA)}},
     }
     if cluster_local:
         # Istio's mesh config: these hosts are served only by endpoints in the caller's cluster.
-        values["meshConfig"] = {"serviceSettings": [{"settings": {"clusterLocal": True}, "hosts": list(cluster_local)}]}
-    return values
+        values["meshConfig"]["serviceSettings"] = [{"settings": {"clusterLocal": True}, "hosts": list(cluster_local)}]
+    return deep_merge(values, istiod_ha_values(replicas))
 
 
-def eastwest_gateway_values(network: str, address: str, source_ranges: Sequence[str]) -> dict[str, Any]:
+def eastwest_gateway_values(network: str, address: str, source_ranges: Sequence[str],
+                            replicas: int = AvailabilitySpec().eastwest_replicas) -> dict[str, Any]:
     """Values of the `gateway` chart for the east-west gateway of one network.
 
     `networkGateway` is the whole multi-network setup in the chart: it labels the
@@ -84,6 +106,8 @@ def eastwest_gateway_values(network: str, address: str, source_ranges: Sequence[
             "loadBalancerIP": address,
             "loadBalancerSourceRanges": list(source_ranges),
         },
+        # The only way into this network: replicated, disruption-budgeted, spread over zones.
+        **gateway_ha_values(replicas),
     }
 
 
@@ -130,6 +154,7 @@ class IstioPrimaryArgs:
     mesh_namespaces: Sequence[str]
     # The other networks' NAT egress addresses as /32s: the only sources the east-west gateway admits.
     peer_egress: Sequence[pulumi.Input[str]]
+    availability: AvailabilitySpec
 
 
 class IstioPrimary(pulumi.ComponentResource):
@@ -182,7 +207,8 @@ class IstioPrimary(pulumi.ComponentResource):
         # 4. The control plane, named for the mesh, this cluster and its network.
         self.istiod = release(
             "istiod", "istiod", "istiod",
-            istiod_values(args.mesh_id, spec.name, spec.network, args.cluster_local),
+            istiod_values(args.mesh_id, spec.name, spec.network, args.cluster_local,
+                          args.availability.istiod_replicas),
             after(self.base, self.cacerts),
         )
 
@@ -200,7 +226,7 @@ class IstioPrimary(pulumi.ComponentResource):
         self.eastwest = release(
             "eastwestgateway", EASTWEST_RELEASE, "gateway",
             pulumi.Output.all(address.address, *args.peer_egress).apply(
-                lambda a: eastwest_gateway_values(spec.network, a[0], a[1:])),
+                lambda a: eastwest_gateway_values(spec.network, a[0], a[1:], args.availability.eastwest_replicas)),
             pulumi.ResourceOptions(parent=self, provider=args.target.provider, depends_on=[self.istiod, self.cacerts]),
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from components.config import ClusterSpec, Hardening
+from components.config import ClusterSpec, Hardening, NatSpec
 from components.names import MESH_NETWORK_TYPE, node_tag, webhook_firewall_name
 
 PODS_RANGE = "pods"
@@ -25,6 +25,7 @@ ISTIO_WEBHOOK_PORT = "15017"
 @dataclass(frozen=True)
 class MeshNetworkArgs:
     cluster: ClusterSpec
+    nat: NatSpec
     hardening: Hardening = field(default_factory=Hardening)
 
 
@@ -76,13 +77,14 @@ class MeshNetwork(pulumi.ComponentResource):
         # other clusters' control planes can allow exactly it (istiod watches their API servers).
         self.egress_addresses = [
             gcp.compute.Address(
-                f"{name}-egress",
+                f"{name}-egress" if k == 0 else f"{name}-egress-{k + 1}",
                 region=spec.region,
                 address_type="EXTERNAL",
                 network_tier="PREMIUM",
                 description=f"Cloud NAT egress of mesh network {spec.network}",
                 opts=child,
             )
+            for k in range(args.nat.addresses)
         ]
         self.router = gcp.compute.Router(
             f"{name}-router", region=spec.region, network=self.vpc.id, opts=child
@@ -94,6 +96,15 @@ class MeshNetwork(pulumi.ComponentResource):
             nat_ip_allocate_option="MANUAL_ONLY",
             nat_ips=[a.self_link for a in self.egress_addresses],
             source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            # Every cross-network connection of a node goes to one destination, the peer's east-west
+            # gateway on 15443, and a NAT port serves one connection per destination: ports per VM
+            # are the node's concurrent connections to one peer. Dynamic allocation gives each VM
+            # `min` ports and grows it up to `max` (powers of two; it requires endpoint-independent
+            # mapping off). Dropped packets show up in the ERRORS_ONLY log.
+            enable_dynamic_port_allocation=True,
+            enable_endpoint_independent_mapping=False,
+            min_ports_per_vm=args.nat.min_ports_per_vm,
+            max_ports_per_vm=args.nat.max_ports_per_vm,
             log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
             opts=child,
         )

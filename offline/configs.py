@@ -7,7 +7,7 @@ fixed two-cluster config in the shape of the dev stack, and derive others from i
 their expectations from the stack files themselves.
 
 Every generated cluster gets its own name, network, region and a non-overlapping
-address plan, so the program's validation accepts any N from 2 to 16.
+address plan, so the program's validation accepts any N from 2 to MAX_CLUSTERS (14).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from components import config
+
 PROJECT = "gke-istio-mesh"
 
 NAMES = ("blue", "green", "teal", "amber", "coral", "indigo", "olive", "plum",
@@ -25,7 +27,8 @@ NAMES = ("blue", "green", "teal", "amber", "coral", "indigo", "olive", "plum",
 REGIONS = ("us-west1", "us-central1", "europe-west4", "us-east1", "europe-west1", "asia-east1",
            "asia-northeast1", "europe-north1", "us-east4", "us-west2", "australia-southeast1",
            "southamerica-east1", "northamerica-northeast1", "asia-south1", "europe-west2", "asia-southeast1")
-MAX_CLUSTERS = len(NAMES)
+# The program's own limit: a week holds 14 non-overlapping GKE maintenance windows.
+MAX_CLUSTERS = min(len(NAMES), config.MAX_CLUSTERS)
 
 _CLUSTER_DEFAULTS = {"machineType": "e2-standard-4", "minNodes": 1, "maxNodes": 3, "releaseChannel": "REGULAR",
                      "deletionProtection": False, "protect": False}

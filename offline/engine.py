@@ -71,10 +71,15 @@ def unwrap(value: Any, path: str = "", secrets: set[str] | None = None) -> Any:
 class MeshMocks(pulumi.runtime.Mocks):
     """Provider stand-ins that compute outputs the way the real providers would."""
 
-    def __init__(self, gcp_project: str, replaced: Iterable[str] = ()) -> None:
+    def __init__(self, gcp_project: str, replaced: Iterable[str] = (),
+                 last_outputs: Mapping[str, Any] | None = None) -> None:
         self.project = gcp_project
         # Resources re-created as by `pulumi up --replace`: they get fresh key material.
         self.replaced = frozenset(replaced)
+        # The stack's outputs of its last deployment, as a StackReference to itself reads them
+        # (the engine answers from the last checkpoint; a brand-new stack has none: {}).
+        self.last_outputs = dict(last_outputs or {})
+        self.stack_references: list[str] = []
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         """Only the data sources the program is meant to read; any other call is a mistake."""
@@ -95,6 +100,9 @@ class MeshMocks(pulumi.runtime.Mocks):
         rid = f"{name}-id"
         p = self.project
         compute = "https://www.googleapis.com/compute/v1/"
+        if t == "pulumi:pulumi:StackReference":
+            self.stack_references.append(inputs["name"])
+            return inputs["name"], {"name": inputs["name"], "outputs": self.last_outputs, "secretOutputNames": []}
         if t == "gcp:compute/network:Network":
             rid = f"projects/{p}/global/networks/{physical}"
             out.update(name=physical, selfLink=compute + rid)
@@ -216,10 +224,13 @@ class ProgramError(Exception):
 class Program:
     """What one run of the program declared, with helpers for graph questions."""
 
-    def __init__(self, resources: list[Resource], exports: dict[str, Any], secret_exports: set[str]) -> None:
+    def __init__(self, resources: list[Resource], exports: dict[str, Any], secret_exports: set[str],
+                 stack_references: list[str] | None = None) -> None:
         self.resources = resources
         self.exports = exports
         self.secret_exports = secret_exports
+        # Names of the stacks read through StackReference (reads are not registrations).
+        self.stack_references = list(stack_references or [])
         self.by_urn = {r.urn: r for r in resources}
 
     def of_type(self, type_: str) -> list[Resource]:
@@ -329,6 +340,7 @@ def run_program(
     secret_keys: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
     replace: Iterable[str] = (),
+    last_outputs: Mapping[str, Any] | None = None,
 ) -> Program:
     """Run __main__.py under mocks with the project's config.
 
@@ -337,6 +349,8 @@ def run_program(
 
     `gcp_project` replaces the stack's `gcp:project` (None removes it, FROM_STACK_FILE keeps it).
     `replace` names resources to re-create as `pulumi up --replace` would (fresh keys).
+    `last_outputs` are the stack's outputs of its previous deployment (e.g. `Program.exports` of an
+    earlier run), read back through the stack's StackReference to itself; None = a brand-new stack.
     Raises ProgramError (with what was declared before the failure) if the program fails.
     """
     if config is None:
@@ -355,9 +369,11 @@ def run_program(
         [f"{PROJECT}:{k}" if ":" not in k else k for k in secret_keys],
     )
 
-    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT), replace)
+    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT), replace, last_outputs)
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    # DIY backends (gs://, file://) name every stack's organization "organization".
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor,
+                             organization="organization")
     root = pulumi.runtime.get_root_resource()
     root.outputs.clear()
     exports: dict[str, Any] = {}
@@ -381,7 +397,7 @@ def run_program(
         program()
     except Exception as error:
         raise ProgramError(error, monitor.recorded) from error
-    return Program(monitor.recorded, exports, secret_exports)
+    return Program(monitor.recorded, exports, secret_exports, mocks.stack_references)
 
 
 _WEIGHT_RUNS: dict[str, Program] = {}

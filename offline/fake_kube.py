@@ -118,6 +118,16 @@ def remote_secret(cluster: str, endpoint: str) -> dict[str, Any]:
                   labels={"istio/multiCluster": "true"}, annotations={"networking.istio.io/cluster": cluster})
 
 
+def endpoint_slice(service: str, namespace: str, ready: int, not_ready: int = 0) -> dict[str, Any]:
+    """An EndpointSlice of `service` with `ready` ready and `not_ready` unready endpoints."""
+    endpoints = [{"addresses": [f"10.12.0.{i + 10}"], "conditions": {"ready": i < ready, "serving": i < ready,
+                                                                   "terminating": False}}
+                 for i in range(ready + not_ready)]
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": _meta(f"{service}-abc12", namespace, labels={"kubernetes.io/service-name": service}),
+            "endpoints": endpoints, "ports": [{"name": "http", "port": 5000, "protocol": "TCP"}]}
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -178,7 +188,8 @@ class FakeCluster:
         kind = obj["kind"]
         plural = {"Namespace": "namespaces", "Deployment": "deployments", "Service": "services",
                   "Secret": "secrets", "ConfigMap": "configmaps", "Job": "jobs", "Pod": "pods",
-                  "DestinationRule": "destinationrules", "VirtualService": "virtualservices"}[kind]
+                  "DestinationRule": "destinationrules", "VirtualService": "virtualservices",
+                  "EndpointSlice": "endpointslices"}[kind]
         meta = obj["metadata"]
         if kind == "Namespace":
             return f"{base}/namespaces/{meta['name']}"
@@ -241,12 +252,14 @@ class FakeCluster:
                 if obj is not None:
                     self._send(200, obj)
                     return
-                if url.path.endswith("/pods"):
+                if url.path.endswith(("/pods", "/endpointslices")):
                     selector = parse_qs(url.query).get("labelSelector", [""])[0]
                     wanted = dict(s.split("=", 1) for s in selector.split(",") if s)
                     items = [o for p, o in fake.objects.items() if p.startswith(url.path + "/")
                              and all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
-                    self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+                    kind, api = (("PodList", "v1") if url.path.endswith("/pods")
+                                 else ("EndpointSliceList", "discovery.k8s.io/v1"))
+                    self._send(200, {"kind": kind, "apiVersion": api, "metadata": {"resourceVersion": "1"},
                                      "items": items})
                     return
                 name = url.path.rsplit("/", 1)[-1]

@@ -299,7 +299,8 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("flip-success-rate", _set("flip.minSuccessRate", 120), "flip.minSuccessRate 120 must be a number from 0 to 100"),
     ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a positive number (milliseconds)"),
     ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
-    ("flip-unknown-key", _set("flip.holdTime", "5m"), "flip.holdTime is not a known key; did you mean hold? (known: steps, hold"),
+    ("flip-unknown-key", _set("flip.holdTime", "5m"),
+     "flip.holdTime is not a known key; did you mean hold? (known: steps, hold"),
     # top level
     ("unknown-top-level-key", _set("meshID", "mesh1"),
      "meshID is not a known key; did you mean meshId? (known: meshId, istio, clusters"),

@@ -71,7 +71,7 @@ def test_charts_come_from_the_official_repository_at_the_pinned_version(base_sta
 @pytest.mark.parametrize("cluster", sorted(DEV))
 def test_istiod_knows_mesh_cluster_and_network(base_stack: Program, cluster: str) -> None:
     values = graph(base_stack, cluster)["istiod"].inputs["values"]
-    assert values["global"] == {"meshID": base()["meshId"],
+    assert {k: values["global"][k] for k in ("meshID", "multiCluster", "network")} == {"meshID": base()["meshId"],
                                 "multiCluster": {"clusterName": cluster},
                                 "network": DEV[cluster]["network"]}
 
@@ -176,7 +176,7 @@ def test_cluster_local_hosts_reach_istiods_mesh_config(run, base_config) -> None
 
 def test_no_cluster_local_setting_when_none_is_configured(base_stack: Program) -> None:
     for cluster in DEV:
-        assert "meshConfig" not in release(base_stack, cluster, "istiod").inputs["values"]
+        assert "serviceSettings" not in release(base_stack, cluster, "istiod").inputs["values"]["meshConfig"]
 
 
 @pytest.mark.parametrize("cluster", sorted(DEV))

@@ -45,12 +45,28 @@ def test_routing_lands_on_every_primary_with_network_subsets(base_stack: Program
         assert rule.inputs["metadata"] == {"name": "helloworld-clusters", "namespace": "sample"}
         assert spec["host"] == FQDN
         assert spec["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
-        assert spec["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] > 0
         assert spec["subsets"] == [{"name": c["name"], "labels": {"topology.istio.io/network": c["network"]}}
                                    for c in clusters], cluster
     for cluster, (vs,) in per_cluster(base_stack, VS).items():
         assert vs.inputs["spec"]["hosts"] == [FQDN]
         assert routes(vs) == {"blue": 100, "green": 0}, cluster
+
+
+def test_application_errors_never_eject_a_clusters_share(base_stack: Program) -> None:
+    """A remote cluster is one endpoint (its east-west gateway): what ejects it drops its whole share.
+
+    Envoy fills every field Istio leaves unset with its own default, and that default ejects
+    after 5 consecutive 5xx; so 5xx and gateway (502/503/504) counting must be set to 0
+    explicitly, and only failures Envoy sees itself (connect, timeout, reset) may eject.
+    """
+    for cluster, (rule,) in per_cluster(base_stack, DR).items():
+        od = rule.inputs["spec"]["trafficPolicy"]["outlierDetection"]
+        assert od["consecutive5xxErrors"] == 0, cluster
+        assert od["consecutiveGatewayErrors"] == 0, cluster
+        assert od["splitExternalLocalOriginErrors"] is True, cluster
+        assert od["consecutiveLocalOriginFailures"] >= 1, cluster
+        # No panic routing either: Istio's panic threshold stays at its 0 unless set.
+        assert "minHealthPercent" not in od, cluster
 
 
 def test_subsets_can_select_by_cluster_name(run, base_config) -> None:

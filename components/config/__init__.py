@@ -9,6 +9,7 @@ runtime.
 - `rules`: generic rules (types, DNS labels, CIDRs, hosts, known keys with "did you mean").
 - `ca_checks`: X.509 checks on a brought-in CA.
 - `parsing`: the stack's own rules, section by section (`parse`).
+- `safety`: availability, Cloud NAT and GKE maintenance sections.
 - `loading`: reading the engine's config and stopping cleanly (`load`).
 """
 
@@ -16,15 +17,20 @@ from components.config.loading import load, read_raw
 from components.config.model import (
     DEFAULT_CHART_REPOSITORY,
     DEFAULT_ISTIO_VERSION,
+    MAX_CLUSTERS,
     MIN_ISTIO_VERSION,
     RESERVED_NAMESPACES,
     AuthorizedNetwork,
+    AvailabilitySpec,
     CaSpec,
     ClusterSpec,
     ConfigError,
     FlipSpec,
     Hardening,
     IstioSettings,
+    MaintenanceExclusion,
+    MaintenanceWindow,
+    NatSpec,
     RoutedService,
     StackConfig,
     SubsetLabel,
@@ -36,6 +42,7 @@ from components.names import MAX_CLUSTER_NAME, MAX_NETWORK_NAME, PROJECT
 __all__ = [
     "DEFAULT_CHART_REPOSITORY",
     "DEFAULT_ISTIO_VERSION",
+    "MAX_CLUSTERS",
     "MAX_CLUSTER_NAME",
     "MAX_NETWORK_NAME",
     "MIN_ISTIO_VERSION",
@@ -43,12 +50,16 @@ __all__ = [
     "RESERVED_NAMESPACES",
     "TOP_LEVEL_KEYS",
     "AuthorizedNetwork",
+    "AvailabilitySpec",
     "CaSpec",
     "ClusterSpec",
     "ConfigError",
     "FlipSpec",
     "Hardening",
     "IstioSettings",
+    "MaintenanceExclusion",
+    "MaintenanceWindow",
+    "NatSpec",
     "RoutedService",
     "StackConfig",
     "SubsetLabel",

@@ -49,6 +49,39 @@ DEFAULT_FLIP_INTERVAL_SECONDS = 30
 DEFAULT_FLIP_MIN_SUCCESS_RATE = 99.0
 DEFAULT_FLIP_MAX_P99_MS = 500.0
 DEFAULT_FLIP_MIN_REQUESTS = 50
+# High availability of the traffic path (components/availability.py): replicas of istiod and of
+# each east-west gateway; two is the least that survives one node drain.
+DEFAULT_HA_REPLICAS = 2
+MIN_HA_REPLICAS, MAX_HA_REPLICAS = 2, 20
+
+# Cloud NAT, dynamic port allocation. Every cross-network connection of a node goes to ONE
+# destination (the peer's east-west gateway, port 15443), and a NAT port serves one connection
+# per destination: ports per VM = concurrent connections per node to one peer gateway.
+# RouterNat: min_ports_per_vm a power of two from 32 to 32768, max_ports_per_vm a power of two
+# from 64 to 65536 and above the minimum; one NAT address has 64,512 ports (1024-65535).
+DEFAULT_NAT_MIN_PORTS = 1024
+DEFAULT_NAT_MAX_PORTS = 65536
+NAT_MIN_PORTS_RANGE = (32, 32768)
+NAT_MAX_PORTS_RANGE = (64, 65536)
+NAT_PORTS_PER_ADDRESS = 64512
+DEFAULT_NAT_ADDRESSES = 1
+MAX_NAT_ADDRESSES = 16
+# A regional node pool runs its node count in each of the region's zones, three unless set.
+ZONES_PER_REGION = 3
+
+# GKE maintenance windows: "You must allow at least 48 hours of maintenance availability in a
+# 32-day rolling window. Only contiguous availability windows of at least four hours are
+# considered." (cloud.google.com/kubernetes-engine/docs/maintenance-window). A weekly window of
+# H hours recurs at least 4 times in any 32 days, so H >= 12 satisfies it; a week (168 h) holds
+# at most 14 such windows that never overlap, hence at most 14 clusters.
+GKE_MIN_MAINTENANCE_HOURS, GKE_MAINTENANCE_PERIOD_DAYS = 48, 32
+MIN_WEEKLY_OCCURRENCES = GKE_MAINTENANCE_PERIOD_DAYS // 7
+MIN_WINDOW_HOURS = -(-GKE_MIN_MAINTENANCE_HOURS // MIN_WEEKLY_OCCURRENCES)  # 12
+MAX_WINDOW_HOURS = 24
+HOURS_PER_WEEK = 168
+MAX_CLUSTERS = HOURS_PER_WEEK // MIN_WINDOW_HOURS  # 14
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+EXCLUSION_SCOPES = ("NO_UPGRADES", "NO_MINOR_UPGRADES", "NO_MINOR_OR_NODE_UPGRADES")
 
 SubsetLabel = Literal["network", "cluster"]
 SUBSET_LABELS: tuple[str, ...] = ("network", "cluster")
@@ -75,6 +108,53 @@ class IstioSettings:
 
 
 @dataclass(frozen=True)
+class MaintenanceWindow:
+    """A weekly GKE maintenance window in UTC: `day` at `start_hour`, for `duration_hours`."""
+
+    day: str
+    start_hour: int
+    duration_hours: int = MIN_WINDOW_HOURS
+
+    @property
+    def week_start(self) -> int:
+        """Hours after Monday 00:00 UTC at which the window opens."""
+        return WEEKDAYS.index(self.day) * 24 + self.start_hour
+
+    def hours(self) -> set[int]:
+        """The hours of the week (0-167, wrapping) this window covers."""
+        return {(self.week_start + h) % HOURS_PER_WEEK for h in range(self.duration_hours)}
+
+
+def default_window(index: int) -> MaintenanceWindow:
+    """Cluster `index`'s default: consecutive 12-hour slots from Monday 00:00 UTC, never overlapping."""
+    start = (index * MIN_WINDOW_HOURS) % HOURS_PER_WEEK
+    return MaintenanceWindow(day=WEEKDAYS[start // 24], start_hour=start % 24, duration_hours=MIN_WINDOW_HOURS)
+
+
+@dataclass(frozen=True)
+class MaintenanceExclusion:
+    """A period in which GKE starts no automatic upgrade of the given scope (e.g. a freeze during a flip)."""
+
+    name: str
+    start_time: str
+    end_time: str
+    scope: str = "NO_UPGRADES"
+
+
+@dataclass(frozen=True)
+class AvailabilitySpec:
+    istiod_replicas: int = DEFAULT_HA_REPLICAS
+    eastwest_replicas: int = DEFAULT_HA_REPLICAS
+
+
+@dataclass(frozen=True)
+class NatSpec:
+    min_ports_per_vm: int = DEFAULT_NAT_MIN_PORTS
+    max_ports_per_vm: int = DEFAULT_NAT_MAX_PORTS
+    addresses: int = DEFAULT_NAT_ADDRESSES
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """One GKE cluster, its own VPC and its place in the mesh."""
 
@@ -93,6 +173,8 @@ class ClusterSpec:
     istio_version: str | None = None
     # Pulumi `protect` on the VPC, subnet, cluster and node pool: no edit or destroy deletes them.
     protect: bool = False
+    # When GKE may upgrade or repair this cluster (config or the derived default).
+    maintenance: MaintenanceWindow = MaintenanceWindow(day="MO", start_hour=0)
 
 
 @dataclass(frozen=True)
@@ -175,6 +257,9 @@ class StackConfig:
     ca: CaSpec = CaSpec()
     hardening: Hardening = Hardening()
     flip: FlipSpec = FlipSpec()
+    availability: AvailabilitySpec = AvailabilitySpec()
+    nat: NatSpec = NatSpec()
+    maintenance_exclusions: tuple[MaintenanceExclusion, ...] = ()
 
     def istio_version(self, cluster: ClusterSpec) -> str:
         """The Istio release a cluster runs: its own override, else the mesh-wide pin."""

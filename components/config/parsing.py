@@ -72,6 +72,12 @@ from components.config.rules import (
     string_at,
     valid_host,
 )
+from components.config.safety import (
+    parse_availability,
+    parse_maintenance,
+    parse_maintenance_exclusions,
+    parse_nat,
+)
 from components.names import MAX_CLUSTER_NAME, MAX_NETWORK_NAME
 
 
@@ -131,7 +137,7 @@ def _parse_istio(raw: Any, p: Problems) -> IstioSettings:
 
 _CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr",
                  "machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection",
-                 "istioVersion", "protect")
+                 "istioVersion", "protect", "maintenance")
 _CIDR_KEYS = ("nodeCidr", "podCidr", "serviceCidr", "masterCidr")
 
 
@@ -347,7 +353,7 @@ def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[s
     return TrafficSpec(subset_label=label, weights=weights, services=tuple(services))
 
 
-def _parse_authorized(raw: Any, cluster_count: int, min_prefix: int | None,
+def _parse_authorized(raw: Any, cluster_count: int, nat_addresses: int, min_prefix: int | None,
                       p: Problems) -> tuple[AuthorizedNetwork, ...]:
     result: list[AuthorizedNetwork] = []
     nets: list[tuple[int, ipaddress.IPv4Network]] = []
@@ -378,9 +384,10 @@ def _parse_authorized(raw: Any, cluster_count: int, min_prefix: int | None,
               "plane to the internet")
     # Each control plane also admits every other cluster's NAT egress address.
     entries = len(raw) if isinstance(raw, list) else 0
-    total = entries + max(cluster_count - 1, 0)
+    peers = max(cluster_count - 1, 0) * nat_addresses
+    total = entries + peers
     if total > MAX_AUTHORIZED_NETWORKS:
-        p.add(f"authorizedNetworks has {entries} entries; with {cluster_count - 1} other-cluster "
+        p.add(f"authorizedNetworks has {entries} entries; with {peers} other-cluster "
               f"NAT addresses that is {total}, over GKE's limit of {MAX_AUTHORIZED_NETWORKS}")
     return tuple(result)
 
@@ -493,7 +500,7 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
 
 
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
-                  "authorizedNetworks", "ca", "hardening", "flip")
+                  "authorizedNetworks", "ca", "hardening", "flip", "availability", "nat", "maintenanceExclusions")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -519,9 +526,13 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     traffic = _parse_traffic(raw.get("traffic"), _names_if_all_declared(raw.get("clusters")), namespaces,
                              cluster_local, p)
     hardening = _parse_hardening(raw.get("hardening"), p)
+    availability = parse_availability(raw.get("availability"), p)
+    nat = parse_nat(raw.get("nat"), clusters, p)
+    clusters = parse_maintenance(raw.get("clusters"), clusters, p)
+    exclusions = parse_maintenance_exclusions(raw.get("maintenanceExclusions"), p)
     raw_clusters = raw.get("clusters")
     authorized = _parse_authorized(raw.get("authorizedNetworks"),
-                                   len(raw_clusters) if isinstance(raw_clusters, list) else 0,
+                                   len(raw_clusters) if isinstance(raw_clusters, list) else 0, nat.addresses,
                                    hardening.authorized_network_min_prefix, p)
     ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
     flip = _parse_flip(raw.get("flip"), p)
@@ -530,7 +541,8 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     return StackConfig(
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
-        authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip,
+        authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip, availability=availability,
+        nat=nat, maintenance_exclusions=exclusions,
     )
 
 

@@ -6,7 +6,9 @@ east-west gateway without its address, istio-system without its network label,
 remote secrets whose names disagree, clusters trusting different roots, an istiod
 that started before its CA. This command reads each cluster, reports every one of
 those with its likely cause and fix, and with `--probe` sends real traffic through
-the mesh and compares who answered with the configured weights.
+the mesh and compares who answered with the configured weights. With `--before-flip` it
+also checks, before the stack file's new weights are applied, that every cluster they send
+traffic to has ready endpoints for each routed service and a reachable east-west gateway.
 
 Exit codes: 0 all good, 1 a check or the probe failed, 2 usage or config error.
 """
@@ -21,14 +23,23 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
 from components import config as stack_config
-from tools.verify.checks import OutputsError, StackOutputs, evaluate, parse_outputs
-from tools.verify.kube import ClientFactory, ProbeRunner, collect, connect, default_client_factory
+from tools.verify.checks import ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
+from tools.verify.gate import evaluate_gate, read_gate, targets
+from tools.verify.kube import (
+    ClientFactory,
+    ProbeRunner,
+    collect,
+    connect,
+    default_client_factory,
+    describe_failure,
+)
 from tools.verify.probe import (
     DEFAULT_CURL_IMAGE,
     DEFAULT_ECHO_IMAGE,
@@ -88,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stack file for --probe's subset label and weights (default: Pulumi.<stack>.yaml)")
     p.add_argument("--probe", action="store_true",
                    help="deploy an echo service and a client in every cluster and measure the traffic split")
+    p.add_argument("--before-flip", action="store_true",
+                   help="gate a flip: every cluster the stack file's weights send traffic to must have ready "
+                        "endpoints for each routed service and a reachable east-west gateway")
     p.add_argument("--requests", type=_int_in(1, MAX_REQUESTS, "--requests"), default=200,
                    help="requests each cluster's client sends (default: 200)")
     p.add_argument("--tolerance", type=_float_in(0, 100, "--tolerance"), default=10.0,
@@ -203,8 +217,8 @@ def main(
         return int(exit_.code or 0)
     try:
         outputs = read_outputs(args.stack, args.outputs, runner)
-        cfg = read_stack_config(args.stack, args.config) if args.probe else None
-        spec = probe_spec(cfg, outputs, args) if cfg is not None else None
+        cfg = read_stack_config(args.stack, args.config) if args.probe or args.before_flip else None
+        spec = probe_spec(cfg, outputs, args) if cfg is not None and args.probe else None
     except UsageError as error:
         err.write(f"verify: {error}\n")
         return EXIT_USAGE
@@ -213,6 +227,8 @@ def main(
     snapshots, read_errors = collect(outputs, clients)
     errors += read_errors
     results = evaluate(outputs, snapshots, errors)
+    if args.before_flip and cfg is not None:
+        results += _gate(cfg, outputs, clients, errors)
     out.write(format_checks(results, outputs) + "\n")
     ok = all(r.passed for r in results)
 
@@ -223,6 +239,27 @@ def main(
             return EXIT_FAILED
         ok = _probe(spec, clients, args, out, poll_interval) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _gate(cfg: stack_config.StackConfig, outputs: StackOutputs, clients: dict[str, Any],
+          errors: list[Any]) -> list[Any]:
+    """Read every target cluster (in parallel) and judge the new weights against what runs there."""
+    wanted = targets(cfg)
+    services = list(dict.fromkeys((t.host, t.namespace) for t in wanted))
+    by_name = {c.name: c for c in outputs.clusters}
+    todo = [n for n in dict.fromkeys(t.cluster for t in wanted) if n in clients]
+
+    def one(name: str) -> Any:
+        try:
+            return read_gate(clients[name], name, services)
+        except Exception as error:
+            f = describe_failure(by_name[name], error)
+            return ClusterError(name, f.message, f.cause, f.fix)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+        done = list(pool.map(one, todo))
+    snapshots = [d for d in done if not isinstance(d, ClusterError)]
+    return evaluate_gate(cfg, outputs, snapshots, [*errors, *(d for d in done if isinstance(d, ClusterError))])
 
 
 def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, out: TextIO,
