@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from components.names import HELM_RELEASE
 from offline.engine import Resource
-from offline.graph import CREATE, DELETE, UPDATE, concurrent_waits
+from offline.graph import CREATE, DELETE, UPDATE, StepWeight, concurrent_waits
 
 LEVELS = ("low", "typical", "high")
 Range = tuple[float, float, float]
@@ -139,6 +139,6 @@ def seconds(r: Resource, step: str = CREATE, level: str = "typical") -> float:
     return max(row.seconds(step, level) for row in rows_for(r))
 
 
-def weight(level: str):  # noqa: ANN201 - a StepWeight
+def weight(level: str) -> StepWeight:
     """The StepWeight for `offline.graph.operation_chain` at one level."""
     return lambda r, step: seconds(r, step, level)
