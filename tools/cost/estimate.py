@@ -122,7 +122,7 @@ def estimate(program: Program, prices: Prices | None = None) -> Estimate:
         counts = nodes_of.setdefault(owner[pool.urn], [0, 0])
         counts[0] += lo
         counts[1] += hi
-        lines.append(Line(f"nodes of {pool.name} ({machine}, {region})", f"{lo}–{hi} nodes",
+        lines.append(Line(f"nodes of {pool.name}", f"{lo}–{hi} × {machine} in {region}",
                           lo * per_node, hi * per_node, ("e2_vcpu", "e2_memory")))
         disk = float(config.get("diskSizeGb") or p.default_disk_gib)
         lines.append(Line(f"boot disks of {pool.name} (pd-balanced)", f"{lo}–{hi} × {disk:g} GiB",
