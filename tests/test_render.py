@@ -197,6 +197,7 @@ def test_cli_writes_the_render_and_prints_a_summary(base_config, tmp_path, capsy
     assert f"into {out}" in summary
     assert "clusters/blue: 9 Kubernetes objects, 3 Helm releases" in summary
     assert "gcp/: 22 GCP resources" in summary
+    assert "cost: $" in summary and "a month" in summary
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert GRAPH_FILE in written
     assert "clusters/green/objects/sample/DestinationRule-helloworld-clusters.yaml" in written

@@ -18,6 +18,7 @@ import yaml
 
 from offline.engine import FROM_STACK_FILE, PROJECT, ROOT, ProgramError, run_program
 from offline.manifests import GRAPH_FILE, Rendered, RenderError, render
+from tools.cost import estimate as cost
 from tools.render import diff
 
 
@@ -95,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"render: {error}", file=sys.stderr)
         return 2
     print(rendered.summary(args.out))
+    try:
+        print("  " + cost.render(cost.estimate(program), "cost").splitlines()[0] + " (details: make cost)")
+    except cost.PriceError as error:
+        print(f"  cost: not estimated: {error}")
     return 0
 
 
