@@ -89,10 +89,11 @@ class PathRow:
     depth: int
     ratio: float  # typical chain ÷ one cluster's typical chain
     hops: tuple[CrossWait, ...]
+    mixed_ratio: float  # clusters at different levels: the mesh's chain ÷ its slowest cluster's own chain
 
     @property
     def passed(self) -> bool:
-        return self.ratio <= PATH_TARGET
+        return self.ratio <= PATH_TARGET and self.mixed_ratio <= PATH_TARGET
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,25 @@ def critical_path(sizes: Sequence[int] = (2, 4, 8)) -> CriticalPath:
         chain = longest_chain(program, durations.seconds)
         ratio = chain.weight / one.weight
         hops = () if ratio <= PATH_TARGET else tuple(serialising_hops(program, chain, owners(program)))
-        rows.append(PathRow(n, len(program.resources), weights, chain.count, ratio, hops))
+        rows.append(PathRow(n, len(program.resources), weights, chain.count, ratio, hops, mixed_ratio(program)))
     return CriticalPath(name, one, tuple(rows))
+
+
+def mixed_ratio(program: Program) -> float:
+    """The mesh's chain when its clusters run at different speeds, ÷ the slowest cluster's own chain.
+
+    Cluster i's resources take the i-th level (low, typical, high, low, ...), the shared ones
+    typical. With one constant per type every cluster's chain is the same length, so the
+    ratio against one cluster is 1 by construction; with unequal clusters it stays 1 only
+    if no cluster waits for a slower one.
+    """
+    owner = owners(program)
+    names = sorted({o for o in owner.values() if o is not None})
+    level = {n: LEVELS[i % len(LEVELS)] for i, n in enumerate(names)}
+    weigh = lambda r: durations.seconds(r, "create", level.get(owner[r.urn], "typical"))  # noqa: E731
+    mesh = longest_chain(program, weigh).weight
+    slowest = max(longest_chain(program, weigh, keep=lambda r, n=n: owner[r.urn] in (None, n)).weight for n in names)
+    return mesh / slowest
 
 
 # ------------------------------------------------------------------ 3. program evaluation (a preview's CPU time)
