@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench policy flip
+.PHONY: test lint clean render verify bench policy flip cost diff
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -43,6 +43,17 @@ policy/venv/.installed: policy/requirements.txt
 	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
 	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 	touch $@
+
+# Monthly list-price estimate of a stack's declared resources (docs/cost.md).
+cost: $(VENV)/.installed
+	$(BIN)/python -m tools.cost --stack $(STACK)
+
+REF ?= HEAD
+
+# What the working tree changes against a git ref, per cluster and object, and its cost (docs/render.md).
+# Exits 1 when something changes, so it can gate a pull request.
+diff: $(VENV)/.installed
+	$(BIN)/python -m tools.render --stack $(STACK) --diff $(REF)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build

@@ -1,9 +1,9 @@
-"""`python -m bench`: measure the mesh's deploy graph and the program's cost, offline, as markdown.
+"""`python -m bench`: time and count the mesh's operations offline, and write docs/performance.md.
 
 Examples:
-    python -m bench                      # critical path, flip blast radius, evaluation (~30 s)
-    python -m bench --suite              # ... and time the whole offline test suite
-    python -m bench --output perf.md     # also write the tables to a file
+    python -m bench                          # operations, create against N, evaluation (about a minute)
+    python -m bench --suite                  # ... and time the whole offline test suite
+    python -m bench --output perf.md         # write somewhere else ("-" for stdout only)
 """
 
 from __future__ import annotations
@@ -13,34 +13,39 @@ import sys
 from pathlib import Path
 
 from bench import measure, report
+from offline.engine import ROOT
+
+DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, help="also write the markdown to this file")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
+                        help="markdown file to write (default: docs/performance.md; '-' prints only)")
     parser.add_argument("--suite", action="store_true",
                         help="also time the offline test suite in a subprocess (adds about a minute)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs per cluster count for the evaluation table (fastest is kept; default 3)")
-    parser.add_argument("--no-durations", action="store_true", help="leave the duration table out")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="evaluations per cluster count; the median and the spread are reported (default 5)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats {args.repeats}: must be at least 1")
-    if args.output is not None and not args.output.parent.is_dir():
-        parser.error(f"--output {args.output}: directory {args.output.parent} does not exist")
+    if args.output != "-" and not Path(args.output).parent.is_dir():
+        parser.error(f"--output {args.output}: directory {Path(args.output).parent} does not exist")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    ops = measure.operations()
     path = measure.critical_path()
-    flips = measure.flips()
     evals = measure.evaluations(repeats=args.repeats)
     suite = measure.suite() if args.suite else None
-    text = report.render(path, flips, evals, suite, with_durations=not args.no_durations)
+    text = report.render(ops, path, evals, suite, repeats=args.repeats,
+                         command=" ".join(["python -m bench", *argv]))
     print(text)
-    if args.output is not None:
-        args.output.write_text(text)
+    if args.output != "-":
+        Path(args.output).write_text(text)
     return 0
 
 

@@ -1,87 +1,116 @@
-"""How long each kind of resource takes to create, and where each figure comes from.
+"""How long each step of each kind of resource takes, and where each figure comes from.
 
-The critical path is only as good as these numbers, so every row names its source.
-"Published" rows quote a creation time someone reported from a real run; "estimate"
-rows say what the guess is based on. Nothing here is measured on this machine (there
-is no GCP here); the bench measures the *shape* of the graph and weighs it with this
-table.
+The critical paths are only as good as these numbers, so every row names its source or says
+it is an estimate, and gives a low / typical / high range for each step (create, update,
+delete). Nothing here is measured on this machine (there is no GCP here): the bench measures
+the *shape* of the engine's step graph and weighs it with this table, once per level.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from components.names import HELM_RELEASE
 from offline.engine import Resource
+from offline.graph import CREATE, DELETE, UPDATE, StepWeight, concurrent_waits
+
+LEVELS = ("low", "typical", "high")
+Range = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
 class Duration:
-    """One row of the table: seconds to create, and why we believe it."""
+    """One row: seconds per step at each level, and why we believe them."""
 
     key: str
     label: str
-    seconds: float
-    published: bool
+    create: Range
+    update: Range
+    delete: Range
+    published: bool  # True: the typical create figure is quoted from a real run at `source`
     source: str
 
+    def seconds(self, step: str, level: str) -> float:
+        return {CREATE: self.create, UPDATE: self.update, DELETE: self.delete}[step][LEVELS.index(level)]
 
+
+_NONE: Range = (0, 0, 0)
 _ROWS = (
-    Duration("gcp:compute/network:Network", "VPC network", 22, True,
-             "terraform apply log in opea-project/GenAIInfra PR #977 "
-             "(https://github.com/opea-project/GenAIInfra/pull/977): "
-             "`google_compute_network.vpc: Creation complete after 22s`"),
-    Duration("gcp:compute/subnetwork:Subnetwork", "subnet (with secondary ranges)", 20, False,
-             "estimate: a regional Compute Engine operation like the VPC's 22 s above"),
-    Duration("gcp:compute/router:Router", "Cloud Router", 20, False,
-             "estimate: a regional Compute Engine operation like the VPC's 22 s above"),
-    Duration("gcp:compute/routerNat:RouterNat", "Cloud NAT", 15, False,
-             "estimate: a patch of the router (a Compute Engine operation), shorter than creating it"),
-    Duration("gcp:compute/address:Address", "reserved regional address", 5, False,
-             "estimate: a single regional address reservation, no dependants to program"),
-    Duration("gcp:compute/firewall:Firewall", "firewall rule", 12, False,
-             "estimate: a global Compute Engine operation, shorter than creating the VPC"),
-    Duration("gcp:container/cluster:Cluster", "GKE cluster (regional)", 484, True,
-             "terraform apply log in LazloGDA/gcp-cicd-3 `output.md` (https://github.com/LazloGDA/gcp-cicd-3/blob/"
-             "a69d1bb4e6cc4573d0f8842d39aae210c736b198/output.md): a regional Autopilot "
-             "(europe-west1) cluster, `Creation complete after 8m4s`; also eclipse-theia/theia-cloud#336 "
-             "(https://github.com/eclipse-theia/theia-cloud/issues/336), a cluster still creating at 8m21s. "
-             "Ours also deletes the default pool, so this is a floor"),
-    Duration("gcp:container/nodePool:NodePool", "GKE node pool (regional, 3 zones)", 120, False,
-             "estimate: hashicorp/terraform-provider-google#13178 "
-             "(https://github.com/hashicorp/terraform-provider-google/issues/13178) shows a pool still "
-             "creating after 1m30s; 2 min assumed"),
-    Duration("gcp:serviceaccount/account:Account", "service account", 5, False,
-             "estimate: one IAM API call, no long-running operation"),
-    Duration("gcp:projects/iAMMember:IAMMember", "project IAM member", 8, True,
-             "hashicorp/terraform-provider-google#7814 "
-             "(https://github.com/hashicorp/terraform-provider-google/issues/7814): project IAM bindings "
-             "`Creation complete after 7s`/`8s` (same read-modify-write of the project policy)"),
-    Duration("gcp:kms/keyRing:KeyRing", "Cloud KMS key ring", 2, False,
-             "estimate: one synchronous Cloud KMS API call (CreateKeyRing), no long-running operation"),
-    Duration("gcp:kms/cryptoKey:CryptoKey", "Cloud KMS key", 2, False,
-             "estimate: one synchronous Cloud KMS API call (CreateCryptoKey), no long-running operation"),
-    Duration("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "KMS key IAM member", 5, False,
+    Duration("gcp:compute/network:Network", "VPC network", (15, 22, 60), (5, 10, 20), (15, 25, 60), True,
+             "https://github.com/opea-project/GenAIInfra/pull/977 (terraform log: `google_compute_network.vpc: "
+             "Creation complete after 22s`); https://github.com/turbot/steampipe-plugin-gcp/pull/214 (58 s); "
+             "update and delete: estimate"),
+    Duration("gcp:compute/subnetwork:Subnetwork", "subnet (with secondary ranges)", (10, 20, 40), (5, 10, 30),
+             (10, 20, 40), False,
+             "estimate: a regional Compute Engine operation like the VPC's; "
+             "https://github.com/terraform-google-modules/terraform-google-container-vm/pull/31 shows a subnet "
+             "still deleting after 20 s"),
+    Duration("gcp:compute/router:Router", "Cloud Router", (10, 20, 40), (5, 10, 20), (10, 20, 40), False,
+             "estimate: a regional Compute Engine operation like the VPC's"),
+    Duration("gcp:compute/routerNat:RouterNat", "Cloud NAT", (10, 15, 40), (10, 15, 40), (10, 15, 40), False,
+             "estimate: a patch of the router (a Compute Engine operation)"),
+    Duration("gcp:compute/address:Address", "reserved regional address", (3, 5, 15), (3, 5, 15), (3, 5, 15), False,
+             "estimate: one regional address reservation, nothing to program"),
+    Duration("gcp:compute/firewall:Firewall", "firewall rule", (5, 12, 30), (5, 12, 30), (5, 12, 30), False,
+             "estimate: a global Compute Engine operation; "
+             "https://github.com/terraform-google-modules/terraform-google-container-vm/pull/31 deletes firewall "
+             "rules in 17 s and 27 s"),
+    Duration("gcp:container/cluster:Cluster", "GKE Standard cluster (regional, default pool removed)",
+             (360, 540, 900), (60, 180, 600), (180, 300, 600), False,
+             "estimate anchored on published runs that are not quite ours: a regional *Autopilot* cluster "
+             "`Creation complete after 8m4s` (https://github.com/LazloGDA/gcp-cicd-3/blob/"
+             "a69d1bb4e6cc4573d0f8842d39aae210c736b198/output.md) and a cluster still creating at 8m21s "
+             "(https://github.com/eclipse-theia/theia-cloud/issues/336); ours is Standard and also deletes its "
+             "default pool, hence a typical 9 min. Update (master authorized networks): a control-plane "
+             "update, estimate"),
+    Duration("gcp:container/nodePool:NodePool", "GKE node pool (regional, 3 zones)", (90, 120, 300), (30, 120, 600),
+             (60, 180, 400), False,
+             "estimate: https://github.com/hashicorp/terraform-provider-google/issues/13178 shows a pool still "
+             "creating after 1m30s (the low end); 2 min assumed"),
+    Duration("gcp:serviceaccount/account:Account", "service account", (2, 5, 10), (2, 5, 10), (2, 5, 10), False,
+             "estimate: https://github.com/turbot/steampipe-plugin-gcp/pull/214 shows "
+             "`google_service_account.default: Creation complete after 6s`"),
+    Duration("gcp:projects/iAMMember:IAMMember", "project IAM member", (7, 8, 30), (7, 8, 30), (7, 8, 30), True,
+             "https://github.com/hashicorp/terraform-provider-google/issues/7814: project IAM bindings "
+             "`Creation complete after 7s`/`8s` (read-modify-write of the project policy); high end: estimate "
+             "for concurrent policy writes retrying"),
+    Duration("gcp:kms/keyRing:KeyRing", "Cloud KMS key ring", (1, 2, 5), _NONE, _NONE, False,
+             "estimate: one synchronous Cloud KMS API call (CreateKeyRing), no long-running operation; "
+             "key rings are never deleted"),
+    Duration("gcp:kms/cryptoKey:CryptoKey", "Cloud KMS key", (1, 2, 5), (1, 2, 5), (1, 2, 5), False,
+             "estimate: one synchronous Cloud KMS API call (CreateCryptoKey); delete schedules destruction"),
+    Duration("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "KMS key IAM member", (3, 5, 15), (3, 5, 15),
+             (3, 5, 15), False,
              "estimate: a read-modify-write of the key's IAM policy, like a project IAM member but one resource"),
-    Duration("random:index/randomId:RandomId", "random id", 0, False, "estimate: computed locally by the provider"),
-    Duration("tls", "pulumi-tls key / CSR / certificate", 1, False,
+    Duration("random:index/randomId:RandomId", "random id", _NONE, _NONE, _NONE, False,
+             "estimate: computed locally by the provider"),
+    Duration("tls", "pulumi-tls key / CSR / certificate", (0, 1, 3), (0, 1, 3), _NONE, False,
              "estimate: computed locally by the provider; RSA-4096 key generation dominates"),
-    Duration("pulumi:providers:kubernetes", "Kubernetes provider", 0, False,
-             "estimate: configuration only, no API call to create it"),
-    Duration("kubernetes", "Kubernetes object (namespace, secret, Istio resource)", 1, False,
-             "estimate: one API call; Pulumi's readiness check for these kinds returns at once"),
-    Duration("helm:base", "Helm release `base` (CRDs, reader service account)", 15, False,
-             "estimate: CRDs and RBAC only, no pods to wait for"),
-    Duration("helm:istiod", "Helm release `istiod`", 60, False,
-             "estimate: one Deployment to pull and become Ready (the release waits for it)"),
-    Duration("helm:gateway", "Helm release `gateway` (east-west gateway pods)", 30, False,
-             "estimate: one Deployment of Envoy becoming Ready"),
-    Duration("helm:loadbalancer", "LoadBalancer wait inside the east-west release", 120, False,
-             "estimate: GKE programs an external passthrough load balancer for the Service; a maintainer "
-             "in linkerd/linkerd-examples#78 (https://github.com/linkerd/linkerd-examples/issues/78) has "
-             "'seen it take as long as 5 minutes to acquire an external IP'; 2 min assumed"),
-    Duration("component", "component resource", 0, False, "no API call: a grouping in Pulumi's state"),
+    Duration("pulumi:providers:kubernetes", "Kubernetes provider", _NONE, _NONE, _NONE, False,
+             "estimate: configuration only, no API call"),
+    Duration("kubernetes", "Kubernetes object (namespace, secret, Istio resource)", (0.5, 1, 5), (0.5, 1, 5),
+             (0.5, 2, 30), False,
+             "estimate: one API call; Pulumi's readiness check for these kinds returns at once (a namespace's "
+             "deletion waits for its finalizers: the high end)"),
+    Duration("helm:base", "Helm release `base` (CRDs, reader service account)", (5, 15, 45), (5, 15, 45),
+             (5, 15, 45), False, "estimate: CRDs and RBAC only, no pods to wait for"),
+    Duration("helm:istiod", "Helm release `istiod` (Deployment Ready)", (30, 60, 180), (30, 60, 180),
+             (10, 30, 60), False,
+             "estimate: one Deployment to pull through Cloud NAT and become Ready (the release waits for it)"),
+    Duration("helm:gateway", "Helm release `gateway` (Deployment Ready)", (20, 30, 120), (5, 15, 60), (10, 30, 60),
+             False, "estimate: one Deployment of Envoy becoming Ready; an update that changes only the Service "
+             "rolls no pods"),
+    Duration("helm:loadbalancer", "LoadBalancer address, waited for inside the east-west release", (60, 120, 300),
+             (10, 30, 120), (30, 60, 180), False,
+             "estimate: GKE programs an external passthrough load balancer for the Service; a maintainer in "
+             "https://github.com/linkerd/linkerd-examples/issues/78 has 'seen it take as long as 5 minutes to "
+             "acquire an external IP' (the high end); 2 min assumed. Helm waits for it at the same time as the "
+             "pods (`offline.graph.concurrent_waits`)"),
+    Duration("istio:push", "istiod pushes a changed route to every proxy", (0.1, 1, 10), _NONE, _NONE, False,
+             "estimate: istiod's debounce (PILOT_DEBOUNCE_AFTER 100 ms) plus the push; high end for a large "
+             "mesh. Counted once per flip, after the VirtualService update"),
+    Duration("component", "component resource", _NONE, _NONE, _NONE, False,
+             "no API call: a grouping in Pulumi's state"),
 )
 
 TABLE: dict[str, Duration] = {row.key: row for row in _ROWS}
@@ -91,12 +120,8 @@ class UnknownResourceType(LookupError):
     """A resource type the duration table does not cover."""
 
 
-def _is_load_balancer(values: Any) -> bool:
-    return isinstance(values, dict) and (values.get("service") or {}).get("type") == "LoadBalancer"
-
-
 def rows_for(r: Resource) -> list[Duration]:
-    """The table rows whose durations add up to creating `r`."""
+    """The rows that make up one step of `r`; for a Helm release, the waits it runs at once."""
     if not r.custom:
         return [TABLE["component"]]
     if r.type.startswith("tls:"):
@@ -107,7 +132,7 @@ def rows_for(r: Resource) -> list[Duration]:
             raise UnknownResourceType(
                 f"no duration for Helm chart {chart!r} ({r.name}): add a row to bench/durations.py")
         rows = [TABLE[f"helm:{chart}"]]
-        if _is_load_balancer(r.inputs.get("values")):
+        if "loadbalancer" in concurrent_waits(r):
             rows.append(TABLE["helm:loadbalancer"])
         return rows
     if r.type.startswith("kubernetes:"):
@@ -117,6 +142,11 @@ def rows_for(r: Resource) -> list[Duration]:
     raise UnknownResourceType(f"no duration for resource type {r.type!r} ({r.name}): add a row to bench/durations.py")
 
 
-def seconds(r: Resource) -> float:
-    """Estimated seconds to create `r` (the LoadBalancer wait included for the east-west release)."""
-    return sum(row.seconds for row in rows_for(r))
+def seconds(r: Resource, step: str = CREATE, level: str = "typical") -> float:
+    """Seconds for one step of `r`: the slowest of the waits it runs at once (they overlap)."""
+    return max(row.seconds(step, level) for row in rows_for(r))
+
+
+def weight(level: str) -> StepWeight:
+    """The StepWeight for `offline.graph.operation_chain` at one level."""
+    return lambda r, step: seconds(r, step, level)

@@ -1,183 +1,186 @@
-"""The four measurements. Each returns typed rows; rendering lives in bench.report."""
+"""The measurements. Each returns typed rows; rendering lives in bench.report.
+
+Structure (steps, chains, blast radius, overlapping waits) comes from `offline.graph`,
+where the tests check it; this module only weighs it with `bench.durations` and times
+the program's evaluation.
+"""
 
 from __future__ import annotations
 
 import gc
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bench import durations
-from components.names import VIRTUAL_SERVICE, remote_secret_name
+from bench.durations import LEVELS
 from offline import configs
-from offline.engine import ROOT, Program, changed_resources, project_config, run_program
+from offline.engine import ROOT, Program, run_program
 from offline.graph import (
+    BlastRadius,
     Chain,
     CrossWait,
+    OperationChain,
+    blast_radius,
     longest_chain,
+    operation_chain,
     owners,
     serialising_hops,
+    steps,
 )
 
-REMOTE_SECRET_PREFIX = remote_secret_name("")
 PATH_TARGET = 1.05
-EVAL_TARGET = 10.0
 SUITE_TARGET_SECONDS = 120.0
 
 
-# ------------------------------------------------------------------ 1. deploy critical path
+# ------------------------------------------------------------------ 1. operations
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    name: str
+    what: str  # the change, in words
+    chains: dict[str, OperationChain]  # level -> chain
+    radius: BlastRadius
+    kinds: dict[str, str]  # URN -> step (create, update, delete, same)
+    extra_seconds: dict[str, float]  # level -> a wait after the engine's last step (istiod's push on a flip)
+
+    def seconds(self, level: str) -> float:
+        return self.chains[level].weight + self.extra_seconds[level]
+
+
+def _operation(name: str, what: str, before: Program | None, after: Program | None,
+               push: bool = False) -> OperationRow:
+    chains = {lv: operation_chain(before, after, durations.weight(lv)) for lv in LEVELS}
+    extra = {lv: durations.TABLE["istio:push"].seconds("create", lv) if push else 0.0 for lv in LEVELS}
+    return OperationRow(name, what, chains, blast_radius(before, after), steps(before, after), extra)
+
+
+def operations(services: int = 2) -> tuple[OperationRow, ...]:
+    """create, flip, add a cluster, remove it, destroy: each as `pulumi up` would step through it."""
+    two_cfg, three_cfg = configs.n_clusters(2, services=services), configs.n_clusters(3, services=services)
+    two, three = run_program(two_cfg), run_program(three_cfg)
+    flipped = run_program(configs.flipped(two_cfg))
+    n3 = [c["name"] for c in three_cfg["clusters"]]
+    return (
+        _operation("create", "an empty stack to 2 clusters", None, two),
+        _operation("flip", "move the weights of every routed service (2 clusters), until istiod has pushed them",
+                   two, flipped, push=True),
+        _operation("add a cluster", f"2 clusters to 3 (add {n3[-1]})", two, three),
+        _operation("remove a cluster", f"3 clusters to 2 (remove {n3[-1]})", three, two),
+        _operation("destroy", "2 clusters to an empty stack", two, None),
+    )
+
+
+# ------------------------------------------------------------------ 2. create's critical path against N
 
 
 @dataclass(frozen=True)
 class PathRow:
-    label: str
     clusters: int
     resources: int
-    chain: Chain
-    depth: int  # resources on the critical chain
-    serial_seconds: float
-    ratio: float
-    passed: bool | None  # None: the reference row itself
+    weights: dict[str, float]  # level -> critical chain seconds
+    depth: int
+    ratio: float  # typical chain ÷ one cluster's typical chain
     hops: tuple[CrossWait, ...]
+    mixed_ratio: float  # clusters at different levels: the mesh's chain ÷ its slowest cluster's own chain
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio <= PATH_TARGET and self.mixed_ratio <= PATH_TARGET
 
 
 @dataclass(frozen=True)
 class CriticalPath:
-    one_cluster: Chain
+    cluster: str
+    one_cluster: Chain  # typical weights
     rows: tuple[PathRow, ...]
 
 
-def one_cluster_chain(program: Program) -> tuple[str, Chain]:
-    """The longest weighted chain through one cluster's resources (plus shared ones), others ignored.
-
-    Taken for every cluster of the stack; the longest is "one cluster's chain".
-    """
+def one_cluster_chain(program: Program, level: str = "typical") -> tuple[str, Chain]:
+    """The heaviest chain through one cluster's resources (plus shared ones), the others ignored."""
     owner = owners(program)
     names = sorted({o for o in owner.values() if o is not None})
-    chains = {n: longest_chain(program, durations.seconds, keep=lambda r, n=n: owner[r.urn] in (None, n))
-              for n in names}
+    weigh = lambda r: durations.seconds(r, "create", level)  # noqa: E731
+    chains = {n: longest_chain(program, weigh, keep=lambda r, n=n: owner[r.urn] in (None, n)) for n in names}
     name = max(names, key=lambda n: (chains[n].weight, n))
     return name, chains[name]
 
 
 def critical_path(sizes: Sequence[int] = (2, 4, 8)) -> CriticalPath:
-    reference = run_program(configs.n_clusters(2))
-    name, one = one_cluster_chain(reference)
-    rows = [PathRow(f"1 cluster ({name}'s chain in the 2-cluster stack, the other cluster ignored)",
-                    1, 0, one, one.count, one.weight, 1.0, None, ())]
-    for n in sizes:
-        program = reference if n == 2 else run_program(configs.n_clusters(n))
+    programs = {n: run_program(configs.n_clusters(n)) for n in sizes}
+    name, one = one_cluster_chain(programs[sizes[0]])
+    rows = []
+    for n, program in programs.items():
+        weights = {lv: longest_chain(program, lambda r, lv=lv: durations.seconds(r, "create", lv)).weight
+                   for lv in LEVELS}
         chain = longest_chain(program, durations.seconds)
         ratio = chain.weight / one.weight
-        passed = ratio <= PATH_TARGET
-        hops = () if passed else tuple(serialising_hops(program, chain, owners(program)))
-        rows.append(PathRow(f"{n} clusters", n, len(program.resources), chain, chain.count, n * one.weight,
-                            ratio, passed, hops))
-    return CriticalPath(one, tuple(rows))
+        hops = () if ratio <= PATH_TARGET else tuple(serialising_hops(program, chain, owners(program)))
+        rows.append(PathRow(n, len(program.resources), weights, chain.count, ratio, hops, mixed_ratio(program)))
+    return CriticalPath(name, one, tuple(rows))
 
 
-# ------------------------------------------------------------------ 2. flip blast radius
+def mixed_ratio(program: Program) -> float:
+    """The mesh's chain when its clusters run at different speeds, ÷ the slowest cluster's own chain.
+
+    Cluster i's resources take the i-th level (low, typical, high, low, ...), the shared ones
+    typical. With one constant per type every cluster's chain is the same length, so the
+    ratio against one cluster is 1 by construction; with unequal clusters it stays 1 only
+    if no cluster waits for a slower one.
+    """
+    owner = owners(program)
+    names = sorted({o for o in owner.values() if o is not None})
+    level = {n: LEVELS[i % len(LEVELS)] for i, n in enumerate(names)}
+    weigh = lambda r: durations.seconds(r, "create", level.get(owner[r.urn], "typical"))  # noqa: E731
+    mesh = longest_chain(program, weigh).weight
+    slowest = max(longest_chain(program, weigh, keep=lambda r, n=n: owner[r.urn] in (None, n)).weight for n in names)
+    return mesh / slowest
 
 
-@dataclass(frozen=True)
-class FlipRow:
-    label: str
-    clusters: int
-    services: int
-    changed: tuple[tuple[str, str], ...]  # (type, name) of every resource added, removed or changed
-
-    @property
-    def expected(self) -> int:
-        return self.clusters * self.services
-
-    @property
-    def virtual_services(self) -> int:
-        return sum(1 for t, _ in self.changed if t == VIRTUAL_SERVICE)
-
-    @property
-    def others(self) -> tuple[tuple[str, str], ...]:
-        return tuple((t, n) for t, n in self.changed if t != VIRTUAL_SERVICE)
-
-    @property
-    def passed(self) -> bool:
-        return self.virtual_services == self.expected and not self.others
-
-
-def flip(label: str, config: dict[str, Any]) -> FlipRow:
-    """Run the program before and after a weight change; list every resource whose inputs differ."""
-    before = run_program(config)
-    after = run_program(configs.flipped(config))
-    diff = changed_resources(before, after)
-    both = {**before.by_urn, **after.by_urn}
-    changed = tuple(sorted((both[u].type, both[u].name) for u in diff.touched))
-    return FlipRow(label, len(config["clusters"]), len(config["traffic"]["services"]), changed)
-
-
-def flips() -> tuple[FlipRow, ...]:
-    return (
-        flip("dev stack (Pulumi.dev.yaml)", project_config("dev")),
-        flip("4 clusters, 3 routed services", configs.n_clusters(4, services=3)),
-    )
-
-
-# ------------------------------------------------------------------ 3. program evaluation
+# ------------------------------------------------------------------ 3. program evaluation (a preview's CPU time)
 
 
 @dataclass(frozen=True)
 class EvalRow:
     clusters: int
     resources: int
-    remote_secrets: int
-    seconds: float
-    cpu_seconds: float  # this process's CPU time in the same run (robust to other load on the machine)
-    seconds_gc_paused: float  # the same runs with CPython's cyclic garbage collector paused
-    peak_bytes: int
+    cpu_seconds: tuple[float, ...]  # one per repeat
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.cpu_seconds)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        return min(self.cpu_seconds), max(self.cpu_seconds)
 
 
-def _timed(fn: Callable[[], Program], *, gc_paused: bool = False) -> tuple[float, float]:
-    """(wall, CPU) seconds of one call."""
+def _cpu(config: dict[str, Any]) -> float:
     gc.collect()
-    if gc_paused:
-        gc.disable()
-    try:
-        start, cpu = time.perf_counter(), time.process_time()
-        fn()
-        return time.perf_counter() - start, time.process_time() - cpu
-    finally:
-        gc.enable()
-
-
-def evaluate(n: int, repeats: int = 3) -> EvalRow:
-    """Fastest of `repeats` runs after one warm-up (and again with the GC paused), and peak traced memory.
-
-    The warm-up pays the one-time costs (imports, the mocks' key generation for new names),
-    so what is timed is the program's own evaluation. The GC-paused figure separates the
-    work per resource from CPython's cyclic collector, whose passes grow with the live heap.
-    """
-    config = configs.n_clusters(n)
+    start = time.process_time()
     run_program(config)
-    best, best_cpu = min(_timed(lambda: run_program(config)) for _ in range(repeats))
-    paused = min(_timed(lambda: run_program(config), gc_paused=True)[0] for _ in range(repeats))
-    gc.collect()
-    tracemalloc.start()
-    try:
+    return time.process_time() - start
+
+
+def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> tuple[EvalRow, ...]:
+    """CPU seconds of the program's evaluation under mocks, `repeats` times after one warm-up run.
+
+    The warm-up pays one-time costs (imports, the mocks' key generation for new names); CPU
+    time rather than wall time, so other load on the machine counts less.
+    """
+    rows = []
+    for n in sizes:
+        config = configs.n_clusters(n)
         program = run_program(config)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    secrets = sum(1 for r in program.of_type("kubernetes:core/v1:Secret")
-                  if str(r.inputs.get("metadata", {}).get("name", "")).startswith(REMOTE_SECRET_PREFIX))
-    return EvalRow(n, len(program.resources), secrets, best, best_cpu, paused, peak)
-
-
-def evaluations(sizes: Sequence[int] = (2, 4, 8, configs.MAX_CLUSTERS), repeats: int = 3) -> tuple[EvalRow, ...]:
-    return tuple(evaluate(n, repeats) for n in sizes)
+        rows.append(EvalRow(n, len(program.resources), tuple(_cpu(config) for _ in range(repeats))))
+    return tuple(rows)
 
 
 # ------------------------------------------------------------------ 4. the offline suite

@@ -227,16 +227,20 @@ class IstioPrimary(pulumi.ComponentResource):
             "eastwestgateway", EASTWEST_RELEASE, "gateway",
             pulumi.Output.all(address.address, *args.peer_egress).apply(
                 lambda a: eastwest_gateway_values(spec.network, a[0], a[1:], args.availability.eastwest_replicas)),
-            pulumi.ResourceOptions(parent=self, provider=args.target.provider, depends_on=[self.istiod, self.cacerts]),
+            # istiod injects the gateway's Envoy (the chart's pods carry the gateway injection template);
+            # istiod itself already waited for cacerts, so that wait is not repeated here.
+            pulumi.ResourceOptions(parent=self, provider=args.target.provider, depends_on=[self.istiod]),
         )
 
         # 6. Istio resources only once istiod serves its validation webhook (Release waits for it).
+        # The Gateway is configuration selecting the east-west pods by label: it needs istiod's
+        # webhook, not the pods or their load balancer, so it no longer waits for that release.
         gateway = cross_network_gateway()
         self.cross_network_gateway = k8s.apiextensions.CustomResource(
             f"{name}-cross-network-gateway",
             api_version=gateway["apiVersion"], kind=gateway["kind"],
             metadata=gateway["metadata"], spec=gateway["spec"],
-            opts=after(self.istiod, self.eastwest),
+            opts=after(self.istiod),
         )
         mtls = strict_mtls()
         self.peer_authentication = k8s.apiextensions.CustomResource(
@@ -247,11 +251,13 @@ class IstioPrimary(pulumi.ComponentResource):
         )
 
         # 7. Workload namespaces, the same in every cluster (namespace sameness), sidecars on.
+        # A namespace is no Istio resource (no webhook of istiod's checks it) and its injection
+        # label is read only when a pod is admitted, so it waits for nothing but the cluster.
         self.mesh_namespaces = [
             k8s.core.v1.Namespace(
                 f"{name}-ns.{ns}",  # dot-joined: no DNS label has one, so no two pairs collide
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels=mesh_namespace_labels()),
-                opts=after(self.istiod),
+                opts=in_cluster,
             )
             for ns in args.mesh_namespaces
         ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from components.names import CERTIFICATE_AUTHORITY_TYPE as CERTIFICATE_AUTHORITY
 from components.names import CLUSTER_ROUTING_TYPE as CLUSTER_ROUTING
-from components.names import GKE_CLUSTER, HELM_RELEASE, ROUTER_NAT
+from components.names import GKE_CLUSTER, HELM_RELEASE, ROUTER_NAT, TELEMETRY_TYPE
 from components.names import GKE_CLUSTER_TYPE as GKE_CLUSTER_COMPONENT
 from components.names import ISTIO_PRIMARY_TYPE as ISTIO_PRIMARY
 from components.names import MESH_LINK_TYPE as MESH_LINK
@@ -26,6 +26,8 @@ CA_PARTS = ("key", "csr", "cert")
 # allow-list and its east-west gateway's loadBalancerSourceRanges, both fed the peers' NAT addresses.
 ALLOWED_PEER_INPUTS = {(GKE_CLUSTER, "masterAuthorizedNetworksConfig"), (HELM_RELEASE, "values")}
 
+# Per-cluster components named `<cluster><suffix>`.
+PER_CLUSTER_COMPONENTS = {CLUSTER_ROUTING: "-routing", TELEMETRY_TYPE: "-telemetry"}
 
 def wait_edges(program: Program) -> dict[str, set[str]]:
     """URN -> URNs it waits for directly; a component waits for its own waits and all its descendants.
@@ -105,7 +107,7 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
 
     A Kubernetes object belongs to its provider's cluster; a cloud resource to the cluster of
     the component it sits in (MeshNetwork by network, GkeCluster/IstioPrimary by name,
-    ClusterRouting `<name>-routing`); a CA resource `<ca>.<cluster>-key|csr|cert` to that cluster
+    the per-cluster components `<name>-routing`, `<name>-telemetry`); a CA resource `<ca>.<cluster>-key|csr|cert` to that cluster
     (the root's `<ca>-root-…` to none: every cluster shares it).
     """
     networks = cluster_networks(program) if networks is None else networks
@@ -118,8 +120,9 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
                 return by_network[node.name]
             if node.type in (GKE_CLUSTER_COMPONENT, ISTIO_PRIMARY) and node.name in names:
                 return node.name
-            if node.type == CLUSTER_ROUTING and node.name.removesuffix("-routing") in names:
-                return node.name.removesuffix("-routing")
+            suffix = PER_CLUSTER_COMPONENTS.get(node.type)
+            if suffix and node.name.removesuffix(suffix) in names:
+                return node.name.removesuffix(suffix)
         parent = program.by_urn.get(r.parent)
         prefix = f"{parent.name}." if parent is not None else ""
         if parent is not None and parent.type == CERTIFICATE_AUTHORITY and r.name.startswith(prefix):
@@ -224,3 +227,137 @@ def serialising_hops(program: Program, chain: Chain, owner: Mapping[str, str | N
         if a is not None and b is not None and a != b:
             hops.append(CrossWait(after, b, _via(program, after, before.urn), before, a, False))
     return hops
+
+
+# ------------------------------------------------------------------ operations: what a deploy waits through
+
+CREATE, UPDATE, DELETE, SAME = "create", "update", "delete", "same"
+StepWeight = Callable[[Resource, str], float]
+
+
+def steps(before: Program | None, after: Program | None) -> dict[str, str]:
+    """URN -> the step `pulumi up` takes for it going from `before` to `after` (None: an empty stack).
+
+    A changed input is counted as an update: offline there is no provider to say which
+    changes replace (a replace would be a create plus a delete).
+    """
+    a = {r.urn: r.inputs for r in before.resources} if before is not None else {}
+    b = {r.urn: r.inputs for r in after.resources} if after is not None else {}
+    out = {u: (SAME if u in a and a[u] == inputs else UPDATE if u in a else CREATE) for u, inputs in b.items()}
+    out.update({u: DELETE for u in a if u not in b})
+    return out
+
+
+@dataclass(frozen=True)
+class OperationChain:
+    """The longest wait of one operation: the registrations' chain, then the deletions' chain.
+
+    The engine deletes what the new program no longer declares only after every other step
+    is done, in reverse dependency order; so an operation's time is the two chains in turn.
+    """
+
+    forward: Chain
+    deletes: Chain
+
+    @property
+    def weight(self) -> float:
+        return self.forward.weight + self.deletes.weight
+
+    @property
+    def resources(self) -> tuple[Resource, ...]:
+        return self.forward.resources + self.deletes.resources
+
+
+def skipped_on_delete(r: Resource, deleted: set[str]) -> bool:
+    """True when the engine deletes `r` with no call: it is `deletedWith` a resource that goes too."""
+    return bool(r.deleted_with) and r.deleted_with in deleted
+
+
+def operation_chain(before: Program | None, after: Program | None, weight: StepWeight) -> OperationChain:
+    """The critical path of going from `before` to `after`, each step weighed by `weight(resource, step)`.
+
+    Unchanged resources weigh nothing but still carry the ordering (a step waits for the
+    steps of what it depends on). Deletions follow the old program's edges reversed: a
+    resource goes only after everything that waited for it has gone.
+    """
+    kind = steps(before, after)
+    forward = Chain(0.0, ())
+    if after is not None:
+        chain = longest_chain(after, lambda r: weight(r, kind[r.urn]) if kind[r.urn] != SAME else 0.0)
+        # Unchanged resources only carry the order; the chain lists the steps taken.
+        forward = Chain(chain.weight, tuple(r for r in chain.resources if kind[r.urn] != SAME))
+    deletes = Chain(0.0, ())
+    gone = {u for u, k in kind.items() if k == DELETE}
+    if before is not None and gone:
+        deletes = _delete_chain(before, gone, weight)
+    return OperationChain(forward, deletes)
+
+
+def _delete_chain(program: Program, gone: set[str], weight: StepWeight) -> Chain:
+    edges = wait_edges(program)
+    dependants: dict[str, set[str]] = {u: set() for u in gone}
+    for urn, waits in edges.items():
+        if urn in gone:
+            for d in waits & gone:
+                dependants[d].add(urn)
+    finish: dict[str, float] = {}
+    previous: dict[str, str | None] = {}
+    for urn in creation_order(program, dependants):
+        r = program.by_urn[urn]
+        took = 0.0 if skipped_on_delete(r, gone) else weight(r, DELETE)
+        before = max(dependants[urn], key=lambda d: (finish[d], d), default=None)
+        finish[urn] = took + (finish[before] if before else 0.0)
+        previous[urn] = before
+    last: str | None = max(finish, key=lambda u: (finish[u], u))
+    total = finish[last]
+    path: list[Resource] = []
+    while last is not None:
+        path.append(program.by_urn[last])
+        last = previous[last]
+    return Chain(total, tuple(reversed(path)))
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    """How many resources an operation touches, by step and type: what `pulumi preview` would list."""
+
+    counts: Mapping[tuple[str, str], int]  # (step, type) -> resources
+
+    def of(self, step: str, type_: str | None = None) -> int:
+        return sum(n for (s, t), n in self.counts.items() if s == step and (type_ is None or t == type_))
+
+    @property
+    def touched(self) -> int:
+        return sum(n for (s, _), n in self.counts.items() if s != SAME)
+
+
+def blast_radius(before: Program | None, after: Program | None) -> BlastRadius:
+    kind = steps(before, after)
+    both = {**(before.by_urn if before else {}), **(after.by_urn if after else {})}
+    counts: dict[tuple[str, str], int] = {}
+    for urn, step in kind.items():
+        if both[urn].custom:
+            key = (step, both[urn].type)
+            counts[key] = counts.get(key, 0) + 1
+    return BlastRadius(counts)
+
+
+# ------------------------------------------------------------------ waits inside one step
+
+PODS_READY, LOAD_BALANCER = "pods", "loadbalancer"
+
+
+def concurrent_waits(r: Resource) -> tuple[str, ...]:
+    """What a Helm release's step waits for at once (Helm's --wait watches all of them together).
+
+    Every Istio chart but `base` runs a Deployment; a release whose Service is of type
+    LoadBalancer also waits for the cloud to assign its address. The step takes as long as
+    the slowest of these, not their sum.
+    """
+    if r.type != HELM_RELEASE:
+        return ()
+    values = r.inputs.get("values") or {}
+    waits = () if r.inputs.get("chart") == "base" else (PODS_READY,)
+    if isinstance(values, dict) and (values.get("service") or {}).get("type") == "LoadBalancer":
+        waits += (LOAD_BALANCER,)
+    return waits

@@ -13,25 +13,41 @@ from collections.abc import Sequence
 
 import pytest
 
-from bench import durations
 from components import config as stack_config
 from offline import Program, Resource, changed_resources, configs, run_program
 from offline.graph import (
+    CREATE,
+    DELETE,
     GKE_CLUSTER,
     HELM_RELEASE,
+    LOAD_BALANCER,
+    PODS_READY,
+    UPDATE,
     Chain,
+    blast_radius,
+    concurrent_waits,
     creation_order,
     cross_cluster_waits,
     foreign_reach,
     longest_chain,
     nat_addresses,
+    operation_chain,
     owners,
     resource_count,
     serialising_hops,
+    skipped_on_delete,
+    steps,
     wait_edges,
 )
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
+
+
+def _weight(r: Resource) -> float:
+    """A stand-in weight (not a time): long for the cloud's slow resources, so chains have a shape."""
+    if not r.custom:
+        return 0.0
+    return {GKE_CLUSTER: 100.0, "gcp:container/nodePool:NodePool": 30.0, HELM_RELEASE: 10.0}.get(r.type, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +118,14 @@ def test_flip_changes_exactly_the_virtual_services_of_three_clusters(three: Prog
 def test_graph_depth_does_not_grow_with_the_cluster_count() -> None:
     two, four = (run_program(configs.n_clusters(n)) for n in (2, 4))
     assert longest_chain(two, resource_count).count == longest_chain(four, resource_count).count
-    assert longest_chain(two, durations.seconds).weight == longest_chain(four, durations.seconds).weight
+    assert longest_chain(two, _weight).weight == longest_chain(four, _weight).weight
     assert len(four.resources) > len(two.resources)
 
 
-def test_every_declared_type_has_a_duration(three: Program) -> None:
-    assert all(durations.seconds(r) >= 0 for r in three.resources)
-    (ew,) = [r for r in three.of_type(HELM_RELEASE) if r.inputs["chart"] == "gateway" and r.name.startswith("teal")]
-    assert "helm:loadbalancer" in [row.key for row in durations.rows_for(ew)]
+def test_the_east_west_release_waits_for_pods_and_its_load_balancer_at_once(three: Program) -> None:
+    """Helm's wait watches the Deployment and the LoadBalancer Service together: one step, two waits."""
+    waits = {r.inputs["chart"]: concurrent_waits(r) for r in three.of_type(HELM_RELEASE) if r.name.startswith("teal")}
+    assert waits == {"base": (), "istiod": (PODS_READY,), "gateway": (PODS_READY, LOAD_BALANCER)}
 
 
 def test_generated_configs_validate_with_disjoint_address_plans() -> None:
@@ -182,14 +198,14 @@ def synthetic_mesh(*, pool_waits_for_peer_gateway: bool = False, pool_waits_on_p
 
 def _one_cluster(program: Program, name: str) -> Chain:
     owner = owners(program)
-    return longest_chain(program, durations.seconds, keep=lambda r: owner[r.urn] in (None, name))
+    return longest_chain(program, _weight, keep=lambda r: owner[r.urn] in (None, name))
 
 
 def test_checker_accepts_the_clean_synthetic_mesh() -> None:
     program = synthetic_mesh()
     assert all(w.allowed for w in cross_cluster_waits(program))
     assert len(cross_cluster_waits(program)) == 4
-    assert longest_chain(program, durations.seconds).weight == _one_cluster(program, "blue").weight
+    assert longest_chain(program, _weight).weight == _one_cluster(program, "blue").weight
 
 
 def test_checker_catches_an_added_cross_cluster_dependency() -> None:
@@ -198,7 +214,7 @@ def test_checker_catches_an_added_cross_cluster_dependency() -> None:
     assert (bad.waiter.name, bad.via, bad.target.name) == ("blue-pool", "dependsOn", "green-eastwestgateway")
     assert (bad.waiter_cluster, bad.target_cluster) == ("blue", "green")
     # The wait serialises the clusters: the mesh's chain is now far longer than one cluster's ...
-    chain = longest_chain(program, durations.seconds)
+    chain = longest_chain(program, _weight)
     assert chain.weight > 1.05 * _one_cluster(program, "green").weight
     # ... and the bench names the hop that does it.
     (hop,) = serialising_hops(program, chain, owners(program))
@@ -230,12 +246,7 @@ def test_a_cycle_is_reported_by_name() -> None:
     vpc = next(r for r in program.resources if r.name == "net1-vpc")
     vpc.dependencies.append(next(r for r in program.resources if r.name == "blue-pool").urn)
     with pytest.raises(ValueError, match=r"cycle: .*net1-vpc"):
-        longest_chain(program, durations.seconds)
-
-
-def test_an_unknown_resource_type_names_the_table_to_extend() -> None:
-    with pytest.raises(durations.UnknownResourceType, match=r"'gcp:dns/managedZone:ManagedZone' .*bench/durations\.py"):
-        durations.seconds(_res("gcp:dns/managedZone:ManagedZone", "zone"))
+        longest_chain(program, _weight)
 
 
 def test_each_intermediate_belongs_to_its_cluster_and_the_root_to_none(base_stack: Program) -> None:
@@ -244,3 +255,85 @@ def test_each_intermediate_belongs_to_its_cluster_and_the_root_to_none(base_stac
     by_owner = {(r.name, owner[r.urn]) for r in ca}
     assert by_owner == {("mesh-ca-root-key", None), ("mesh-ca-root-cert", None)} | {
         (f"mesh-ca.{c}-{part}", c) for c in ("blue", "green") for part in ("key", "csr", "cert")}
+
+
+# ------------------------------------------------------------------ operations other than a first create
+
+
+@pytest.fixture(scope="module")
+def two() -> Program:
+    """The same mesh as `three` without its third cluster (teal)."""
+    return run_program(configs.n_clusters(2, services=2))
+
+
+def _updated_fields(before: Program, after: Program, urn: str) -> set[str]:
+    a, b = before.by_urn[urn].inputs, after.by_urn[urn].inputs
+    return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+@pytest.mark.parametrize("direction", ["add", "remove"])
+def test_adding_or_removing_a_cluster_changes_each_other_cluster_in_four_places(
+        two: Program, three: Program, direction: str) -> None:
+    """Per remaining cluster: its control plane's allow-list (a GKE update), its east-west gateway's
+    source ranges, and one DestinationRule and VirtualService per routed service; nothing else of theirs."""
+    before, after = (two, three) if direction == "add" else (three, two)
+    radius = blast_radius(before, after)
+    kind = steps(before, after)
+    owner = owners(three)
+    updated = [u for u, k in kind.items() if k == UPDATE]
+    assert radius.of(UPDATE, GKE_CLUSTER) == 2 and radius.of(UPDATE, HELM_RELEASE) == 2
+    assert radius.of(UPDATE, VS) == 2 * 2
+    assert radius.of(UPDATE, "kubernetes:networking.istio.io/v1:DestinationRule") == 2 * 2
+    assert radius.of(UPDATE) == len(updated) == 2 + 2 + 4 + 4
+    assert {owner[u] for u in updated} == {"blue", "green"}
+    for u in updated:
+        fields = _updated_fields(before, after, u)
+        r = after.by_urn[u]
+        if r.type == GKE_CLUSTER:
+            assert fields == {"masterAuthorizedNetworksConfig"}
+        elif r.type == HELM_RELEASE:
+            assert r.inputs["chart"] == "gateway" and fields == {"values"}
+    # What is created (or deleted) is teal's own, plus the remote secrets that link it both ways.
+    created = [u for u, k in kind.items() if k == (CREATE if direction == "add" else DELETE)]
+    foreign = [three.by_urn[u] for u in created if owner[u] != "teal"]
+    assert {r.type for r in foreign} == {"kubernetes:core/v1:Secret"} and len(foreign) == 2
+    assert radius.of(DELETE if direction == "add" else CREATE) == 0
+
+
+def test_a_flip_waits_for_one_virtual_service_update(three: Program) -> None:
+    after = run_program(configs.flipped(configs.n_clusters(3, services=2)))
+    chain = operation_chain(three, after, lambda r, step: 1.0)
+    assert chain.weight == 1.0 and chain.deletes.resources == ()
+    assert [r.type for r in chain.resources if r.custom] == [VS]
+
+
+def test_destroy_goes_backwards_and_skips_what_goes_with_its_cluster(base_stack: Program) -> None:
+    chain = operation_chain(base_stack, None, lambda r, step: 1.0 if r.custom else 0.0)
+    assert chain.forward.resources == ()
+    path = [r for r in chain.deletes.resources if r.custom]
+    assert len(path) > 3
+    # Each resource on the chain is deleted before the next, because it waited for it on create.
+    for first, then in itertools.pairwise(path):
+        assert base_stack.waits_for(first, then), (first.name, then.name)
+    # It ends at something that waited for nothing: a root of the create graph (a VPC, a random id).
+    assert not any(base_stack.waits_for(path[-1], r) for r in base_stack.resources if r.custom and r is not path[-1])
+    # deletedWith its cluster: no call of its own, so it weighs nothing on the chain.
+    gone = {r.urn for r in base_stack.resources}
+    skipped = [r for r in base_stack.resources if skipped_on_delete(r, gone)]
+    assert skipped and all(r.type.startswith("kubernetes:") for r in skipped)
+    assert chain.weight == sum(1 for r in path if not skipped_on_delete(r, gone))
+
+
+def test_deletions_come_after_every_other_step() -> None:
+    """The engine deletes what the program no longer declares only once the rest is done."""
+    before = synthetic_mesh()
+    after = synthetic_mesh()
+    gone = next(r for r in after.resources if r.name == "green-eastwestgateway")
+    after = Program([r for r in after.resources if r is not gone], after.exports, set())
+    istiod = next(r for r in after.resources if r.name == "blue-istiod")
+    istiod.inputs = {"chart": "istiod", "version": "2"}
+    chain = operation_chain(before, after, lambda r, step: {"update": 5.0, "delete": 7.0}.get(step, 1.0))
+    assert [r.name for r in chain.forward.resources if r.custom] == ["blue-istiod"]
+    assert [r.name for r in chain.deletes.resources] == ["green-eastwestgateway"]
+    assert chain.weight == 5.0 + 7.0
+    assert blast_radius(before, after).touched == 2

@@ -46,8 +46,14 @@ def test_install_order_cacerts_base_istiod_gateway_then_istio_resources(base_sta
     assert w(g["cacerts"], g["namespace"]) and w(g["base"], g["namespace"])
     assert w(g["istiod"], g["cacerts"]) and w(g["istiod"], g["base"])
     assert w(g["eastwest"], g["cacerts"]) and w(g["eastwest"], g["istiod"])
-    assert w(g["gateway"], g["istiod"]) and w(g["gateway"], g["eastwest"])
+    # The Gateway is configuration: it needs istiod's webhook, not the east-west pods or their
+    # load balancer, so it does not sit behind the slowest release of the chain.
+    assert w(g["gateway"], g["istiod"]) and not w(g["gateway"], g["eastwest"])
     assert w(g["mtls"], g["istiod"])
+    # Workload namespaces are no Istio resource; their injection label matters only to pods.
+    for ns in base_stack.of_type("kubernetes:core/v1:Namespace"):
+        if ns.provider_urn == g["istiod"].provider_urn and ns.urn != g["namespace"].urn:
+            assert not w(ns, g["istiod"]) and not w(ns, g["base"]), ns.name
     for r in base_stack.resources:
         if r.type.startswith("kubernetes:") and ".istio.io/" in r.type and r.provider_urn == g["istiod"].provider_urn:
             assert w(r, g["istiod"]), f"{r.type} {r.name} could hit 'no matches for kind' or the webhook"
@@ -143,13 +149,16 @@ def test_an_oci_registry_names_each_chart_by_its_full_reference(run, base_config
 
 @pytest.mark.parametrize("cluster", sorted(DEV))
 def test_destroy_order_and_what_the_cluster_may_take_with_it(base_stack: Program, cluster: str) -> None:
-    """Destroy runs the graph backwards: CRs, gateway (its LB), istiod, base, namespace, cluster."""
+    """Destroy runs the graph backwards: CRs and gateway (its LB), istiod, base, namespace, cluster."""
     g = graph(base_stack, cluster)
     gke = base_stack.find("gcp:container/cluster:Cluster", cluster)
     pool = base_stack.find("gcp:container/nodePool:NodePool", f"{cluster}-pool")
-    chain = ["gateway", "eastwest", "istiod", "base", "namespace"]
-    for later, earlier in itertools.pairwise(chain):
-        assert base_stack.waits_for(g[later], g[earlier]), f"{later} must be deleted before {earlier}"
+    # The Gateway and the east-west release both go before istiod (and its CRDs in base); between
+    # them there is no order: a Gateway selecting no pods, or pods with no Gateway, serve nothing.
+    for first in ("gateway", "eastwest"):
+        for chain in ([first, "istiod", "base", "namespace"],):
+            for later, earlier in itertools.pairwise(chain):
+                assert base_stack.waits_for(g[later], g[earlier]), f"{later} must be deleted before {earlier}"
     for step in g.values():
         assert base_stack.waits_for(step, pool) and base_stack.waits_for(step, gke)
     # The release owning the cloud load balancer is always really deleted...

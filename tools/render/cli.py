@@ -18,6 +18,8 @@ import yaml
 
 from offline.engine import FROM_STACK_FILE, PROJECT, ROOT, ProgramError, run_program
 from offline.manifests import GRAPH_FILE, Rendered, RenderError, render
+from tools.cost import estimate as cost
+from tools.render import diff
 
 
 def read_config_file(path: Path) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
@@ -54,7 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="a stack-format YAML to use instead of Pulumi.<stack>.yaml")
     parser.add_argument("--out", type=Path, default=Path("build/render"),
                         help="output folder, replaced on each run (default: build/render)")
+    parser.add_argument("--diff", metavar="REF",
+                        help="instead of writing, print what the working tree changes against git REF, per cluster "
+                             "and object, and the monthly cost change; exit 1 when something changes")
     args = parser.parse_args(argv)
+    if args.diff is not None:
+        if args.config is not None:
+            parser.error("--diff compares the stack files at REF and in the working tree; drop --config")
+        try:
+            text, changed = diff.run(args.diff, args.stack)
+        except diff.DiffError as error:
+            print(f"render: {error}", file=sys.stderr)
+            return 2
+        print(text)
+        return 1 if changed else 0
 
     stack_file = f"Pulumi.{args.stack}.yaml"
     if not (ROOT / stack_file).is_file():
@@ -81,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"render: {error}", file=sys.stderr)
         return 2
     print(rendered.summary(args.out))
+    try:
+        print("  " + cost.render(cost.estimate(program), "cost").splitlines()[0] + " (details: make cost)")
+    except cost.PriceError as error:
+        print(f"  cost: not estimated: {error}")
     return 0
 
 

@@ -1,0 +1,68 @@
+"""The cost estimate counts what the program declares and prices it from tools/cost/prices.yaml."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+
+from offline import Program, configs
+from tools.cost.estimate import PriceError, estimate, load_prices, render, render_change
+
+PRICES = load_prices()
+H = PRICES.hours
+
+
+def _line(est, prefix: str):
+    (line,) = [x for x in est.lines if x.item.startswith(prefix)]
+    return line
+
+
+def test_every_price_cites_a_page_and_the_day_it_was_read() -> None:
+    for key, price in PRICES.prices.items():
+        assert re.match(r"https://\S+$", price.source), key
+        assert datetime.date.fromisoformat(price.read) <= datetime.datetime.now(datetime.UTC).date(), key
+        assert price.value > 0, key
+
+
+def test_fees_nodes_disks_and_addresses_follow_the_declared_resources(base_stack: Program) -> None:
+    est = estimate(base_stack, PRICES)
+    config = configs.base()
+    n = len(config["clusters"])
+    assert _line(est, "GKE cluster management fee").low == pytest.approx(n * PRICES["gke_cluster_fee"] * H)
+    for c in config["clusters"]:
+        nodes, disks = _line(est, f"nodes of {c['name']}-pool"), _line(est, f"boot disks of {c['name']}-pool")
+        shape = PRICES.machine_types[c["machineType"]]
+        per_node = (shape["vcpus"] * PRICES["e2_vcpu"] + shape["memory_gib"] * PRICES["e2_memory"]) * H
+        zones = PRICES.zones
+        assert (nodes.low, nodes.high) == pytest.approx(
+            (c["minNodes"] * zones * per_node, c["maxNodes"] * zones * per_node))
+        assert disks.low == pytest.approx(c["minNodes"] * zones * PRICES.default_disk_gib * PRICES["pd_balanced"])
+    # One NAT address and one east-west address and forwarding rule per cluster.
+    assert _line(est, "Cloud NAT addresses").low == pytest.approx(n * PRICES["nat_ip"] * H)
+    assert _line(est, "load balancer forwarding rules").low == pytest.approx(n * PRICES["forwarding_rule"] * H)
+    assert _line(est, "static addresses in use").low == pytest.approx(n * PRICES["static_ip_in_use"] * H)
+    assert est.low == pytest.approx(sum(x.low for x in est.lines)) and est.high > est.low
+    # Egress is a rate, never a total: no volume is declared.
+    assert {p.key for _, p in est.rates} == {"nat_data", "egress_inter_region", "egress_internet"}
+    assert "per GiB" in render(est, "base")
+
+
+def test_a_bigger_machine_type_doubles_the_node_line_and_the_change_is_shown(run, base_config,
+                                                                             base_stack: Program) -> None:
+    base_config["clusters"][0]["machineType"] = "e2-standard-8"
+    after = estimate(run(base_config), PRICES)
+    before = estimate(base_stack, PRICES)
+    name = base_config["clusters"][0]["name"]
+    assert _line(after, f"nodes of {name}-pool").low == pytest.approx(2 * _line(before, f"nodes of {name}-pool").low)
+    change = render_change(before, after)
+    assert f"nodes of {name}-pool" in change and "boot disks" not in change
+    assert render_change(before, before).count("\n") == 0
+
+
+def test_an_unpriced_region_is_named_not_guessed(run, base_config) -> None:
+    base_config["clusters"][0]["region"] = "europe-west1"
+    program = run(base_config)
+    with pytest.raises(PriceError, match=r"node pool .*-pool: no price for region 'europe-west1'"):
+        estimate(program, PRICES)

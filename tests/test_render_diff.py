@@ -1,0 +1,77 @@
+"""`render --diff REF`: the working tree against a git ref, offline, per cluster and object, exit 1 on change."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from offline import ROOT, Program, configs
+from offline.configs import write_stack_file
+from offline.manifests import render
+from tools.render import cli, diff
+
+PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "components", "offline")
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository holding a copy of the program and a stack file from the tests' config."""
+    for name in PROGRAM_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, tmp_path / name)
+    write_stack_file(tmp_path / "Pulumi.dev.yaml", configs.base())
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "program")
+    return tmp_path
+
+
+def test_a_flip_and_a_bigger_machine_show_per_cluster_and_object_and_exit_1(repo: Path) -> None:
+    config = configs.flipped(configs.base())
+    config["clusters"][0]["machineType"] = "e2-standard-8"
+    write_stack_file(repo / "Pulumi.dev.yaml", config)
+    text, changed = diff.run("HEAD", "dev", repo=repo, tree=repo)
+    assert changed
+    blue, green = (c["name"] for c in config["clusters"])
+    lines = text.splitlines()
+    # One VirtualService per cluster and routed service, with the weights as field changes.
+    for cluster in (blue, green):
+        at = lines.index(f"clusters/{cluster}:")
+        assert lines[at + 1].startswith("  ~ objects/") and "VirtualService-" in lines[at + 1]
+        fields = lines[at + 2:at + 4]
+        assert all(".weight: " in ln for ln in fields)
+        assert sorted(int(ln.rsplit("→ ", 1)[1]) for ln in fields) == sorted(config["traffic"]["weights"].values())
+    # The node pool's machine type, in the GCP file of its component, and its cost.
+    assert "nodeConfig.machineType: e2-standard-4 → e2-standard-8" in text
+    assert f"  nodes of {blue}-pool (e2-standard-4" not in text.split("cost:")[0]
+    cost = text.split("cost: ", 1)[1]
+    assert cost.startswith("$") and f"nodes of {blue}-pool" in cost and "+$" in cost.splitlines()[0]
+
+
+def test_nothing_changed_is_exit_0_and_says_so(base_stack: Program) -> None:
+    files = render(base_stack, "dev").files()
+    assert diff.compare(files, files) == []
+    assert diff.report([], "HEAD", "dev").endswith("nothing changes")
+
+
+def test_an_added_and_a_removed_object_are_named() -> None:
+    before = {PurePosixPath("clusters/blue/objects/a/Namespace-a.yaml"): "kind: Namespace\n"}
+    after = {PurePosixPath("clusters/blue/objects/b/Namespace-b.yaml"): "kind: Namespace\n"}
+    kinds = {(c.kind, c.path) for c in diff.compare(before, after)}
+    assert kinds == {("-", "objects/a/Namespace-a.yaml"), ("+", "objects/b/Namespace-b.yaml")}
+
+
+def test_an_unknown_ref_is_an_error_with_exit_2(capsys) -> None:
+    assert cli.main(["--diff", "no-such-ref-xyz"]) == 2
+    assert "--diff no-such-ref-xyz" in capsys.readouterr().err
