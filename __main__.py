@@ -27,7 +27,8 @@ clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
     maintenance_exclusions=cfg.maintenance_exclusions,
 ), gated) for c in cfg.clusters}
 
-ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(ca=cfg.ca, clusters=names), gated)
+ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(
+    ca=cfg.ca, clusters=names, protect_root=any(c.protect for c in cfg.clusters)), gated)
 primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
     cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
     chart_repository=cfg.istio.chart_repository, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
@@ -36,7 +37,8 @@ primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
 ), gated) for c in cfg.clusters}
 
 MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
-    cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters}), gated)
+    cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters},
+    reader_token_generation=cfg.mesh_link.reader_token_generation), gated)
 
 for c in cfg.clusters:
     MeshTelemetry(f"{c.name}-telemetry", MeshTelemetryArgs(
@@ -58,4 +60,5 @@ pulumi.export("clusters", {c.name: {
 } for c in cfg.clusters})
 pulumi.export("kubeconfigs", pulumi.Output.secret({n: clusters[n].kubeconfig for n in names}))
 pulumi.export("rootCertPem", ca.root_cert_pem)
+pulumi.export("caExpiry", ca.expiry)
 pulumi.export("trafficSplit", {f"{s.host}.{s.namespace}": w for s, w in services})

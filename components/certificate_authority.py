@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_tls as tls
@@ -30,8 +31,13 @@ CA_USES = ["digital_signature", "content_commitment", "key_encipherment", "cert_
 # The root carries pathlen:1 instead: below it, an intermediate may sign only leaves.
 ROOT_MAX_PATH_LENGTH = 1
 INTERMEDIATE_MAX_PATH_LENGTH = 0
-# `pulumi up` replaces an intermediate this long before it expires.
+# `pulumi up` replaces an intermediate this long before it expires - but only if an `up` runs in
+# that window (pulumi/pulumi-tls#39); the daily ca-expiry workflow fails from then on.
 INTERMEDIATE_EARLY_RENEWAL_HOURS = 720
+# Staggering: the i-th cluster's intermediate lives i steps shorter, so the intermediates issued
+# in one `up` never all expire (or enter their renewal windows) together. The step depends only on
+# the configured validity (never on N), so adding a cluster leaves the others' certificates alone.
+MAX_STAGGERED_CLUSTERS = 16
 KEY_PARAMS = {"RSA": {"algorithm": "RSA", "rsa_bits": 4096}, "ECDSA": {"algorithm": "ECDSA", "ecdsa_curve": "P384"}}
 
 
@@ -46,11 +52,38 @@ def cacerts_data(intermediate_cert: str, intermediate_key: str, root_cert: str) 
     }
 
 
+def stagger_step_hours(validity_hours: int) -> int:
+    """Hours between neighbouring clusters' expiries: a renewal window, or less for short validities."""
+    return min(INTERMEDIATE_EARLY_RENEWAL_HOURS, validity_hours // (2 * MAX_STAGGERED_CLUSTERS))
+
+
+def intermediate_validity_hours(validity_hours: int, index: int) -> int:
+    """The validity of the index-th cluster's intermediate (index 0: the configured validity).
+
+    Clusters past MAX_STAGGERED_CLUSTERS wrap around; at most half the configured validity is lost.
+    """
+    return validity_hours - (index % MAX_STAGGERED_CLUSTERS) * stagger_step_hours(validity_hours)
+
+
+def not_after(cert_pem: str) -> str:
+    """A certificate's end of validity, RFC 3339 like pulumi-tls's validity_end_time."""
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc.isoformat()
+
+
+def intermediate_key_name(ca: str, cluster: str, generation: int) -> str:
+    """The key's logical name: a new generation is a new key (and so CSR and certificate)."""
+    return f"{ca}.{cluster}-key" if generation == 0 else f"{ca}.{cluster}-key-g{generation}"
+
+
 @dataclass(frozen=True)
 class Intermediate:
     cluster: str
     cert_pem: pulumi.Output[str]
     key_pem: pulumi.Output[str]  # secret
+    # RFC 3339 end of validity, as pulumi-tls reports it.
+    not_after: pulumi.Output[str]
 
     def cacerts(self, root_cert_pem: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
         return pulumi.Output.secret(pulumi.Output.all(self.cert_pem, self.key_pem, root_cert_pem).apply(
@@ -61,6 +94,9 @@ class Intermediate:
 class IstioCertificateAuthorityArgs:
     ca: CaSpec
     clusters: Sequence[str]
+    # Pulumi `protect` on a generated root's key and certificate (prod): no edit or destroy can
+    # replace the root, which Istio accepts only through a multi-root transition.
+    protect_root: bool = False
 
 
 class IstioCertificateAuthority(pulumi.ComponentResource):
@@ -76,54 +112,70 @@ class IstioCertificateAuthority(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         key_params = KEY_PARAMS[ca.algorithm]
 
-        # The root: a team's own (Vault, an offline root) when configured, else generated here.
-        if ca.bring_your_own_root:
-            self.root_cert_pem = pulumi.Output.from_input(ca.root_cert_pem or "")
-            root_key_pem: pulumi.Output[str] = pulumi.Output.secret(ca.root_key_pem or "")
-        else:
-            root_key = tls.PrivateKey(f"{name}-root-key", **key_params, opts=child)
-            root = tls.SelfSignedCert(
-                f"{name}-root-cert",
-                private_key_pem=root_key.private_key_pem,
-                subject=tls.SelfSignedCertSubjectArgs(organization=ORGANIZATION, common_name=ROOT_COMMON_NAME),
-                is_ca_certificate=True,
-                max_path_length=ROOT_MAX_PATH_LENGTH,
-                allowed_uses=CA_USES,
-                validity_period_hours=ca.root_validity_hours,
-                opts=child,
-            )
-            self.root_cert_pem = root.cert_pem
-            root_key_pem = pulumi.Output.secret(root_key.private_key_pem)
-
-        # One intermediate per cluster: its own key, so rotating one cluster touches no other.
-        # Named `<ca>.<cluster>-…`: no cluster name contains a dot, so none can collide with the
-        # root's `<ca>-root-…` (a cluster may well be called `root`).
         self.intermediates = {}
-        for cluster in args.clusters:
-            key = tls.PrivateKey(f"{name}.{cluster}-key", **key_params, opts=child)
-            request = tls.CertRequest(
-                f"{name}.{cluster}-csr",
-                private_key_pem=key.private_key_pem,
-                subject=tls.CertRequestSubjectArgs(
-                    organization=ORGANIZATION, common_name=INTERMEDIATE_COMMON_NAME, locality=cluster),
-                dns_names=[ISTIOD_SAN],
-                opts=child,
-            )
-            cert = tls.LocallySignedCert(
-                f"{name}.{cluster}-cert",
-                cert_request_pem=request.cert_request_pem,
-                ca_cert_pem=self.root_cert_pem,
-                ca_private_key_pem=root_key_pem,
-                is_ca_certificate=True,
-                max_path_length=INTERMEDIATE_MAX_PATH_LENGTH,
-                allowed_uses=CA_USES,
-                validity_period_hours=ca.intermediate_validity_hours,
-                early_renewal_hours=INTERMEDIATE_EARLY_RENEWAL_HOURS,
-                opts=child,
-            )
-            self.intermediates[cluster] = Intermediate(
-                cluster=cluster, cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem))
+        if ca.bring_your_own_intermediates:
+            # Each cluster's intermediate from config (signed by Vault, CAS, an offline root): the
+            # root's key never exists here, only its certificate.
+            self.root_cert_pem = pulumi.Output.from_input(ca.root_cert_pem or "")
+            for cluster, cert_pem, key_pem in ca.intermediate_pems:
+                self.intermediates[cluster] = Intermediate(
+                    cluster=cluster, cert_pem=pulumi.Output.from_input(cert_pem),
+                    key_pem=pulumi.Output.secret(key_pem), not_after=pulumi.Output.from_input(not_after(cert_pem)))
+        else:
+            # The root: a team's own (Vault, an offline root) when configured, else generated here.
+            if ca.bring_your_own_root:
+                self.root_cert_pem = pulumi.Output.from_input(ca.root_cert_pem or "")
+                root_key_pem: pulumi.Output[str] = pulumi.Output.secret(ca.root_key_pem or "")
+            else:
+                root_opts = pulumi.ResourceOptions(parent=self, protect=args.protect_root)
+                root_key = tls.PrivateKey(f"{name}-root-key", **key_params, opts=root_opts)
+                root = tls.SelfSignedCert(
+                    f"{name}-root-cert",
+                    private_key_pem=root_key.private_key_pem,
+                    subject=tls.SelfSignedCertSubjectArgs(organization=ORGANIZATION, common_name=ROOT_COMMON_NAME),
+                    is_ca_certificate=True,
+                    max_path_length=ROOT_MAX_PATH_LENGTH,
+                    allowed_uses=CA_USES,
+                    validity_period_hours=ca.root_validity_hours,
+                    opts=root_opts,
+                )
+                self.root_cert_pem = root.cert_pem
+                root_key_pem = pulumi.Output.secret(root_key.private_key_pem)
 
+            # One intermediate per cluster: its own key, so rotating one cluster touches no other.
+            # Named `<ca>.<cluster>-…`: no cluster name contains a dot, so none can collide with the
+            # root's `<ca>-root-…` (a cluster may well be called `root`).
+            for index, cluster in enumerate(args.clusters):
+                key_name = intermediate_key_name(name, cluster, ca.generation(cluster))
+                key = tls.PrivateKey(key_name, **key_params, opts=child)
+                request = tls.CertRequest(
+                    f"{name}.{cluster}-csr",
+                    private_key_pem=key.private_key_pem,
+                    subject=tls.CertRequestSubjectArgs(
+                        organization=ORGANIZATION, common_name=INTERMEDIATE_COMMON_NAME, locality=cluster),
+                    dns_names=[ISTIOD_SAN],
+                    opts=child,
+                )
+                cert = tls.LocallySignedCert(
+                    f"{name}.{cluster}-cert",
+                    cert_request_pem=request.cert_request_pem,
+                    ca_cert_pem=self.root_cert_pem,
+                    ca_private_key_pem=root_key_pem,
+                    is_ca_certificate=True,
+                    max_path_length=INTERMEDIATE_MAX_PATH_LENGTH,
+                    allowed_uses=CA_USES,
+                    validity_period_hours=intermediate_validity_hours(ca.intermediate_validity_hours, index),
+                    early_renewal_hours=INTERMEDIATE_EARLY_RENEWAL_HOURS,
+                    opts=child,
+                )
+                self.intermediates[cluster] = Intermediate(
+                    cluster=cluster, cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem),
+                    not_after=cert.validity_end_time)
+
+        self.expiry: dict[str, pulumi.Output[dict[str, Any]]] = {
+            c: i.not_after.apply(lambda t: {"notAfter": t, "earlyRenewalHours": INTERMEDIATE_EARLY_RENEWAL_HOURS})
+            for c, i in self.intermediates.items()
+        }
         self.register_outputs({
             "rootCertPem": self.root_cert_pem,
             "intermediateCertPems": {c: i.cert_pem for c, i in self.intermediates.items()},

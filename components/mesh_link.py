@@ -26,7 +26,7 @@ from components.names import (
     MESH_LINK_TYPE,
     MULTICLUSTER_LABEL,
     READER_SERVICE_ACCOUNT,
-    READER_TOKEN_SECRET,
+    reader_token_secret_name,
     remote_secret_name,
 )
 
@@ -69,6 +69,10 @@ class LinkedCluster:
 @dataclass(frozen=True)
 class MeshLinkArgs:
     clusters: Mapping[str, LinkedCluster]
+    # meshLink.readerTokenGeneration: a new number renames every token Secret, so the next `up`
+    # creates new tokens, rewrites every remote secret with them, then deletes the old token
+    # Secrets - which revokes the old tokens (Kubernetes invalidates a secret-based token with its Secret).
+    reader_token_generation: int = 0
 
 
 class MeshLink(pulumi.ComponentResource):
@@ -85,7 +89,7 @@ class MeshLink(pulumi.ComponentResource):
             token_secret = k8s.core.v1.Secret(
                 f"{name}.{c.name}.reader-token",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=READER_TOKEN_SECRET,
+                    name=reader_token_secret_name(args.reader_token_generation),
                     namespace=ISTIO_NAMESPACE,
                     annotations={"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT},
                 ),

@@ -52,6 +52,11 @@ READER_SERVICE_ACCOUNT = "istio-reader-service-account"
 READER_TOKEN_SECRET = f"{READER_SERVICE_ACCOUNT}-istio-remote-secret-token"
 
 
+def reader_token_secret_name(generation: int) -> str:
+    """The reader token Secret of a token generation (0: istioctl's name; rotation adds -g<n>)."""
+    return READER_TOKEN_SECRET if generation == 0 else f"{READER_TOKEN_SECRET}-g{generation}"
+
+
 def remote_secret_name(cluster: str) -> str:
     """The name `istioctl create-remote-secret` gives the secret for `cluster`."""
     return f"istio-remote-secret-{cluster}"

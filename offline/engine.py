@@ -143,8 +143,9 @@ class MeshMocks(pulumi.runtime.Mocks):
         elif t.startswith("tls:index/"):
             out.update(tls_outputs(t, name, json.dumps(inputs, sort_keys=True), name in self.replaced))
         elif t == "kubernetes:core/v1:Secret" and inputs.get("type") == "kubernetes.io/service-account-token":
-            # The token controller fills these in (pulumi-kubernetes awaits it).
-            token = "eyJhbGciOiJSUzI1NiJ9." + _digest(name)
+            # The token controller fills these in (pulumi-kubernetes awaits it); a Secret of another
+            # name (a token rotation) is another Secret, so it gets another token.
+            token = "eyJhbGciOiJSUzI1NiJ9." + _digest(f"{name}/{inputs.get('metadata', {}).get('name')}")
             out["data"] = {
                 "token": base64.b64encode(token.encode()).decode(),
                 "ca.crt": base64.b64encode(b"from-the-cluster").decode(),

@@ -107,7 +107,8 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
 
     A Kubernetes object belongs to its provider's cluster; a cloud resource to the cluster of
     the component it sits in (MeshNetwork by network, GkeCluster/IstioPrimary by name,
-    the per-cluster components `<name>-routing`, `<name>-telemetry`); a CA resource `<ca>.<cluster>-key|csr|cert` to that cluster
+    the per-cluster components `<name>-routing`, `<name>-telemetry`); a CA resource
+    `<ca>.<cluster>-key|csr|cert` to that cluster
     (the root's `<ca>-root-…` to none: every cluster shares it).
     """
     networks = cluster_networks(program) if networks is None else networks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -10,9 +11,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
-from components.certificate_authority import ISTIOD_SAN, cacerts_data
-from offline import Program, changed_resources, pem_key, self_signed_pem
+from components.certificate_authority import (
+    INTERMEDIATE_EARLY_RENEWAL_HOURS,
+    ISTIOD_SAN,
+    MAX_STAGGERED_CLUSTERS,
+    cacerts_data,
+    intermediate_validity_hours,
+    stagger_step_hours,
+)
+from offline import Program, ProgramError, changed_resources, pem_key, self_signed_pem
 from offline.configs import base, three_clusters
 
 CLUSTERS = [c["name"] for c in base()["clusters"]]
@@ -95,7 +105,8 @@ def test_intermediate_validity_lies_inside_the_roots(base_stack: Program, cluste
     # The configured lifetimes (ca.rootValidityHours / intermediateValidityHours defaults), and so an
     # intermediate that expires years before its root. (Both are issued in the same run, so comparing
     # their start times would prove nothing.)
-    assert inter.not_valid_after_utc - inter.not_valid_before_utc == dt.timedelta(hours=17520)
+    hours = intermediate_validity_hours(17520, CLUSTERS.index(cluster))
+    assert inter.not_valid_after_utc - inter.not_valid_before_utc == dt.timedelta(hours=hours)
     assert root.not_valid_after_utc - root.not_valid_before_utc == dt.timedelta(hours=87600)
     assert root.not_valid_after_utc - inter.not_valid_after_utc > dt.timedelta(days=365)
 
@@ -206,3 +217,128 @@ def test_three_clusters_three_intermediates_one_root(run, base_config) -> None:
     for n in names:
         (inter,) = certs(cacerts_of(stack, n)["ca-cert.pem"])
         assert issued_by(inter, root)
+
+
+# ------------------------------------------------------------------ lifecycle (issue 14, item 2)
+
+
+@given(validity=st.integers(min_value=24, max_value=87599))
+def test_staggered_validities_are_distinct_positive_and_independent_of_the_cluster_count(validity: int) -> None:
+    hours = [intermediate_validity_hours(validity, i) for i in range(MAX_STAGGERED_CLUSTERS)]
+    assert hours[0] == validity, "the first cluster keeps the configured validity"
+    assert all(h >= validity // 2 for h in hours), "no cluster loses more than half"
+    if validity >= 2 * MAX_STAGGERED_CLUSTERS:
+        assert len(set(hours)) == len(hours), "no two of 16 clusters expire together"
+
+
+def test_intermediates_issued_together_expire_apart_and_a_new_cluster_changes_none(run, base_config) -> None:
+    base_config["ca"] = {"algorithm": "ECDSA"}
+    two, three = run(base_config), run(three_clusters(base_config))
+    ends = [dt.datetime.fromisoformat(three.exports["caExpiry"][c]["notAfter"]) for c in ("blue", "green", "teal")]
+    step = dt.timedelta(hours=stagger_step_hours(17520))
+    assert step > dt.timedelta(days=7)
+    assert [a - b for a, b in itertools.pairwise(ends)] == [step, step]
+    for cluster in CLUSTERS:
+        name = f"mesh-ca.{cluster}-cert"
+        assert three.find("tls:index/locallySignedCert:LocallySignedCert", name).inputs == \
+            two.find("tls:index/locallySignedCert:LocallySignedCert", name).inputs, "adding teal reissued " + cluster
+
+
+def test_ca_expiry_export_is_each_certificates_real_not_after(base_stack: Program) -> None:
+    expiry = base_stack.exports["caExpiry"]
+    assert set(expiry) == set(CLUSTERS)
+    for cluster in CLUSTERS:
+        (inter,) = certs(cacerts_of(base_stack, cluster)["ca-cert.pem"])
+        assert dt.datetime.fromisoformat(expiry[cluster]["notAfter"]) == inter.not_valid_after_utc
+        assert expiry[cluster]["earlyRenewalHours"] == INTERMEDIATE_EARLY_RENEWAL_HOURS
+
+
+def test_root_is_protected_exactly_when_a_cluster_is(run, base_config, base_stack: Program) -> None:
+    def root(stack: Program) -> list[bool]:
+        return [stack.find(t, n).protect for t, n in (("tls:index/privateKey:PrivateKey", "mesh-ca-root-key"),
+                                                      ("tls:index/selfSignedCert:SelfSignedCert", "mesh-ca-root-cert"))]
+    assert root(base_stack) == [False, False]
+    base_config["clusters"][1]["protect"] = True
+    base_config["ca"] = {"algorithm": "ECDSA"}
+    stack = run(base_config)
+    assert root(stack) == [True, True]
+    assert not any(r.protect for r in stack.of_type("tls:index/locallySignedCert:LocallySignedCert")), \
+        "intermediates must stay rotatable"
+
+
+def test_a_new_generation_rotates_one_clusters_intermediate_through_config(run, base_config) -> None:
+    """The path prod takes through the workflows: raise ca.intermediateGenerations.<cluster> in a PR."""
+    base_config["ca"] = {"algorithm": "ECDSA"}
+    before = run(base_config)
+    base_config["ca"]["intermediateGenerations"] = {CLUSTERS[1]: 1}
+    after = run(base_config)
+    diff = changed_resources(before, after)
+    names = lambda stack, urns: {stack.by_urn[u].name for u in urns}  # noqa: E731
+    assert names(after, diff.added) == {f"mesh-ca.{CLUSTERS[1]}-key-g1"}
+    assert names(before, diff.removed) == {f"mesh-ca.{CLUSTERS[1]}-key"}
+    assert names(after, diff.changed) == {f"mesh-ca.{CLUSTERS[1]}-csr", f"mesh-ca.{CLUSTERS[1]}-cert",
+                                          f"{CLUSTERS[1]}-cacerts"}, "only that cluster changes"
+    old, new = cacerts_of(before, CLUSTERS[1]), cacerts_of(after, CLUSTERS[1])
+    assert new["ca-key.pem"] != old["ca-key.pem"]
+    assert new["root-cert.pem"] == old["root-cert.pem"], "the mesh keeps its root"
+    (inter,), (root,) = certs(new["ca-cert.pem"]), certs(new["root-cert.pem"])
+    assert issued_by(inter, root)
+
+
+def _intermediate(root_key: Any, root_pem: str, cluster: str, *, sign: bool = True) -> tuple[str, str]:
+    """An intermediate CA issued by the given root, as Vault or CAS would issue it."""
+    (root,) = certs(root_pem)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    usage = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                           "key_agreement", "crl_sign", "encipher_only", "decipher_only"), False)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Intermediate {cluster}")]))
+            .issuer_name(root.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(key_cert_sign=sign, **usage), critical=True)
+            .sign(root_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key(key)
+
+
+def _byo_intermediates(base_config: dict[str, Any]) -> tuple[str, Any]:
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_pem = self_signed_pem(root_key, "Team Root", organization="Team CAS", subject_key_id=True)
+    base_config["ca"] = {"rootCertPem": root_pem, "intermediates": {
+        c: dict(zip(("certPem", "keyPem"), _intermediate(root_key, root_pem, c), strict=True)) for c in CLUSTERS}}
+    return root_pem, root_key
+
+
+def test_bring_your_own_intermediates_keep_every_root_key_out_of_the_state(run, base_config) -> None:
+    root_pem, _ = _byo_intermediates(base_config)
+    stack = run(base_config, secret_keys=["ca"])
+    assert not [r for r in stack.resources if r.type.startswith("tls:")], "nothing is generated or signed here"
+    for cluster in CLUSTERS:
+        data = cacerts_of(stack, cluster)
+        given_cert = base_config["ca"]["intermediates"][cluster]["certPem"]
+        assert data["ca-cert.pem"].strip() == given_cert.strip() and data["root-cert.pem"] == root_pem
+        assert data["ca-key.pem"] == base_config["ca"]["intermediates"][cluster]["keyPem"]
+        (inter,) = certs(given_cert)
+        assert dt.datetime.fromisoformat(stack.exports["caExpiry"][cluster]["notAfter"]) == inter.not_valid_after_utc
+    assert stack.exports["rootCertPem"] == root_pem
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda ca, k, r: ca["intermediates"].pop("green"), "ca.intermediates lacks green"),
+    (lambda ca, k, r: ca.update(rootKeyPem=pem_key(k)), "ca.rootKeyPem must not be set with ca.intermediates"),
+    (lambda ca, k, r: ca["intermediates"]["green"].update(zip(("certPem", "keyPem"), _intermediate(
+        ec.generate_private_key(ec.SECP256R1()), r, "green"), strict=True)),
+     "ca.intermediates.green.certPem is not issued by ca.rootCertPem"),
+    (lambda ca, k, r: ca["intermediates"]["blue"].update(zip(("certPem", "keyPem"), _intermediate(
+        k, r, "blue", sign=False), strict=True)), "ca.intermediates.blue.certPem lacks key usage keyCertSign"),
+    (lambda ca, k, r: ca["intermediates"]["blue"].update(keyPem=ca["intermediates"]["green"]["keyPem"]),
+     "ca.intermediates.blue.keyPem does not belong to ca.intermediates.blue.certPem"),
+])
+def test_brought_in_intermediates_are_checked_as_x509(run, base_config, mutate, message) -> None:
+    root_pem, root_key = _byo_intermediates(base_config)
+    mutate(base_config["ca"], root_key, root_pem)
+    with pytest.raises(ProgramError) as failure:
+        run(base_config, secret_keys=["ca"])
+    assert message in str(failure.value), str(failure.value)
+    assert failure.value.declared == []

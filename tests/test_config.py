@@ -301,6 +301,15 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
     ("flip-unknown-key", _set("flip.holdTime", "5m"),
      "flip.holdTime is not a known key; did you mean hold? (known: steps, hold"),
+    ("ca-generation-unknown-cluster", _set("ca.intermediateGenerations", {"purple": 1}),
+     "ca.intermediateGenerations.purple names an unknown cluster (clusters: blue, green)"),
+    ("ca-generation-negative", _set("ca.intermediateGenerations", {"green": -1}),
+     "ca.intermediateGenerations.green -1 must be an integer from 0 to 1000 (raise it by one to rotate)"),
+    ("ca-generations-not-a-map", _set("ca.intermediateGenerations", [1]), "ca.intermediateGenerations"),
+    # mesh link
+    ("reader-token-generation-text", _set("meshLink.readerTokenGeneration", "2"),
+     "meshLink.readerTokenGeneration '2' must be an integer from 0 to 1000 (raise it by one to rotate)"),
+    ("mesh-link-unknown-key", _set("meshLink.tokenGeneration", 1), "meshLink.tokenGeneration is not a known key"),
     # top level
     ("unknown-top-level-key", _set("meshID", "mesh1"),
      "meshID is not a known key; did you mean meshId? (known: meshId, istio, clusters"),
@@ -445,6 +454,8 @@ def test_defaults_when_optional_keys_are_left_out(base_config) -> None:
     assert parsed.hardening == config.Hardening(
         database_encryption=True, binary_authorization="PROJECT_SINGLETON_POLICY_ENFORCE",
         image_type="COS_CONTAINERD", subnet_flow_logs=True, flow_sampling=0.5, authorized_network_min_prefix=24)
+    assert parsed.ca.generation("blue") == 0
+    assert parsed.mesh_link == config.MeshLinkSpec(reader_token_generation=0)
 
 
 def test_a_stack_may_relax_each_hardening_default(base_config) -> None:

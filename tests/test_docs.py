@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from components import config
-from components.names import READER_SERVICE_ACCOUNT, READER_TOKEN_SECRET, remote_secret_name
+from components.names import (
+    READER_SERVICE_ACCOUNT,
+    READER_TOKEN_SECRET,
+    reader_token_secret_name,
+    remote_secret_name,
+)
 from offline import ROOT
 
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -62,8 +67,11 @@ def test_make_targets_named_in_docs_exist(doc: Path) -> None:
 @pytest.mark.parametrize("doc", DOCS, ids=_rel)
 def test_istio_object_names_in_docs_are_the_programs(doc: Path) -> None:
     text = doc.read_text()
-    accounts = set(re.findall(r"istio-reader-service-account[-\w]*", text))
-    assert accounts <= {READER_SERVICE_ACCOUNT, READER_TOKEN_SECRET}
+    accounts = set(re.findall(r"istio-reader-service-account[-\w<>+]*", text))
+    # The account, its token Secret, and a rotated token's `-g<n>` (names.reader_token_secret_name).
+    rotated = re.escape(reader_token_secret_name(1)).replace("1", r"(\d+|<n>|<n\+1>)?")
+    assert {a for a in accounts if a not in (READER_SERVICE_ACCOUNT, READER_TOKEN_SECRET)
+            and not re.fullmatch(rotated, a)} == set()
     prefix = remote_secret_name("")
     for name in re.findall(r"istio-remote-secret-[\w<>]*", text):
         assert name.startswith(prefix), name

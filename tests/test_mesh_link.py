@@ -92,3 +92,30 @@ def test_names_stay_consistent_when_clusters_are_renamed(run, base_config, subse
     base_config["traffic"]["weights"] = {"blue-2": 100, "green": 0}
     base_config["traffic"]["subsetLabel"] = subset_label
     check_full_mesh(run(base_config), ["blue-2", "green"])
+
+
+def _token_of(secret) -> str:
+    (kubeconfig,) = secret.inputs["stringData"].values()
+    return yaml.safe_load(kubeconfig)["users"][0]["user"]["token"]
+
+
+def test_a_new_reader_token_generation_replaces_every_token_and_remote_secret_in_one_up(run, base_config) -> None:
+    """meshLink.readerTokenGeneration: new token Secrets (new names, so new tokens), every remote
+    secret rewritten with them, nothing else touched; the old Secrets go, revoking the old tokens."""
+    from offline import changed_resources
+
+    base_config["ca"] = {"algorithm": "ECDSA"}
+    before = run(base_config)
+    base_config["meshLink"] = {"readerTokenGeneration": 1}
+    after = run(base_config)
+    diff = changed_resources(before, after)
+    assert diff.added == diff.removed == ()
+    changed = {after.by_urn[u].name for u in diff.changed}
+    assert changed == {r.name for r in token_secrets(after)} | {r.name for r in remote_secrets(after)}
+    assert {r.inputs["metadata"]["name"] for r in token_secrets(after)} == {
+        "istio-reader-service-account-istio-remote-secret-token-g1"}
+    old = {r.name: _token_of(r) for r in remote_secrets(before)}
+    new = {r.name: _token_of(r) for r in remote_secrets(after)}
+    assert old.keys() == new.keys() and all(old[k] != new[k] for k in old), "a remote secret kept an old token"
+    # Still one token per source cluster, shared by that cluster's remote secrets in every peer.
+    assert len(set(new.values())) == len(base_config["clusters"])

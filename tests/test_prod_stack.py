@@ -63,7 +63,10 @@ def test_protect_guards_exactly_that_clusters_network_subnet_cluster_and_pool(
     base_config["clusters"][0]["protect"] = True
     stack = run(base_config)
     guarded = _guarded(stack, base_config["clusters"][0])
-    assert _protected(stack) == {r.urn for r in guarded.values()}
+    # ... and the mesh root (key and certificate), which any protected cluster relies on.
+    root = {stack.find("tls:index/privateKey:PrivateKey", "mesh-ca-root-key").urn,
+            stack.find("tls:index/selfSignedCert:SelfSignedCert", "mesh-ca-root-cert").urn}
+    assert _protected(stack) == {r.urn for r in guarded.values()} | root
     # Children keep their component as parent, so URNs (and state) do not move.
     for r in guarded.values():
         assert stack.by_urn[r.parent].type.startswith("gke-istio-mesh:index:")
@@ -86,6 +89,9 @@ def test_prod_stack_runs_and_protects_every_clusters_foundations(prod_stack: Pro
     for cluster in PROD["clusters"]:
         assert cluster["protect"] is True
         expected |= {r.urn for r in _guarded(prod_stack, cluster).values()}
+    # A generated root is protected too: an edit that would replace it fails instead.
+    expected |= {r.urn for r in prod_stack.resources if r.name in ("mesh-ca-root-key", "mesh-ca-root-cert")}
+    assert len(expected) == 4 * len(PROD["clusters"]) + 2
     assert _protected(prod_stack) == expected
 
 

@@ -63,3 +63,66 @@ def _check_root_pem(cert_pem: Any, key_pem: Any, intermediate_hours: int | None,
         p.add("ca.rootKeyPem does not belong to ca.rootCertPem")
 
 
+
+
+def _check_intermediate_pems(cluster: str, cert_pem: Any, key_pem: Any, root_pem: Any, p: Problems) -> None:
+    """A brought-in intermediate: a signing CA (CA:TRUE, keyCertSign), unexpired, its own key,
+    and issued (signature verified) by ca.rootCertPem."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    key_name = f"ca.intermediates.{cluster}"
+    if not isinstance(cert_pem, str) or not isinstance(key_pem, str):
+        p.add(f"{key_name}.certPem and {key_name}.keyPem must be PEM strings")
+        return
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        p.add(f"{key_name}: certPem must be a PEM X.509 certificate and keyPem an unencrypted PEM private key")
+        return
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = constraints.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        p.add(f"{key_name}.certPem is not a CA certificate (basicConstraints CA:TRUE is required)")
+    try:
+        signs = cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    except x509.ExtensionNotFound:
+        signs = False
+    if not signs:
+        p.add(f"{key_name}.certPem lacks key usage keyCertSign: istiod could not sign workload certificates")
+    now = dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+        p.add(f"{key_name}.certPem is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+              f"{cert.not_valid_after_utc:%Y-%m-%d})")
+    pub, enc = serialization.PublicFormat.SubjectPublicKeyInfo, serialization.Encoding.DER
+    if key.public_key().public_bytes(enc, pub) != cert.public_key().public_bytes(enc, pub):
+        p.add(f"{key_name}.keyPem does not belong to {key_name}.certPem")
+    try:
+        root = x509.load_pem_x509_certificate(root_pem.encode()) if isinstance(root_pem, str) else None
+    except ValueError:
+        root = None
+    if root is None:
+        return  # ca.rootCertPem's own rule reports it
+    issuer_key = root.public_key()
+    try:
+        if cert.issuer != root.subject:
+            raise ValueError
+        if isinstance(issuer_key, rsa.RSAPublicKey):
+            issuer_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                              cert.signature_hash_algorithm)
+        elif isinstance(issuer_key, ec.EllipticCurvePublicKey):
+            issuer_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+        else:
+            raise ValueError
+    except (ValueError, TypeError, InvalidSignature):
+        p.add(f"{key_name}.certPem is not issued by ca.rootCertPem (issuer and signature must chain to the root)")
+    if cert.not_valid_after_utc > root.not_valid_after_utc:
+        p.add(f"{key_name}.certPem outlives ca.rootCertPem")

@@ -39,6 +39,8 @@ DEFAULT_CA_ALGORITHM = "RSA"
 CA_ALGORITHMS = ("RSA", "ECDSA")
 DEFAULT_ROOT_VALIDITY_HOURS = 87600  # 10 years, as Istio's tools/certs/common.mk
 DEFAULT_INTERMEDIATE_VALIDITY_HOURS = 17520  # 2 years, as Istio's tools/certs/common.mk
+# Generations count up from 0; a bound keeps a typo (20250101) from looking like a plan.
+MAX_GENERATION = 1000
 
 # Progressive flip (tools/flip) thresholds: Flagger's defaults for success rate (99 %) and
 # latency (500 ms), judged per step and per destination cluster; a step with fewer requests
@@ -226,10 +228,29 @@ class CaSpec:
     # Bring-your-own root; kept out of repr so it never lands in a log line.
     root_cert_pem: str | None = field(default=None, repr=False)
     root_key_pem: str | None = field(default=None, repr=False)
+    # Per cluster: raising the number issues that cluster's intermediate a new key and certificate
+    # in the next `up` (the config-driven rotation; docs/rotate-intermediate-ca.md).
+    intermediate_generations: tuple[tuple[str, int], ...] = ()
+    # Bring-your-own intermediates: (cluster, cert PEM, key PEM) for every cluster, with only the
+    # root's certificate (ca.rootCertPem): no root key is ever in config or state.
+    intermediate_pems: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def bring_your_own_intermediates(self) -> bool:
+        return bool(self.intermediate_pems)
 
     @property
     def bring_your_own_root(self) -> bool:
-        return self.root_cert_pem is not None
+        return self.root_cert_pem is not None and not self.intermediate_pems
+
+    def generation(self, cluster: str) -> int:
+        return dict(self.intermediate_generations).get(cluster, 0)
+
+
+@dataclass(frozen=True)
+class MeshLinkSpec:
+    # Raising it replaces every reader token and, with them, every remote secret in one `up`.
+    reader_token_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -260,6 +281,7 @@ class StackConfig:
     availability: AvailabilitySpec = AvailabilitySpec()
     nat: NatSpec = NatSpec()
     maintenance_exclusions: tuple[MaintenanceExclusion, ...] = ()
+    mesh_link: MeshLinkSpec = MeshLinkSpec()
 
     def istio_version(self, cluster: ClusterSpec) -> str:
         """The Istio release a cluster runs: its own override, else the mesh-wide pin."""

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components.config.ca_checks import _check_root_pem
+from components.config.ca_checks import _check_intermediate_pems, _check_root_pem
 from components.config.model import (
     BINARY_AUTHORIZATION_MODES,
     CA_ALGORITHMS,
@@ -32,6 +32,7 @@ from components.config.model import (
     DEFAULT_ROOT_VALIDITY_HOURS,
     IMAGE_TYPES,
     MAX_AUTHORIZED_NETWORKS,
+    MAX_GENERATION,
     MIN_ISTIO_VERSION,
     RELEASE_CHANNELS,
     RESERVED_NAMESPACES,
@@ -43,6 +44,7 @@ from components.config.model import (
     FlipSpec,
     Hardening,
     IstioSettings,
+    MeshLinkSpec,
     RoutedService,
     StackConfig,
     TrafficSpec,
@@ -392,10 +394,71 @@ def _parse_authorized(raw: Any, cluster_count: int, nat_addresses: int, min_pref
     return tuple(result)
 
 
-def _parse_ca(raw: Any, ca_is_secret: bool, p: Problems) -> CaSpec:
+def _generation(value: Any, key: str, p: Problems) -> int:
+    if not is_int(value) or not 0 <= value <= MAX_GENERATION:
+        p.add(f"{key} {value!r} must be an integer from 0 to {MAX_GENERATION} (raise it by one to rotate)")
+        return 0
+    return int(value)
+
+
+def _parse_intermediate_generations(raw: Any, names: Sequence[str], p: Problems) -> tuple[tuple[str, int], ...]:
+    """ca.intermediateGenerations: {cluster: n}; a cluster left out is at generation 0."""
+    if raw is None:
+        return ()
+    mapping = as_mapping(raw, "ca.intermediateGenerations", p) or {}
+    result: list[tuple[str, int]] = []
+    for cluster, value in mapping.items():
+        key = f"ca.intermediateGenerations.{cluster}"
+        if cluster not in names:
+            p.add(f"{key} names an unknown cluster (clusters: {', '.join(names)})")
+            continue
+        result.append((cluster, _generation(value, key, p)))
+    return tuple(result)
+
+
+def _parse_intermediate_pems(raw: Any, root_cert: Any, root_key: Any, ca_is_secret: bool, names: Sequence[str],
+                             p: Problems) -> tuple[tuple[str, str, str], ...]:
+    """ca.intermediates.<cluster>.{certPem,keyPem}: every cluster's own CA, signed elsewhere."""
+    if raw is None:
+        return ()
+    mapping = as_mapping(raw, "ca.intermediates", p) or {}
+    before = len(p.items)
+    if root_cert is None:
+        p.add("ca.intermediates needs ca.rootCertPem: the certificate of the root that issued them (public only)")
+    if root_key is not None:
+        p.add("ca.rootKeyPem must not be set with ca.intermediates: no root key belongs in the state")
+    if not ca_is_secret:
+        p.add("ca.intermediates keys must be set as secrets: pulumi config set --secret --path "
+              "ca.intermediates.<cluster>.keyPem < key.pem")
+    missing = [n for n in names if n not in mapping]
+    if missing:
+        p.add(f"ca.intermediates lacks {', '.join(missing)}: every cluster needs its own intermediate")
+    result: list[tuple[str, str, str]] = []
+    for cluster, entry in mapping.items():
+        key = f"ca.intermediates.{cluster}"
+        if cluster not in names:
+            p.add(f"{key} names an unknown cluster (clusters: {', '.join(names)})")
+            continue
+        entry = as_mapping(entry, key, p)
+        if entry is None:
+            continue
+        known_keys(entry, key, ("certPem", "keyPem"), p)
+        _check_intermediate_pems(cluster, entry.get("certPem"), entry.get("keyPem"), root_cert, p)
+        result.append((cluster, entry.get("certPem"), entry.get("keyPem")))
+    return tuple(result) if len(p.items) == before else ()
+
+
+def _parse_mesh_link(raw: Any, p: Problems) -> MeshLinkSpec:
+    link = as_mapping(raw, "meshLink", p) or {}
+    known_keys(link, "meshLink", ("readerTokenGeneration",), p)
+    generation = _generation(link.get("readerTokenGeneration", 0), "meshLink.readerTokenGeneration", p)
+    return MeshLinkSpec(reader_token_generation=generation)
+
+
+def _parse_ca(raw: Any, ca_is_secret: bool, names: Sequence[str], p: Problems) -> CaSpec:
     ca = as_mapping(raw, "ca", p) or {}
     known_keys(ca, "ca", ("algorithm", "rootValidityHours", "intermediateValidityHours",
-                           "rootCertPem", "rootKeyPem"), p)
+                           "rootCertPem", "rootKeyPem", "intermediateGenerations", "intermediates"), p)
     algorithm = ca.get("algorithm", DEFAULT_CA_ALGORITHM)
     if algorithm not in CA_ALGORITHMS:
         p.add(f"ca.algorithm {algorithm!r} must be one of {', '.join(CA_ALGORITHMS)}")
@@ -408,7 +471,11 @@ def _parse_ca(raw: Any, ca_is_secret: bool, p: Problems) -> CaSpec:
         p.add(f"ca.intermediateValidityHours {inter_h} must be shorter than ca.rootValidityHours "
               f"{root_h}: an intermediate cannot outlive its root")
     cert, key = ca.get("rootCertPem"), ca.get("rootKeyPem")
-    if (cert is None) != (key is None):
+    pems = _parse_intermediate_pems(ca.get("intermediates"), cert, key, ca_is_secret, names, p)
+    if "intermediates" in ca:
+        # Bring-your-own intermediates: only the root's certificate, checked against each of them.
+        pass
+    elif (cert is None) != (key is None):
         p.add("ca.rootCertPem and ca.rootKeyPem must be set together (bring-your-own root) or not at all")
     elif cert is not None:
         if not ca_is_secret:
@@ -418,6 +485,8 @@ def _parse_ca(raw: Any, ca_is_secret: bool, p: Problems) -> CaSpec:
     return CaSpec(
         algorithm=algorithm, root_validity_hours=root_h, intermediate_validity_hours=inter_h,
         root_cert_pem=cert, root_key_pem=key,
+        intermediate_generations=_parse_intermediate_generations(ca.get("intermediateGenerations"), names, p),
+        intermediate_pems=pems,
     )
 
 
@@ -500,7 +569,8 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
 
 
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
-                  "authorizedNetworks", "ca", "hardening", "flip", "availability", "nat", "maintenanceExclusions")
+                  "authorizedNetworks", "ca", "hardening", "flip", "availability", "nat", "maintenanceExclusions",
+                  "meshLink")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -534,7 +604,8 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     authorized = _parse_authorized(raw.get("authorizedNetworks"),
                                    len(raw_clusters) if isinstance(raw_clusters, list) else 0, nat.addresses,
                                    hardening.authorized_network_min_prefix, p)
-    ca = _parse_ca(raw.get("ca"), ca_is_secret, p)
+    ca = _parse_ca(raw.get("ca"), ca_is_secret, declared_cluster_names(raw.get("clusters")), p)
+    mesh_link = _parse_mesh_link(raw.get("meshLink"), p)
     flip = _parse_flip(raw.get("flip"), p)
     if p.items:
         raise ConfigError(p.items)
@@ -542,7 +613,7 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
         authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip, availability=availability,
-        nat=nat, maintenance_exclusions=exclusions,
+        nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link,
     )
 
 

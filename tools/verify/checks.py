@@ -61,6 +61,8 @@ class StackOutputs:
     clusters: tuple[ClusterOutputs, ...]
     root_cert_pem: str = field(repr=False)
     traffic_split: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # `caExpiry` as exported ({cluster: {notAfter, earlyRenewalHours}}); tools.verify.expiry checks it.
+    ca_expiry: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -113,7 +115,8 @@ def parse_outputs(raw: Any) -> StackOutputs:
         split = {}
     if problems:
         raise OutputsError(problems)
-    return StackOutputs(clusters=tuple(clusters), root_cert_pem=root, traffic_split=dict(split))
+    return StackOutputs(clusters=tuple(clusters), root_cert_pem=root, traffic_split=dict(split),
+                        ca_expiry=raw.get("caExpiry") or {})
 
 
 # --------------------------------------------------------------------------- results

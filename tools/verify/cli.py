@@ -30,7 +30,8 @@ from typing import Any, TextIO
 import yaml
 
 from components import config as stack_config
-from tools.verify.checks import ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
+from tools.verify.checks import CheckResult, ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
+from tools.verify.expiry import DEFAULT_WARN_DAYS, ExpiryError, check_ca_expiry, parse_ca_expiry
 from tools.verify.gate import evaluate_gate, read_gate, targets
 from tools.verify.kube import (
     ClientFactory,
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to let new endpoints reach every sidecar before the clients start (default: 10)")
     p.add_argument("--echo-image", default=DEFAULT_ECHO_IMAGE,
                    help=f"echo server image (default: {DEFAULT_ECHO_IMAGE})")
+    p.add_argument("--ca-warn-days", type=_int_in(0, 3650, "--ca-warn-days"), default=DEFAULT_WARN_DAYS,
+                   help="fail an intermediate CA this many days before it expires, at the latest inside its "
+                   f"renewal window (default: {DEFAULT_WARN_DAYS})")
     p.add_argument("--curl-image", default=DEFAULT_CURL_IMAGE, help=f"client image (default: {DEFAULT_CURL_IMAGE})")
     return p
 
@@ -226,7 +230,7 @@ def main(
     clients, errors = connect(outputs, client_factory)
     snapshots, read_errors = collect(outputs, clients)
     errors += read_errors
-    results = evaluate(outputs, snapshots, errors)
+    results = evaluate(outputs, snapshots, errors) + _expiry_rows(outputs, args.ca_warn_days)
     if args.before_flip and cfg is not None:
         results += _gate(cfg, outputs, clients, errors)
     out.write(format_checks(results, outputs) + "\n")
@@ -260,6 +264,18 @@ def _gate(cfg: stack_config.StackConfig, outputs: StackOutputs, clients: dict[st
         done = list(pool.map(one, todo))
     snapshots = [d for d in done if not isinstance(d, ClusterError)]
     return evaluate_gate(cfg, outputs, snapshots, [*errors, *(d for d in done if isinstance(d, ClusterError))])
+
+
+def _expiry_rows(outputs: StackOutputs, warn_days: int) -> list[Any]:
+    """The intermediates' expiry from `caExpiry` (stacks deployed before it existed have none)."""
+    if not outputs.ca_expiry:
+        return []
+    import datetime as dt
+    try:
+        return check_ca_expiry(parse_ca_expiry(outputs.ca_expiry), dt.datetime.now(dt.UTC), warn_days)
+    except ExpiryError as error:
+        return [CheckResult("mesh", "intermediate CA expiry", False, str(error), "outputs are from an older program",
+                            "`pulumi up`, then verify again")]
 
 
 def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, out: TextIO,
