@@ -180,7 +180,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("service-duplicate", lambda c: c["traffic"]["services"].append(dict(c["traffic"]["services"][0])),
      "traffic.services[1] helloworld.sample duplicates traffic.services[0]"),
     ("service-unknown-key", _set("traffic.services[0].port", 5000),
-     "traffic.services[0].port is not a known key (known: host, namespace, weights)"),
+     "traffic.services[0].port is not a known key (known: host, namespace, weights, hosts)"),
     ("traffic-unknown-key", _set("traffic.weight", {"blue": 100}),
      "traffic.weight is not a known key (known: subsetLabel, weights, services)"),
     ("service-is-cluster-local", _set("clusterLocal", ["*.sample.svc.cluster.local"]),
@@ -219,6 +219,44 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("ca-cert-without-key", _set("ca.rootCertPem", NON_CA[0]),
      "ca.rootCertPem and ca.rootKeyPem must be set together (bring-your-own root) or not at all"),
     ("ca-unknown-key", _set("ca.rootKey", "x"), "ca.rootKey is not a known key"),
+    # edge (docs/edge.md)
+    ("edge-host-wildcard", _set("traffic.services[0].hosts", ["*.example.com"]),
+     "traffic.services[0].hosts[0] '*.example.com' must be a DNS host name (two or more lowercase labels"),
+    ("edge-host-ip", _set("traffic.services[0].hosts", ["192.0.2.10"]),
+     "traffic.services[0].hosts[0] '192.0.2.10' must be a DNS host name"),
+    ("edge-host-one-label", _set("traffic.services[0].hosts", ["localhost"]),
+     "traffic.services[0].hosts[0] 'localhost' must be a DNS host name"),
+    ("edge-host-uppercase", _set("traffic.services[0].hosts", ["Shop.Example.com"]),
+     "traffic.services[0].hosts[0] 'Shop.Example.com' must be a DNS host name"),
+    ("edge-hosts-not-a-list", _set("traffic.services[0].hosts", "shop.example.com"),
+     "traffic.services[0].hosts must be a list, got str"),
+    ("edge-host-on-two-services", _both(
+        _set("traffic.services[0].hosts", ["shop.example.com"]),
+        lambda c: c["traffic"]["services"].append(
+            {"host": "cart", "namespace": "sample", "hosts": ["shop.example.com"]})),
+     "traffic.services[1].hosts[0] 'shop.example.com' is already a host of traffic.services[0].hosts[0]; "
+     "a public host routes to one service"),
+    ("edge-enabled-without-hosts", _set("edge", {"enabled": True}),
+     "edge.enabled is true but no traffic.services[i].hosts is set: the edge would serve no host"),
+    ("edge-certificate-without-hosts", _set("edge", {"enabled": True, "https": True}),
+     "edge.https needs host names for its Google-managed certificate: set traffic.services[i].hosts"),
+    ("edge-certificate-without-edge", _both(_set("traffic.services[0].hosts", ["shop.example.com"]),
+                                            _set("edge", {"https": True})),
+     "edge.https is true but edge.enabled is not: the certificate belongs to the edge"),
+    ("edge-too-many-certificate-hosts", _both(
+        _set("traffic.services[0].hosts", [f"h{i}.example.com" for i in range(101)]),
+        _set("edge", {"enabled": True, "https": True})),
+     "edge.https: traffic.services[i].hosts name 101 hosts; a Google-managed certificate covers at most 100"),
+    ("edge-one-replica", _both(_set("traffic.services[0].hosts", ["shop.example.com"]),
+                               _set("edge", {"enabled": True, "replicas": 1})),
+     "edge.replicas 1 must be an integer from 2 to 100"),
+    ("edge-enabled-not-bool", _set("edge", {"enabled": "yes"}), "edge.enabled 'yes' must be true or false"),
+    ("edge-unknown-key", _set("edge", {"enable": True}),
+     "edge.enable is not a known key (known: enabled, replicas, https)"),
+    ("edge-weights-unknown-cluster", _both(
+        _set("traffic.services[0].hosts", ["shop.example.com"]), _set("edge", {"enabled": True}),
+        _set("traffic.weights", {"blue": 50, "teal": 50})),
+     "traffic.weights.teal names an unknown cluster (clusters: blue, green)"),
     # top level
     ("unknown-top-level-key", _set("meshID", "mesh1"), "meshID is not a known key (known: meshId, istio, clusters"),
 ]
