@@ -178,7 +178,8 @@ class FakeCluster:
         kind = obj["kind"]
         plural = {"Namespace": "namespaces", "Deployment": "deployments", "Service": "services",
                   "Secret": "secrets", "ConfigMap": "configmaps", "Job": "jobs", "Pod": "pods",
-                  "DestinationRule": "destinationrules", "VirtualService": "virtualservices"}[kind]
+                  "DestinationRule": "destinationrules", "VirtualService": "virtualservices",
+                  "Gateway": "gateways"}[kind]
         meta = obj["metadata"]
         if kind == "Namespace":
             return f"{base}/namespaces/{meta['name']}"
