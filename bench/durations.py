@@ -75,6 +75,23 @@ _ROWS = (
              "estimate: GKE programs an external passthrough load balancer for the Service; a maintainer "
              "in linkerd/linkerd-examples#78 (https://github.com/linkerd/linkerd-examples/issues/78) has "
              "'seen it take as long as 5 minutes to acquire an external IP'; 2 min assumed"),
+    Duration("gcp:compute/globalAddress:GlobalAddress", "reserved global address (edge)", 5, False,
+             "estimate: a single global address reservation, like the regional one"),
+    Duration("gcp:compute/healthCheck:HealthCheck", "health check (edge)", 12, False,
+             "estimate: a global Compute Engine operation, like a firewall rule"),
+    Duration("gcp:compute/backendService:BackendService", "backend service with zonal NEGs (edge)", 30, False,
+             "estimate: a global Compute Engine operation that also attaches one NEG per zone"),
+    Duration("gcp:compute/uRLMap:URLMap", "URL map (edge)", 12, False,
+             "estimate: a global Compute Engine operation, like a firewall rule"),
+    Duration("gcp:compute/targetHttpProxy:TargetHttpProxy", "target HTTP proxy (edge)", 12, False,
+             "estimate: a global Compute Engine operation, like a firewall rule"),
+    Duration("gcp:compute/targetHttpsProxy:TargetHttpsProxy", "target HTTPS proxy (edge)", 12, False,
+             "estimate: a global Compute Engine operation, like a firewall rule"),
+    Duration("gcp:compute/managedSslCertificate:ManagedSslCertificate", "Google-managed certificate (edge)", 5,
+             False, "estimate: the resource is created at once; provisioning (DNS validation, up to an hour) "
+             "happens after `pulumi up` and does not block it"),
+    Duration("gcp:compute/globalForwardingRule:GlobalForwardingRule", "global forwarding rule (edge)", 20, False,
+             "estimate: a global Compute Engine operation that programs the anycast entry"),
     Duration("component", "component resource", 0, False, "no API call: a grouping in Pulumi's state"),
 )
 

@@ -54,6 +54,9 @@ ISTIOD_CHART = "istiod"
 ROOT_CERT_KEY = "root-cert.pem"
 WORKLOAD_POOL_SUFFIX = ".svc.id.goog"
 ROUTE_KINDS = ("http", "tcp", "tls")
+URL_MAP = "gcp:compute/uRLMap:URLMap"
+# Compute API: a weightedBackendServices weight is 0..1000; traffic share = weight / sum.
+MAX_URL_MAP_WEIGHT = 1000
 
 _PEM_PRIVATE_KEY = re.compile(
     r"-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL)
@@ -268,6 +271,30 @@ def virtual_service_problems(resource_type: str, props: Mapping[str, Any]) -> li
             if total != 100:
                 split = ", ".join(f"{d} {int(w) if w is not None else 0}" for _, d, w in weights)
                 problems.append(f"spec.{kind}[{i}].route weights sum to {total} ({split}); they must sum to 100")
+    return problems
+
+
+# --------------------------------------------------------------------------- URL map (edge) weights
+
+
+def url_map_weights_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Every weighted route of the edge's URL map sends traffic somewhere: weights 0-1000, not all 0."""
+    if resource_type != URL_MAP:
+        return []
+    actions = [("defaultRouteAction", get(props, "defaultRouteAction"))]
+    actions += [(f"pathMatchers[{i}].defaultRouteAction", get(m, "defaultRouteAction"))
+                for i, m in enumerate(elements(get(props, "pathMatchers")))]
+    problems: list[str] = []
+    for where, action in actions:
+        weights = [get(w, "weight") for w in elements(get(action, "weightedBackendServices"))]
+        if not weights or any(w is UNKNOWN for w in weights):
+            continue
+        bad = [(j, w) for j, w in enumerate(weights) if not _is_whole(w) or not 0 <= w <= MAX_URL_MAP_WEIGHT]
+        for j, w in bad:
+            problems.append(f"{where}.weightedBackendServices[{j}].weight {w!r} must be a whole number "
+                            f"from 0 to {MAX_URL_MAP_WEIGHT}")
+        if not bad and sum(int(w) for w in weights) == 0:
+            problems.append(f"{where}.weightedBackendServices weights are all 0: the edge would serve nothing")
     return problems
 
 
@@ -549,6 +576,12 @@ ISTIO_ROUTE_WEIGHTS = ResourceValidationPolicy(
     validate=_resource_rule(virtual_service_problems),
     enforcement_level=MANDATORY,
 )
+EDGE_URL_MAP_WEIGHTS = ResourceValidationPolicy(
+    name="edge-url-map-weights-route-somewhere",
+    description="Each weighted route of a URL map has weights 0-1000, not all 0.",
+    validate=_resource_rule(url_map_weights_problems),
+    enforcement_level=MANDATORY,
+)
 ISTIO_STRICT_MTLS = StackValidationPolicy(
     name="istio-strict-mtls-in-every-cluster",
     description="Every cluster that runs Istio has a mesh-wide STRICT PeerAuthentication (istio-system/default).",
@@ -564,7 +597,7 @@ ROOT_CA_KEY_NOT_IN_CLUSTER = StackValidationPolicy(
 
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
     GKE_PRIVATE_NODES, GKE_WORKLOAD_IDENTITY, GKE_SHIELDED_NODES, GKE_NO_LEGACY_ABAC,
-    GKE_CONTROL_PLANE_NOT_PUBLIC, ISTIO_ROUTE_WEIGHTS,
+    GKE_CONTROL_PLANE_NOT_PUBLIC, ISTIO_ROUTE_WEIGHTS, EDGE_URL_MAP_WEIGHTS,
 ]
 STACK_POLICIES: list[StackValidationPolicy] = [ISTIO_STRICT_MTLS, ROOT_CA_KEY_NOT_IN_CLUSTER]
 POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]
