@@ -5,6 +5,8 @@ import pulumi
 from components import config
 from components.certificate_authority import IstioCertificateAuthority, IstioCertificateAuthorityArgs
 from components.cluster import GkeCluster, GkeClusterArgs
+from components.edge import GlobalEdge, GlobalEdgeArgs
+from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
 from components.network import MeshNetwork, MeshNetworkArgs
@@ -46,10 +48,21 @@ for c in cfg.clusters:
         depends_on=primaries[c.name].routing_ready), gated)
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
-for c in cfg.clusters:
-    ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
-        cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
-        target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
+routing = {c.name: ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
+    cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
+    target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
+), gated) for c in cfg.clusters}
+
+edge = None
+if cfg.edge.enabled:
+    ingress = {c.name: IngressGateway(f"{c.name}-ingress", IngressGatewayArgs(
+        cluster=c, target=clusters[c.name].handle, network=networks[c.name], istio_version=cfg.istio_version(c),
+        chart_repository=cfg.istio.chart_repository, replicas=cfg.edge.replicas,
+        services=[s for s in cfg.traffic.services if s.hosts], depends_on=[routing[c.name]],
+    ), gated) for c in cfg.clusters}
+    edge = GlobalEdge("edge", GlobalEdgeArgs(
+        clusters=cfg.clusters, weights=dict(cfg.traffic.weights), services=services, https=cfg.edge.https,
+        negs={n: g.neg_self_links for n, g in ingress.items()}, ingress=ingress,
     ), gated)
 
 pulumi.export("clusters", {c.name: {
@@ -61,4 +74,5 @@ pulumi.export("clusters", {c.name: {
 pulumi.export("kubeconfigs", pulumi.Output.secret({n: clusters[n].kubeconfig for n in names}))
 pulumi.export("rootCertPem", ca.root_cert_pem)
 pulumi.export("caExpiry", ca.expiry)
+pulumi.export("edge", {"address": edge.address, "url": edge.url, "hosts": edge.hosts} if edge else None)
 pulumi.export("trafficSplit", {f"{s.host}.{s.namespace}": w for s, w in services})

@@ -18,6 +18,8 @@ ISTIO_PRIMARY_TYPE = f"{PROJECT}:index:IstioPrimary"
 MESH_LINK_TYPE = f"{PROJECT}:index:MeshLink"
 CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
 TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
+INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
+GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
 
 # ------------------------------------------------------------------ provider type tokens the tools read
 
@@ -31,6 +33,16 @@ SECRET = "kubernetes:core/v1:Secret"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 POD_MONITORING = "kubernetes:monitoring.googleapis.com/v1:PodMonitoring"
+GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
+FIREWALL = "gcp:compute/firewall:Firewall"
+GLOBAL_ADDRESS = "gcp:compute/globalAddress:GlobalAddress"
+GLOBAL_FORWARDING_RULE = "gcp:compute/globalForwardingRule:GlobalForwardingRule"
+TARGET_HTTP_PROXY = "gcp:compute/targetHttpProxy:TargetHttpProxy"
+TARGET_HTTPS_PROXY = "gcp:compute/targetHttpsProxy:TargetHttpsProxy"
+URL_MAP = "gcp:compute/uRLMap:URLMap"
+BACKEND_SERVICE = "gcp:compute/backendService:BackendService"
+HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
+MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs
 
@@ -44,6 +56,12 @@ INJECTION_LABEL = "istio-injection"
 EASTWEST_RELEASE = "istio-eastwestgateway"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 CACERTS_SECRET = "cacerts"
+# The edge: each cluster's ingress gateway release and the Istio Gateway bound to it.
+INGRESS_RELEASE = "istio-ingressgateway"
+INGRESS_SELECTOR = {"istio": "ingressgateway"}
+EDGE_GATEWAY = "edge-gateway"
+# GKE's NEG controller reads this Service annotation (standalone zonal NEGs).
+NEG_ANNOTATION = "cloud.google.com/neg"
 # Remote secrets, as `istioctl create-remote-secret` makes them (istioctl remote_secret.go).
 MULTICLUSTER_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"
@@ -101,6 +119,21 @@ def gke_service_agent(project_number: str) -> str:
     """The GKE service agent, which encrypts Secrets with the cluster's KMS key (GKE docs, "Encrypt secrets
     at the application layer")."""
     return f"service-{project_number}@container-engine-robot.iam.gserviceaccount.com"
+
+
+def edge_firewall_name(network: str) -> str:
+    """A network's firewall rule admitting Google's load balancers to the ingress gateway pods."""
+    return f"{network}-edge-lb"
+
+
+def edge_neg_name(cluster: str, suffix: str) -> str:
+    """The zonal NEGs (one name, one per zone) GKE's NEG controller makes for a cluster's ingress gateway."""
+    return f"{cluster}-ingress-{suffix}"
+
+
+def edge_virtual_service_name(host: str) -> str:
+    """The edge route of a routed service (beside the mesh route `<host>-clusters`)."""
+    return f"{host}-edge"
 
 
 MAX_CLUSTER_NAME = GKE_NODE_POOL_NAME_MAX - len(node_pool_name("")) - AUTONAME_SUFFIX

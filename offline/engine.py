@@ -67,6 +67,18 @@ def unwrap(value: Any, path: str = "", secrets: set[str] | None = None) -> Any:
 
 # ------------------------------------------------------------------ the mocks
 
+# Global Compute resources: the collection in their self-link.
+GLOBAL_COLLECTIONS = {
+    "gcp:compute/globalAddress:GlobalAddress": "addresses",
+    "gcp:compute/globalForwardingRule:GlobalForwardingRule": "forwardingRules",
+    "gcp:compute/targetHttpProxy:TargetHttpProxy": "targetHttpProxies",
+    "gcp:compute/targetHttpsProxy:TargetHttpsProxy": "targetHttpsProxies",
+    "gcp:compute/uRLMap:URLMap": "urlMaps",
+    "gcp:compute/backendService:BackendService": "backendServices",
+    "gcp:compute/healthCheck:HealthCheck": "healthChecks",
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": "sslCertificates",
+}
+
 
 class MeshMocks(pulumi.runtime.Mocks):
     """Provider stand-ins that compute outputs the way the real providers would."""
@@ -112,6 +124,11 @@ class MeshMocks(pulumi.runtime.Mocks):
         elif t == "gcp:compute/address:Address":
             rid = f"projects/{p}/regions/{inputs['region']}/addresses/{physical}"
             out.update(name=physical, selfLink=compute + rid, address=fake_public_ip(p, name))
+        elif t in GLOBAL_COLLECTIONS:
+            rid = f"projects/{p}/global/{GLOBAL_COLLECTIONS[t]}/{physical}"
+            out.update(name=physical, selfLink=compute + rid)
+            if t == "gcp:compute/globalAddress:GlobalAddress":
+                out["address"] = fake_public_ip(p, "global", name)
         elif t in ("gcp:compute/router:Router", "gcp:compute/routerNat:RouterNat",
                    "gcp:compute/firewall:Firewall"):
             rid = f"projects/{p}/{physical}"
@@ -124,6 +141,9 @@ class MeshMocks(pulumi.runtime.Mocks):
                 masterAuth={**(inputs.get("masterAuth") or {}),
                             "clusterCaCertificate": base64.b64encode(cluster_ca(name).encode()).decode()},
                 selfLink=f"https://container.googleapis.com/v1/{rid}",
+                project=p,
+                # GKE picks the zones of a regional cluster's nodes; known once the cluster exists.
+                nodeLocations=inputs.get("nodeLocations") or [f"{inputs['location']}-{z}" for z in "abc"],
             )
         elif t == "gcp:container/nodePool:NodePool":
             rid = f"{inputs['cluster']}/nodePools/{physical}"

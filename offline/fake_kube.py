@@ -189,7 +189,8 @@ class FakeCluster:
         plural = {"Namespace": "namespaces", "Deployment": "deployments", "Service": "services",
                   "Secret": "secrets", "ConfigMap": "configmaps", "Job": "jobs", "Pod": "pods",
                   "DestinationRule": "destinationrules", "VirtualService": "virtualservices",
-                  "EndpointSlice": "endpointslices"}[kind]
+                  "EndpointSlice": "endpointslices",
+                  "Gateway": "gateways"}[kind]
         meta = obj["metadata"]
         if kind == "Namespace":
             return f"{base}/namespaces/{meta['name']}"

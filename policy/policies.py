@@ -61,6 +61,9 @@ ISTIOD_CHART = "istiod"
 ROOT_CERT_KEY = "root-cert.pem"
 WORKLOAD_POOL_SUFFIX = ".svc.id.goog"
 ROUTE_KINDS = ("http", "tcp", "tls")
+URL_MAP = "gcp:compute/uRLMap:URLMap"
+# Compute API: a weightedBackendServices weight is 0..1000; traffic share = weight / sum.
+MAX_URL_MAP_WEIGHT = 1000
 
 _PEM_PRIVATE_KEY = re.compile(
     r"-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL)
@@ -399,6 +402,30 @@ def virtual_service_problems(resource_type: str, props: Mapping[str, Any]) -> li
     return problems
 
 
+# --------------------------------------------------------------------------- URL map (edge) weights
+
+
+def url_map_weights_problems(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Every weighted route of the edge's URL map sends traffic somewhere: weights 0-1000, not all 0."""
+    if resource_type != URL_MAP:
+        return []
+    actions = [("defaultRouteAction", get(props, "defaultRouteAction"))]
+    actions += [(f"pathMatchers[{i}].defaultRouteAction", get(m, "defaultRouteAction"))
+                for i, m in enumerate(elements(get(props, "pathMatchers")))]
+    problems: list[str] = []
+    for where, action in actions:
+        weights = [get(w, "weight") for w in elements(get(action, "weightedBackendServices"))]
+        if not weights or any(w is UNKNOWN for w in weights):
+            continue
+        bad = [(j, w) for j, w in enumerate(weights) if not _is_whole(w) or not 0 <= w <= MAX_URL_MAP_WEIGHT]
+        for j, w in bad:
+            problems.append(f"{where}.weightedBackendServices[{j}].weight {w!r} must be a whole number "
+                            f"from 0 to {MAX_URL_MAP_WEIGHT}")
+        if not bad and sum(int(w) for w in weights) == 0:
+            problems.append(f"{where}.weightedBackendServices weights are all 0: the edge would serve nothing")
+    return problems
+
+
 def _is_whole(value: Any) -> bool:
     # Numbers arrive from the engine as floats (100.0).
     return isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
@@ -725,6 +752,12 @@ ISTIO_ROUTE_WEIGHTS = ResourceValidationPolicy(
     validate=_resource_rule(virtual_service_problems),
     enforcement_level=MANDATORY,
 )
+EDGE_URL_MAP_WEIGHTS = ResourceValidationPolicy(
+    name="edge-url-map-weights-route-somewhere",
+    description="Each weighted route of a URL map has weights 0-1000, not all 0.",
+    validate=_resource_rule(url_map_weights_problems),
+    enforcement_level=MANDATORY,
+)
 ISTIO_STRICT_MTLS = StackValidationPolicy(
     name="istio-strict-mtls-in-every-cluster",
     description="Every cluster that runs Istio has a mesh-wide STRICT PeerAuthentication (istio-system/default).",
@@ -741,7 +774,7 @@ ROOT_CA_KEY_NOT_IN_CLUSTER = StackValidationPolicy(
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
     GKE_PRIVATE_NODES, GKE_WORKLOAD_IDENTITY, GKE_SHIELDED_NODES, GKE_NO_LEGACY_ABAC,
     GKE_CONTROL_PLANE_NOT_PUBLIC, GKE_DEDICATED_NODE_ACCOUNT, GKE_SECRETS_ENCRYPTED, GKE_BINARY_AUTHORIZATION,
-    GKE_COS_CONTAINERD, VPC_FLOW_LOGS, GKE_AUTHORIZED_PREFIX, ISTIO_ROUTE_WEIGHTS,
+    GKE_COS_CONTAINERD, VPC_FLOW_LOGS, GKE_AUTHORIZED_PREFIX, ISTIO_ROUTE_WEIGHTS, EDGE_URL_MAP_WEIGHTS,
 ]
 STACK_POLICIES: list[StackValidationPolicy] = [ISTIO_STRICT_MTLS, ROOT_CA_KEY_NOT_IN_CLUSTER]
 POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]

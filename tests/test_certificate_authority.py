@@ -175,7 +175,7 @@ def test_changing_intermediate_validity_leaves_the_root_alone(run, base_config) 
 def test_rotating_one_intermediate_touches_only_that_cluster(run, base_stack: Program) -> None:
     """`pulumi up --replace <green key urn>`: what the preview would show changing."""
     key = f"mesh-ca.{CLUSTERS[1]}-key"
-    rotated = run(replace=[key])
+    rotated = run(base(), replace=[key])  # the tests' own config, as base_stack
     diff = changed_resources(base_stack, rotated)
     assert diff.added == diff.removed == ()
     changed = {rotated.by_urn[u].name for u in diff.changed}

@@ -115,6 +115,23 @@ def test_flip_changes_exactly_the_virtual_services_of_three_clusters(three: Prog
             "blue": 10, "green": 90, "teal": 0}
 
 
+def _with_edge(config: dict, *, https: bool = False) -> dict:
+    config["traffic"]["services"][0]["hosts"] = ["hello.example.com"]
+    config["edge"] = {"enabled": True, "https": https}
+    return config
+
+
+def test_flip_with_the_edge_changes_exactly_the_mesh_routes_and_the_url_map() -> None:
+    """The blast radius of one weights edit, both paths: sidecars' VirtualServices and the LB's URL map."""
+    config = _with_edge(configs.n_clusters(3, services=2))
+    before, after = run_program(config), run_program(configs.flipped(config))
+    diff = changed_resources(before, after)
+    assert diff.added == () and diff.removed == ()
+    mesh_routes = {r.urn for r in after.of_type(VS) if not r.inputs["spec"].get("gateways")}
+    url_maps = {r.urn for r in after.of_type("gcp:compute/uRLMap:URLMap")}
+    assert set(diff.changed) == mesh_routes | url_maps and len(mesh_routes) == 3 * 2 and len(url_maps) == 1
+
+
 def test_graph_depth_does_not_grow_with_the_cluster_count() -> None:
     two, four = (run_program(configs.n_clusters(n)) for n in (2, 4))
     assert longest_chain(two, resource_count).count == longest_chain(four, resource_count).count

@@ -604,3 +604,36 @@ def test_pack_entry_point_serves_every_rule_as_mandatory_over_grpc() -> None:
     finally:
         process.kill()
         process.communicate(timeout=10)
+
+
+# --------------------------------------------------------------------------- edge URL map weights
+
+
+def _url_map(default: list[float], matcher: list[float]) -> dict[str, Any]:
+    def action(weights: list[float]) -> dict[str, Any]:
+        return {"weightedBackendServices": [{"backendService": f"projects/p/global/backendServices/b{i}",
+                                             "weight": w} for i, w in enumerate(weights)]}
+    return {"defaultRouteAction": action(default),
+            "pathMatchers": [{"name": "m", "defaultRouteAction": action(matcher)}]}
+
+
+def test_edge_url_map_rule_wants_weights_that_route_somewhere() -> None:
+    rule = pol.EDGE_URL_MAP_WEIGHTS
+    assert messages(rule, resource_args(pol.URL_MAP, _url_map([100.0, 0.0], [0.0, 100.0]))) == []
+    assert messages(rule, resource_args(pol.URL_MAP, _url_map([0.0, 0.0], [50.0, 50.0]))) == [
+        "defaultRouteAction.weightedBackendServices weights are all 0: the edge would serve nothing"]
+    assert messages(rule, resource_args(pol.URL_MAP, _url_map([100.0, 0.0], [1001.0, 0.5]))) == [
+        "pathMatchers[0].defaultRouteAction.weightedBackendServices[0].weight 1001.0 must be a whole number "
+        "from 0 to 1000",
+        "pathMatchers[0].defaultRouteAction.weightedBackendServices[1].weight 0.5 must be a whole number "
+        "from 0 to 1000"]
+    # A redirect-only URL map (HTTP -> HTTPS) has no weighted route to check.
+    assert messages(rule, resource_args(pol.URL_MAP, {"defaultUrlRedirect": {"httpsRedirect": True}})) == []
+
+
+def test_the_edge_stacks_url_maps_pass_the_pack(run, base_config) -> None:
+    base_config["traffic"]["services"][0]["hosts"] = ["hello.example.com"]
+    base_config["edge"] = {"enabled": True, "https": True}
+    stack = run(base_config)
+    assert len(stack.of_type(pol.URL_MAP)) == 2
+    assert run_resource_rules(stack) == {}

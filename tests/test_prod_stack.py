@@ -138,3 +138,27 @@ def test_prod_mesh_ca_uses_rsa(prod_stack: Program) -> None:
     keys = prod_stack.of_type("tls:index/privateKey:PrivateKey")
     assert len(keys) == 1 + len(PROD["clusters"]), "one root and one intermediate per cluster"
     assert {k.inputs["algorithm"] for k in keys} == {"RSA"}
+
+
+def test_prod_edge_serves_its_hosts_over_https_with_a_managed_certificate(prod_stack: Program) -> None:
+    """Expectations from the stack file: its edge section and its routed services' hosts."""
+    edge = project_config("prod")["edge"]
+    hosts = [h for s in project_config("prod")["traffic"]["services"] for h in s.get("hosts", [])]
+    assert edge["enabled"] and edge["https"] and hosts
+    (cert,) = prod_stack.of_type("gcp:compute/managedSslCertificate:ManagedSslCertificate")
+    assert cert.inputs["managed"]["domains"] == hosts
+    assert prod_stack.exports["edge"]["hosts"] == hosts
+    for r in prod_stack.of_type("kubernetes:helm.sh/v3:Release"):
+        if r.inputs["name"] == "istio-ingressgateway":
+            assert r.inputs["values"]["autoscaling"]["minReplicas"] == edge["replicas"]
+
+
+def test_dev_edge_is_plain_http_on_a_reserved_placeholder_host() -> None:
+    edge = project_config("dev")["edge"]
+    hosts = [h for s in project_config("dev")["traffic"]["services"] for h in s.get("hosts", [])]
+    assert edge["enabled"] and not edge.get("https", False)
+    # RFC 2606 names: nobody else's domain is put behind the dev stack by accident.
+    assert hosts and all(h == "example.com" or h.endswith(".example.com") for h in hosts)
+    dev = run_program(None, stack="dev")
+    assert dev.exports["edge"]["url"].startswith("http://") and dev.exports["edge"]["hosts"] == hosts
+    assert not dev.of_type("gcp:compute/managedSslCertificate:ManagedSslCertificate")

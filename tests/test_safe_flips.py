@@ -136,8 +136,9 @@ def test_more_nat_addresses_reach_the_peers_allow_lists_and_gateway(run, base_co
     allowed = [b["cidrBlock"] for b in blue.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"]]
     assert all(f"{ip}/32" in allowed for ip in ips)
     gw = _release(stack, "blue", "gateway").inputs["values"]
-    assert gw["service"]["loadBalancerSourceRanges"] == [f"{ip}/32" for ip in ips]
-    assert stack.exports["clusters"]["green"]["natEgressAddresses"] == ips
+    # Registration order of sibling resources is not fixed: the ranges and addresses are sets.
+    assert sorted(gw["service"]["loadBalancerSourceRanges"]) == sorted(f"{ip}/32" for ip in ips)
+    assert sorted(stack.exports["clusters"]["green"]["natEgressAddresses"]) == sorted(ips)
 
 
 # ------------------------------------------------------------------ maintenance

@@ -27,7 +27,8 @@ from offline import fake_kube, self_signed_pem
 from offline.configs import base, write_stack_file
 from offline.fake_kube import FakeCluster, staged_mesh
 from tools.verify import cli as verify
-from tools.verify.checks import CheckResult, StackOutputs, parse_outputs
+from tools.verify import kube as verify_kube
+from tools.verify.checks import CheckResult, OutputsError, StackOutputs, parse_outputs
 from tools.verify.probe import (
     ERRORS,
     ProbeCounts,
@@ -624,3 +625,117 @@ def test_report_groups_rows_by_cluster_with_cause_and_fix() -> None:
         "",
         "checks: 1 passed, 1 failed",
     ]
+
+
+# --------------------------------------------------------------------------- probe through the edge
+
+
+def edge_outputs(mesh: Mesh, url: str = "http://34.120.0.9") -> dict[str, Any]:
+    return {**mesh.outputs(), "edge": {"address": url.split("//")[1], "url": url, "hosts": ["hello.example.com"]}}
+
+
+def staged_edge(shares: dict[str, int], seen: list[tuple[str, str]]):
+    """Stands in for the global load balancer: answers the k-th request by the given shares."""
+    order = [c for c, pct in shares.items() for _ in range(pct)]
+
+    def request(url: str, host: str) -> str | None:
+        seen.append((url, host))
+        return order[(len(seen) - 1) % len(order)] if order else None
+
+    return request
+
+
+def test_probe_measures_the_split_through_the_public_entry_per_cluster(mesh) -> None:
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 70, "green": 30})
+    for f in mesh.fakes.values():
+        f.job_hook = staged_mesh({"blue": {"blue": 70, "green": 30}, "green": {"blue": 70, "green": 30}})
+    seen: list[tuple[str, str]] = []
+    code, out, _ = mesh.run(*mesh.probe_args("--requests", "100", "--config", str(config)),
+                            outputs=edge_outputs(mesh), edge_request=staged_edge({"blue": 70, "green": 30}, seen))
+    assert code == 0, out
+    assert "  edge   blue         70%         70  70.0%    +0.0 pp  PASS" in out
+    assert "  edge   green        30%         30  30.0%    +0.0 pp  PASS" in out
+    assert len(seen) == 100 and {u for u, _ in seen} == {"http://34.120.0.9"}
+    (host,) = {h for _, h in seen}
+    assert host.endswith(".probe.invalid")
+    # Each cluster's ingress got the stack's edge shapes for the probe host, answering from itself only.
+    for name, f in mesh.fakes.items():
+        posted = [o for o in f.posted if o["apiVersion"] == "networking.istio.io/v1"]
+        (gateway,) = [o for o in posted if o["kind"] == "Gateway"]
+        assert gateway["spec"]["selector"] == {"istio": "ingressgateway"}
+        assert gateway["spec"]["servers"][0]["hosts"] == [f"{gateway['metadata']['namespace']}/{host}"]
+        (edge_vs,) = [o for o in posted if o["kind"] == "VirtualService" and o["spec"].get("gateways")]
+        assert edge_vs["spec"]["hosts"] == [host]
+        assert edge_vs["spec"]["http"][0]["route"][0]["destination"]["subset"] == name
+    assert _namespaces_left(mesh) == []
+
+
+def test_probe_fails_when_the_edge_sends_a_weighted_cluster_nothing(mesh) -> None:
+    config = traffic_stack_file(mesh.tmp, weights={"blue": 50, "green": 50})
+    for f in mesh.fakes.values():
+        f.job_hook = staged_mesh({"blue": {"blue": 50, "green": 50}, "green": {"blue": 50, "green": 50}})
+    code, out, _ = mesh.run(*mesh.probe_args("--requests", "40", "--config", str(config)),
+                            outputs=edge_outputs(mesh), edge_request=staged_edge({"blue": 100}, []))
+    assert code == 1
+    assert "  edge   green        50%          0    0.0%   -50.0 pp  FAIL" in out, out
+    assert "! edge traffic to green received nothing" in out
+
+
+def test_without_an_edge_output_the_probe_sends_nothing_to_the_internet(mesh) -> None:
+    for f in mesh.fakes.values():
+        f.job_hook = staged_mesh({"blue": {"blue": 100}, "green": {"blue": 100}})
+    seen: list[tuple[str, str]] = []
+    code, out, _ = mesh.run(*mesh.probe_args("--requests", "10"), edge_request=staged_edge({"blue": 100}, seen))
+    assert code == 0, out
+    assert seen == [] and "  edge " not in out
+    assert not [o for f in mesh.fakes.values() for o in f.posted if o["kind"] == "Gateway"]
+
+
+def test_edge_get_sends_the_host_header_and_treats_non_200_as_a_failure() -> None:
+    import http.server
+    import threading
+
+    hosts: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            hosts.append(self.headers["Host"])
+            ok = self.headers["Host"] == "echo.x.probe.invalid"
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            self.wfile.write(b"green\n" if ok else b"no route")
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        assert verify_kube.edge_get(url, "echo.x.probe.invalid") == "green\n"
+        assert verify_kube.edge_get(url, "other.invalid") is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hosts == ["echo.x.probe.invalid", "other.invalid"]
+    assert verify_kube.edge_get("http://127.0.0.1:1/", "h.invalid") is None
+
+
+def test_outputs_with_a_bad_edge_url_are_refused() -> None:
+    raw = {"clusters": {}, "kubeconfigs": {}, "rootCertPem": "x", "edge": {"url": "34.1.2.3"}}
+    with pytest.raises(OutputsError) as failure:
+        parse_outputs(raw)
+    assert "outputs.edge.url must be an http:// or https:// URL" in str(failure.value)
+
+
+def test_the_probes_edge_objects_validate_against_istios_schemas() -> None:
+    from offline.schemas import validate_document
+    from tools.verify.probe import ProbeSpec, probe_edge_gateway, probe_edge_virtual_service
+
+    clusters = tuple(ClusterSpec(name=n, network=net, region=r, node_cidr="", pod_cidr="", service_cidr="",
+                                 master_cidr="") for n, net, r, *_ in CLUSTERS)
+    spec = ProbeSpec(namespace="mesh-verify-abc123", clusters=clusters, subset_label="network",
+                     weights={"blue": 50, "green": 50}, requests=10, deadline_seconds=60,
+                     edge_url="http://34.120.0.9")
+    for doc in (probe_edge_gateway(spec), *(probe_edge_virtual_service(spec, c.name) for c in clusters)):
+        assert validate_document(doc) == [], doc

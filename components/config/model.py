@@ -85,6 +85,13 @@ MAX_CLUSTERS = HOURS_PER_WEEK // MIN_WINDOW_HOURS  # 14
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 EXCLUSION_SCOPES = ("NO_UPGRADES", "NO_MINOR_UPGRADES", "NO_MINOR_OR_NODE_UPGRADES")
 
+# The edge (components/ingress.py, components/edge.py): ingress gateway pods per cluster.
+DEFAULT_EDGE_REPLICAS = 2
+MIN_EDGE_REPLICAS = 2  # the gateway chart renders a PodDisruptionBudget only above one replica
+MAX_EDGE_REPLICAS = 100
+# A Google-managed SSL certificate covers at most 100 (non-wildcard) domains.
+MAX_MANAGED_CERT_DOMAINS = 100
+
 SubsetLabel = Literal["network", "cluster"]
 SUBSET_LABELS: tuple[str, ...] = ("network", "cluster")
 
@@ -184,6 +191,8 @@ class RoutedService:
     host: str
     namespace: str
     weights: tuple[tuple[str, int], ...] | None = None
+    # Public host names the edge serves this service under (DNS names, no wildcards).
+    hosts: tuple[str, ...] = ()
 
     @property
     def fqdn(self) -> str:
@@ -199,6 +208,19 @@ class TrafficSpec:
     def weights_for(self, service: RoutedService) -> dict[str, int]:
         """The split that applies to one service: its own weights, else the mesh-wide ones."""
         return dict(service.weights if service.weights is not None else self.weights)
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    """The public entry: an ingress gateway per cluster behind one global external Application LB.
+
+    Off by default: turning it on exposes the routed services' `hosts` to the internet.
+    """
+
+    enabled: bool = False
+    replicas: int = DEFAULT_EDGE_REPLICAS
+    # HTTPS on the global entry with a Google-managed certificate for every configured host.
+    https: bool = False
 
 
 @dataclass(frozen=True)
@@ -282,6 +304,12 @@ class StackConfig:
     nat: NatSpec = NatSpec()
     maintenance_exclusions: tuple[MaintenanceExclusion, ...] = ()
     mesh_link: MeshLinkSpec = MeshLinkSpec()
+    edge: EdgeSpec = EdgeSpec()
+
+    @property
+    def edge_hosts(self) -> tuple[str, ...]:
+        """Every public host name of every routed service, in config order."""
+        return tuple(h for s in self.traffic.services for h in s.hosts)
 
     def istio_version(self, cluster: ClusterSpec) -> str:
         """The Istio release a cluster runs: its own override, else the mesh-wide pin."""

@@ -14,6 +14,7 @@ from components.config.model import (
     DEFAULT_AUTHORIZED_NETWORK_MIN_PREFIX,
     DEFAULT_CA_ALGORITHM,
     DEFAULT_CHART_REPOSITORY,
+    DEFAULT_EDGE_REPLICAS,
     DEFAULT_FLIP_HOLD_SECONDS,
     DEFAULT_FLIP_INTERVAL_SECONDS,
     DEFAULT_FLIP_MAX_P99_MS,
@@ -32,7 +33,10 @@ from components.config.model import (
     DEFAULT_ROOT_VALIDITY_HOURS,
     IMAGE_TYPES,
     MAX_AUTHORIZED_NETWORKS,
+    MAX_EDGE_REPLICAS,
     MAX_GENERATION,
+    MAX_MANAGED_CERT_DOMAINS,
+    MIN_EDGE_REPLICAS,
     MIN_ISTIO_VERSION,
     RELEASE_CHANNELS,
     RESERVED_NAMESPACES,
@@ -41,6 +45,7 @@ from components.config.model import (
     CaSpec,
     ClusterSpec,
     ConfigError,
+    EdgeSpec,
     FlipSpec,
     Hardening,
     IstioSettings,
@@ -63,6 +68,7 @@ from components.config.rules import (
     as_mapping,
     did_you_mean,
     dns_label,
+    dns_name,
     duration_seconds,
     host_matches,
     increasing_percentages,
@@ -324,13 +330,14 @@ def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[s
 
     services: list[RoutedService] = []
     seen: dict[tuple[str, str], int] = {}
+    public: dict[str, str] = {}  # public host -> the key that claimed it first
     for i, s in enumerate(as_list(traffic.get("services"), "traffic.services", p) or []):
         key = f"traffic.services[{i}]"
         s = as_mapping(s, key, p)
         if s is None:
             continue
         before = len(p.items)
-        known_keys(s, key, ("host", "namespace", "weights"), p)
+        known_keys(s, key, ("host", "namespace", "weights", "hosts"), p)
         host = string_at(s, "host", f"{key}.host", p)
         dns_label(host, f"{key}.host", p, pattern=DNS1035_LABEL,
                    what="a Kubernetes Service name (DNS-1035 label)")
@@ -340,9 +347,10 @@ def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[s
             p.add(f"{key}.namespace {ns!r} is not in meshNamespaces; routed services need sidecars "
                   "in every cluster")
         own = _weights(s["weights"], f"{key}.weights", names, p) if "weights" in s else None
+        hosts = _public_hosts(s.get("hosts"), f"{key}.hosts", public, p)
         if len(p.items) > before or host is None or ns is None:
             continue
-        svc = RoutedService(host=host, namespace=ns, weights=own)
+        svc = RoutedService(host=host, namespace=ns, weights=own, hosts=hosts)
         if (host, ns) in seen:
             p.add(f"{key} {host}.{ns} duplicates traffic.services[{seen[(host, ns)]}]")
             continue
@@ -353,6 +361,56 @@ def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[s
                       "a cluster-local service cannot be split across clusters")
         services.append(svc)
     return TrafficSpec(subset_label=label, weights=weights, services=tuple(services))
+
+
+def _public_hosts(raw: Any, key: str, claimed: dict[str, str], p: Problems) -> tuple[str, ...]:
+    """A routed service's public host names: DNS names, each served by one service only."""
+    result: list[str] = []
+    for j, h in enumerate(as_list(raw, key, p) or []):
+        k = f"{key}[{j}]"
+        if not isinstance(h, str) or not dns_name(h):
+            p.add(f"{k} {h!r} must be a DNS host name (two or more lowercase labels of letters, digits and "
+                  "'-', at most 253 characters, e.g. shop.example.com; no wildcard, no IP address)")
+        elif h in claimed:
+            p.add(f"{k} {h!r} is already a host of {claimed[h]}; a public host routes to one service")
+        else:
+            claimed[h] = k
+            result.append(h)
+    return tuple(result)
+
+
+def declared_hosts(raw_traffic: Any) -> list[Any]:
+    """The public hosts as written, valid or not: edge rules count these, so one bad host name
+    does not also produce a misleading "no hosts" line."""
+    services = raw_traffic.get("services") if isinstance(raw_traffic, Mapping) else None
+    if not isinstance(services, list):
+        return []
+    return [h for s in services if isinstance(s, Mapping) and isinstance(s.get("hosts"), list) for h in s["hosts"]]
+
+
+def _parse_edge(raw: Any, hosts: Sequence[Any], p: Problems) -> EdgeSpec:
+    """The public entry: off unless asked for; HTTPS needs host names for its managed certificate."""
+    edge = as_mapping(raw, "edge", p) or {}
+    known_keys(edge, "edge", ("enabled", "replicas", "https"), p)
+    enabled, https = edge.get("enabled", False), edge.get("https", False)
+    for k, v in (("enabled", enabled), ("https", https)):
+        if not isinstance(v, bool):
+            p.add(f"edge.{k} {v!r} must be true or false")
+    replicas = edge.get("replicas", DEFAULT_EDGE_REPLICAS)
+    if not is_int(replicas) or not MIN_EDGE_REPLICAS <= replicas <= MAX_EDGE_REPLICAS:
+        p.add(f"edge.replicas {replicas!r} must be an integer from {MIN_EDGE_REPLICAS} to {MAX_EDGE_REPLICAS} "
+              "(one replica has no PodDisruptionBudget: a node drain takes the cluster's edge down)")
+        replicas = DEFAULT_EDGE_REPLICAS
+    if https is True and enabled is not True:
+        p.add("edge.https is true but edge.enabled is not: the certificate belongs to the edge")
+    if enabled is True and not hosts:
+        p.add("edge.enabled is true but no traffic.services[i].hosts is set: the edge would serve no host")
+    if https is True and not hosts:
+        p.add("edge.https needs host names for its Google-managed certificate: set traffic.services[i].hosts")
+    if https is True and len(hosts) > MAX_MANAGED_CERT_DOMAINS:
+        p.add(f"edge.https: traffic.services[i].hosts name {len(hosts)} hosts; a Google-managed certificate "
+              f"covers at most {MAX_MANAGED_CERT_DOMAINS}")
+    return EdgeSpec(enabled=enabled is True, replicas=replicas, https=https is True)
 
 
 def _parse_authorized(raw: Any, cluster_count: int, nat_addresses: int, min_prefix: int | None,
@@ -570,7 +628,7 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
 
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
                   "authorizedNetworks", "ca", "hardening", "flip", "availability", "nat", "maintenanceExclusions",
-                  "meshLink")
+                  "meshLink", "edge")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -607,13 +665,14 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     ca = _parse_ca(raw.get("ca"), ca_is_secret, declared_cluster_names(raw.get("clusters")), p)
     mesh_link = _parse_mesh_link(raw.get("meshLink"), p)
     flip = _parse_flip(raw.get("flip"), p)
+    edge = _parse_edge(raw.get("edge"), declared_hosts(raw.get("traffic")), p)
     if p.items:
         raise ConfigError(p.items)
     return StackConfig(
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
         authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip, availability=availability,
-        nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link,
+        nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link, edge=edge,
     )
 
 

@@ -157,6 +157,13 @@ def valid_host(host: str) -> bool:
     return bool(labels) and len(host) <= 253 and all(HOST_LABEL.match(label) and len(label) <= 63 for label in labels)
 
 
+def dns_name(host: str) -> bool:
+    """A fully qualified public host name: two or more DNS labels, no wildcard, not an IP address."""
+    labels = host.split(".")
+    return (len(labels) >= 2 and len(host) <= 253 and not labels[-1].isdigit()
+            and all(HOST_LABEL.match(label) and len(label) <= 63 for label in labels))
+
+
 def host_matches(pattern: str, host: str) -> bool:
     if pattern == "*":
         return True

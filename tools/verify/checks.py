@@ -63,6 +63,8 @@ class StackOutputs:
     traffic_split: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # `caExpiry` as exported ({cluster: {notAfter, earlyRenewalHours}}); tools.verify.expiry checks it.
     ca_expiry: Mapping[str, Any] = field(default_factory=dict)
+    # The `edge.url` output: the public entry, when the stack has an edge.
+    edge_url: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -113,10 +115,15 @@ def parse_outputs(raw: Any) -> StackOutputs:
     if not isinstance(split, Mapping):
         problems.append("outputs.trafficSplit must be an object (host.namespace -> {cluster: weight})")
         split = {}
+    edge = raw.get("edge")
+    edge_url = edge.get("url") if isinstance(edge, Mapping) else None
+    if edge is not None and not (isinstance(edge_url, str) and edge_url.startswith(("http://", "https://"))):
+        problems.append("outputs.edge.url must be an http:// or https:// URL (or outputs.edge null: no edge)")
+        edge_url = None
     if problems:
         raise OutputsError(problems)
     return StackOutputs(clusters=tuple(clusters), root_cert_pem=root, traffic_split=dict(split),
-                        ca_expiry=raw.get("caExpiry") or {})
+                        ca_expiry=raw.get("caExpiry") or {}, edge_url=edge_url)
 
 
 # --------------------------------------------------------------------------- results

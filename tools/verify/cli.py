@@ -40,6 +40,7 @@ from tools.verify.kube import (
     connect,
     default_client_factory,
     describe_failure,
+    edge_get,
 )
 from tools.verify.probe import (
     DEFAULT_CURL_IMAGE,
@@ -194,7 +195,7 @@ def probe_spec(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argpa
         namespace=NAMESPACE_PREFIX + secrets.token_hex(3),
         clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, weights=dict(cfg.traffic.weights),
         requests=args.requests, deadline_seconds=deadline,
-        echo_image=args.echo_image, curl_image=args.curl_image,
+        echo_image=args.echo_image, curl_image=args.curl_image, edge_url=outputs.edge_url,
     )
 
 
@@ -209,6 +210,7 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     poll_interval: float = 2.0,
+    edge_request: Callable[[str, str], str | None] = edge_get,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -241,7 +243,7 @@ def main(
         if errors:
             out.write(f"probe skipped: {', '.join(e.name for e in errors)} cannot be used (see above)\n")
             return EXIT_FAILED
-        ok = _probe(spec, clients, args, out, poll_interval) and ok
+        ok = _probe(spec, clients, args, out, poll_interval, edge_request) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -279,18 +281,21 @@ def _expiry_rows(outputs: StackOutputs, warn_days: int) -> list[Any]:
 
 
 def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, out: TextIO,
-           poll_interval: float) -> bool:
+           poll_interval: float, edge_request: Callable[[str, str], str | None]) -> bool:
     progress = Progress([c.name for c in spec.clusters], out)
     progress.start(f"probe: namespace {spec.namespace} in {len(spec.clusters)} clusters "
                    f"(subsets by {spec.subset_label}, weights {dict(spec.weights)})")
     runner = ProbeRunner(spec=spec, clients=clients, report=progress.update, wait_timeout=args.wait_timeout,
-                         settle_seconds=args.settle, poll_interval=poll_interval)
+                         settle_seconds=args.settle, poll_interval=poll_interval, edge_request=edge_request)
     outcome = runner.run()
     out.write("\n")
     passed = outcome.error is None and not outcome.cleanup_errors
     if outcome.counts:
         rows = [row for counts in outcome.counts for row in evaluate_split(counts, spec.weights, args.tolerance)]
         out.write(format_split(rows, target=spec.service.fqdn, requests=spec.requests, tolerance=args.tolerance) + "\n")
+        if spec.edge_url:
+            out.write(f"edge: {spec.requests} requests to {spec.edge_url} with Host {spec.edge_host} "
+                      "(rows FROM edge: the URL map's split; each ingress answers from its own cluster)\n")
         passed = passed and split_passed(rows)
     if outcome.error:
         out.write(f"probe FAILED: {outcome.error}\n")

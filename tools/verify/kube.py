@@ -41,9 +41,12 @@ from tools.verify.probe import (
     client_job,
     echo_deployment,
     echo_service,
+    edge_counts,
     namespace_manifest,
     parse_client_log,
     probe_destination_rule,
+    probe_edge_gateway,
+    probe_edge_virtual_service,
     probe_virtual_service,
 )
 
@@ -199,6 +202,16 @@ def collect(outputs: StackOutputs,
 # --------------------------------------------------------------------------- probe
 
 
+def edge_get(url: str, host: str) -> str | None:
+    """One GET through the public entry with the probe's Host; None if it failed (any status but 200)."""
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=PER_REQUEST_TIMEOUT_SECONDS))
+    try:
+        response = http.request("GET", url, headers={"Host": host})
+    except urllib3.exceptions.HTTPError:
+        return None
+    return response.data.decode(errors="replace") if response.status == 200 else None
+
+
 class ProbeTimeout(Exception):
     """A bounded wait ran out."""
 
@@ -222,6 +235,8 @@ class ProbeRunner:
     poll_interval: float = 2.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    # GET through the stack's public entry (url, Host header) -> body or None.
+    edge_request: Callable[[str, str], str | None] = edge_get
     created: list[str] = field(default_factory=list)
 
     @property
@@ -251,6 +266,11 @@ class ProbeRunner:
             for name in self.names:
                 outcome.counts.append(parse_client_log(name, self._client_log(name), self.names))
                 self.report(name, "client log read")
+            if self.spec.edge_url:
+                # Bounded: exactly spec.requests requests, each with its own timeout.
+                bodies = [self.edge_request(self.spec.edge_url, self.spec.edge_host)
+                          for _ in range(self.spec.requests)]
+                outcome.counts.append(edge_counts(bodies, self.names))
         except ProbeTimeout as error:
             outcome.error = str(error)
         except ApiException as error:
@@ -296,8 +316,13 @@ class ProbeRunner:
         custom = k8s.CustomObjectsApi(api)
         group, version = NETWORKING_API.split("/")
         # Subsets before the route that names them.
-        for body, plural in ((probe_destination_rule(self.spec), "destinationrules"),
-                             (probe_virtual_service(self.spec), "virtualservices")):
+        objects = [(probe_destination_rule(self.spec), "destinationrules"),
+                   (probe_virtual_service(self.spec), "virtualservices")]
+        if self.spec.edge_url:
+            # This cluster's ingress answers the probe's public host from this cluster's echo only.
+            objects += [(probe_edge_gateway(self.spec), "gateways"),
+                        (probe_edge_virtual_service(self.spec, name), "virtualservices")]
+        for body, plural in objects:
             custom.create_namespaced_custom_object(group, version, ns, plural, body, _request_timeout=REQUEST_TIMEOUT)
 
     def _batch(self, name: str) -> k8s.BatchV1Api:

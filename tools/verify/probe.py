@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import ClusterSpec, RoutedService, SubsetLabel
+from components.ingress import edge_gateway, edge_virtual_service
 from components.istio_primary import mesh_namespace_labels
 from components.traffic import destination_rule, virtual_service
 
@@ -35,6 +36,11 @@ ERRORS = "(errors)"
 # pilot-agent's status port; POST /quitquitquit stops the sidecar so a classic-sidecar Job can finish.
 QUIT_URL = "http://localhost:15020/quitquitquit"
 PER_REQUEST_TIMEOUT_SECONDS = 5
+# Requests through the stack's public entry are counted as coming from this "client".
+EDGE = "edge"
+EDGE_GATEWAY_NAME = "echo-edge"
+# RFC 2606 reserves .invalid: the probe's public host can never be somebody's real name.
+EDGE_HOST_SUFFIX = "probe.invalid"
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,22 @@ class ProbeSpec:
     deadline_seconds: int
     echo_image: str = DEFAULT_ECHO_IMAGE
     curl_image: str = DEFAULT_CURL_IMAGE
+    # The stack's `edge.url` output: also measure the split through the public entry.
+    edge_url: str | None = None
 
     @property
     def service(self) -> RoutedService:
         return RoutedService(host=ECHO, namespace=self.namespace)
+
+    @property
+    def edge_host(self) -> str:
+        """The Host the probe's edge requests carry; unclaimed by any service, so the URL map's
+        default route (the mesh-wide `traffic.weights`) picks the cluster."""
+        return f"{ECHO}.{self.namespace}.{EDGE_HOST_SUFFIX}"
+
+    @property
+    def edge_service(self) -> RoutedService:
+        return RoutedService(host=ECHO, namespace=self.namespace, hosts=(self.edge_host,))
 
     @property
     def target_url(self) -> str:
@@ -108,6 +126,27 @@ def probe_destination_rule(spec: ProbeSpec) -> dict[str, Any]:
 
 def probe_virtual_service(spec: ProbeSpec) -> dict[str, Any]:
     return virtual_service(spec.service, {c.name: int(spec.weights.get(c.name, 0)) for c in spec.clusters})
+
+
+def probe_edge_gateway(spec: ProbeSpec) -> dict[str, Any]:
+    """The stack's edge Gateway shape for the probe's host, in the probe's namespace (Istio merges
+    HTTP servers of several Gateways on one port), so it goes with the namespace."""
+    gateway = edge_gateway([spec.edge_service])
+    gateway["metadata"] = {"name": EDGE_GATEWAY_NAME, "namespace": spec.namespace}
+    return gateway
+
+
+def probe_edge_virtual_service(spec: ProbeSpec, cluster: str) -> dict[str, Any]:
+    """The stack's edge route shape: the ingress of `cluster` answers from `cluster` only."""
+    vs = edge_virtual_service(spec.edge_service, cluster)
+    vs["spec"]["gateways"] = [f"{spec.namespace}/{EDGE_GATEWAY_NAME}"]
+    return vs
+
+
+def edge_counts(bodies: Sequence[str | None], clusters: Sequence[str]) -> ProbeCounts:
+    """Who answered the requests sent through the public entry (None: the request failed)."""
+    log = "\n".join(RESPONSE_MARKER + (b.strip() if b is not None else "error: no response") for b in bodies)
+    return parse_client_log(EDGE, log, clusters)
 
 
 def client_script(spec: ProbeSpec) -> str:
@@ -220,7 +259,8 @@ def evaluate_split(counts: ProbeCounts, weights: Mapping[str, int], tolerance: f
                                  "the client reported no request at all"))
             continue
         if weight > 0 and n == 0:
-            where = "local subset" if target == counts.client else f"cross-cluster traffic {counts.client} -> {target}"
+            where = ("local subset" if target == counts.client else f"edge traffic to {target}"
+                     if counts.client == EDGE else f"cross-cluster traffic {counts.client} -> {target}")
             rows.append(SplitRow(counts.client, target, weight, n, share, deviation, False,
                                  f"{where} received nothing"))
             continue
