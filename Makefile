@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -66,3 +66,16 @@ def test_an_unpriced_region_is_named_not_guessed(run, base_config) -> None:
     program = run(base_config)
     with pytest.raises(PriceError, match=r"node pool .*-pool: no price for region 'europe-west1'"):
         estimate(program, PRICES)
+
+
+def test_the_edge_adds_its_forwarding_rules_and_global_address(run, base_stack: Program) -> None:
+    config = configs.base()
+    config["traffic"]["services"][0]["hosts"] = ["helloworld.example.com"]
+    config["edge"] = {"enabled": True, "https": True}
+    with_edge, without = estimate(run(config), PRICES), estimate(base_stack, PRICES)
+    # HTTP (redirect) and HTTPS rules on one global anycast address.
+    rules = _line(with_edge, "load balancer forwarding rules (edge)")
+    assert rules.low == pytest.approx(2 * PRICES["forwarding_rule"] * H)
+    assert _line(with_edge, "static addresses in use").low - _line(without, "static addresses in use").low == \
+        pytest.approx(PRICES["static_ip_in_use"] * H)
+    assert not [x for x in without.lines if x.item.endswith("(edge)")]

@@ -15,13 +15,19 @@ from typing import Any
 
 import yaml
 
-from components.names import GKE_CLUSTER, HELM_RELEASE, ROUTER_NAT
+from components.names import (
+    ADDRESS,
+    GKE_CLUSTER,
+    GLOBAL_ADDRESS,
+    GLOBAL_FORWARDING_RULE,
+    HELM_RELEASE,
+    NODE_POOL,
+    ROUTER_NAT,
+)
 from offline.engine import Program
 from offline.graph import owners
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
-NODE_POOL = "gcp:container/nodePool:NodePool"
-ADDRESS = "gcp:compute/address:Address"
 
 
 class PriceError(LookupError):
@@ -141,9 +147,15 @@ def estimate(program: Program, prices: Prices | None = None) -> Estimate:
     rules = len(balancers) * p["forwarding_rule"] * h
     lines.append(Line("load balancer forwarding rules (east-west gateways)", f"{len(balancers)} rules",
                       rules, rules, ("forwarding_rule",)))
-    other = [a for a in program.of_type(ADDRESS) if a.urn not in nat_ips]
+    # The edge (components/edge.py): its global forwarding rules (HTTP, and HTTPS when on) on one global address.
+    edge_rules = program.of_type(GLOBAL_FORWARDING_RULE)
+    if edge_rules:
+        cost = len(edge_rules) * p["forwarding_rule"] * h
+        lines.append(Line("load balancer forwarding rules (edge)", f"{len(edge_rules)} rules", cost, cost,
+                          ("forwarding_rule",)))
+    other = [a for a in (*program.of_type(ADDRESS), *program.of_type(GLOBAL_ADDRESS)) if a.urn not in nat_ips]
     ips = len(other) * p["static_ip_in_use"] * h
-    lines.append(Line("static addresses in use (east-west gateways)", f"{len(other)} addresses", ips, ips,
+    lines.append(Line("static addresses in use (east-west gateways, edge)", f"{len(other)} addresses", ips, ips,
                       ("static_ip_in_use",)))
     rates = tuple((what, p.prices[k]) for what, k in (
         ("Cloud NAT data processed", "nat_data"),
