@@ -15,11 +15,13 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from offline.loopback import LoopbackServer
 
 CREATED = "2026-11-25T09:00:00Z"
 _rv = itertools.count(1000)
@@ -136,7 +138,7 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the server
 
 
-class FakeCluster:
+class FakeCluster(LoopbackServer):
     """One API server: an object store keyed by REST path, plus behaviour knobs for the probe."""
 
     def __init__(self, name: str, token: str = "test-token") -> None:
@@ -153,22 +155,7 @@ class FakeCluster:
         # path prefix -> (code, reason) to fail a create with
         self.reject_create: dict[str, tuple[int, str]] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeCluster:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def kubeconfig(self, token: str | None = None) -> str:
         """A plain kubeconfig (bearer token, no exec plugin) pointing at this server."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from offline.loopback import LoopbackServer
 
 # (kind "requests" | "errors" | "p99", window seconds, time) -> {destination cluster: value}
 Responder = Callable[[str, int, float], Mapping[str, float]]
@@ -51,29 +52,14 @@ def traffic(applied: Weights, rps: float, *, error_pct: Callable[[str, Mapping[s
     return respond
 
 
-class FakePrometheus:
+class FakePrometheus(LoopbackServer):
     """One Prometheus HTTP API; `fail_on(n)` -> (status, message) makes the n-th query (1-based) fail."""
 
     def __init__(self, responder: Responder) -> None:
         self.responder = responder
         self.queries: list[tuple[str, str]] = []  # (query, time)
         self.fail_on: Callable[[int], tuple[int, str] | None] = lambda n: None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakePrometheus:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
