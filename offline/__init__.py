@@ -10,8 +10,8 @@ imports only the program (`__main__.py`, `components`). Modules:
 - `graph`: the engine's ordering as a graph: chains, owners, cross-cluster waits.
 - `manifests`: a run as per-cluster Kubernetes objects, Helm releases and cloud resources.
 - `schemas`: those objects checked against Kubernetes' and Istio's published schemas.
-- `fake_kube`, `fake_prometheus`, `fake_automation`: fake Kubernetes and Prometheus API servers on loopback
-  (both on `loopback.LoopbackServer`) and a fake Automation API workspace, for the commands that talk to them.
+- `fake_kube`: fake Kubernetes API servers on loopback for the tools that talk to clusters; it and
+  `fake_prometheus` serve on `loopback.LoopbackServer`.
 - `fake_prometheus`: a fake Prometheus HTTP API on loopback serving scripted Istio series (tools.flip).
 - `fake_automation`: a fake Automation API stack (stack file, preview from this engine, "up" into
   fake API servers) for tools.flip's tests.
