@@ -137,3 +137,26 @@ def test_without_the_flag_no_gate_runs(fakes, tmp_path) -> None:
     code, text = run(fakes, tmp_path, flipped(base()))
     assert "before flip" not in text
     assert code == 0, text
+
+
+def test_weights_given_on_the_command_line_are_gated_instead_of_the_stack_files(fakes, tmp_path) -> None:
+    """tools.flip gates its target this way: the stack file still has the old weights (blue 100)."""
+    fakes["blue"].put(fake_kube.endpoint_slice("helloworld", "sample", ready=2))
+    code, text = run(fakes, tmp_path, base(), "--before-flip", "--weights", "blue=0,green=100")
+    assert code == 1
+    assert row(text, "green", "helloworld.sample endpoints") == (
+        "FAIL before flip: helloworld.sample endpoints 0/0 endpoints ready (new weight 100%)")
+    assert "helloworld.sample endpoints" not in text[text.index("== blue "):text.index("== green ")]
+    code, _ = run(fakes, tmp_path, base(), "--before-flip")
+    assert code == 0, "the stack file's own weights send nothing to green"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--before-flip", "--weights", "blue=50,green=40"), "the weights sum to 90; they must sum to 100"),
+    (("--before-flip", "--weights", "blue=100,teal=0"), "--weights names teal, not a cluster of the stack file"),
+    (("--before-flip", "--weights", "blue"), "'blue' is not CLUSTER=WEIGHT"),
+    (("--weights", "blue=100"), "--weights goes with --before-flip"),
+])
+def test_bad_weights_are_refused_naming_the_argument(fakes, tmp_path, flags, message) -> None:
+    code, text = run(fakes, tmp_path, base(), *flags)
+    assert code == 2 and message in text

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import secrets
@@ -76,6 +77,32 @@ def _int_in(low: int, high: int, flag: str) -> Callable[[str], int]:
     return parse
 
 
+def _weights_arg(text: str) -> dict[str, int]:
+    """`blue=10,green=90`: cluster names with integer weights 0-100 that sum to 100."""
+    weights: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit() or int(value) > 100:
+            raise argparse.ArgumentTypeError(f"{part!r} is not CLUSTER=WEIGHT with a weight from 0 to 100")
+        if name.strip() in weights:
+            raise argparse.ArgumentTypeError(f"{name.strip()!r} is named twice")
+        weights[name.strip()] = int(value)
+    if sum(weights.values()) != 100:
+        raise argparse.ArgumentTypeError(f"the weights sum to {sum(weights.values())}; they must sum to 100")
+    return weights
+
+
+def with_weights(cfg: stack_config.StackConfig, weights: dict[str, int]) -> stack_config.StackConfig:
+    """The stack config with other mesh-wide weights (clusters not named get 0); unknown names are refused."""
+    names = [c.name for c in cfg.clusters]
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise UsageError(f"--weights names {', '.join(unknown)}, not a cluster of the stack file "
+                         f"(clusters: {', '.join(names)})")
+    traffic = dataclasses.replace(cfg.traffic, weights=tuple((n, weights.get(n, 0)) for n in names))
+    return dataclasses.replace(cfg, traffic=traffic)
+
+
 def _float_in(low: float, high: float, flag: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -104,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--before-flip", action="store_true",
                    help="gate a flip: every cluster the stack file's weights send traffic to must have ready "
                         "endpoints for each routed service and a reachable east-west gateway")
+    p.add_argument("--weights", type=_weights_arg, metavar="C=W,...",
+                   help="with --before-flip: judge these mesh-wide weights (e.g. blue=10,green=90) instead of "
+                        "the stack file's traffic.weights (tools.flip passes each flip's target)")
     p.add_argument("--requests", type=_int_in(1, MAX_REQUESTS, "--requests"), default=200,
                    help="requests each cluster's client sends (default: 200)")
     p.add_argument("--tolerance", type=_float_in(0, 100, "--tolerance"), default=10.0,
@@ -224,6 +254,11 @@ def main(
     try:
         outputs = read_outputs(args.stack, args.outputs, runner)
         cfg = read_stack_config(args.stack, args.config) if args.probe or args.before_flip else None
+        if args.weights is not None:
+            if not args.before_flip:
+                raise UsageError("--weights goes with --before-flip")
+            assert cfg is not None
+            cfg = with_weights(cfg, args.weights)
         spec = probe_spec(cfg, outputs, args) if cfg is not None and args.probe else None
     except UsageError as error:
         err.write(f"verify: {error}\n")
