@@ -152,9 +152,10 @@ def test_weights_given_on_the_command_line_are_gated_instead_of_the_stack_files(
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (("--before-flip", "--weights", "blue=50,green=40"), "the weights sum to 90; they must sum to 100"),
-    (("--before-flip", "--weights", "blue=100,teal=0"), "--weights names teal, not a cluster of the stack file"),
-    (("--before-flip", "--weights", "blue"), "'blue' is not CLUSTER=WEIGHT"),
+    (("--before-flip", "--weights", "blue=50,green=40"), "sums to 90; the weights must sum to 100"),
+    (("--before-flip", "--weights", "blue=100,teal=0"),
+     "'teal' is not a cluster of this stack (clusters: blue, green)"),
+    (("--before-flip", "--weights", "blue"), "--weights 'blue': 'blue' must be CLUSTER=WEIGHT"),
     (("--weights", "blue=100"), "--weights goes with --before-flip"),
 ])
 def test_bad_weights_are_refused_naming_the_argument(fakes, tmp_path, flags, message) -> None:

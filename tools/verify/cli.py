@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import yaml
 
 from components import config as stack_config
+from tools.flip.plan import PlanError, parse_weights
 from tools.verify.checks import CheckResult, ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
 from tools.verify.expiry import DEFAULT_WARN_DAYS, ExpiryError, check_ca_expiry, parse_ca_expiry
 from tools.verify.gate import evaluate_gate, read_gate, targets
@@ -77,29 +78,14 @@ def _int_in(low: int, high: int, flag: str) -> Callable[[str], int]:
     return parse
 
 
-def _weights_arg(text: str) -> dict[str, int]:
-    """`blue=10,green=90`: cluster names with integer weights 0-100 that sum to 100."""
-    weights: dict[str, int] = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip() or not value.strip().isdigit() or int(value) > 100:
-            raise argparse.ArgumentTypeError(f"{part!r} is not CLUSTER=WEIGHT with a weight from 0 to 100")
-        if name.strip() in weights:
-            raise argparse.ArgumentTypeError(f"{name.strip()!r} is named twice")
-        weights[name.strip()] = int(value)
-    if sum(weights.values()) != 100:
-        raise argparse.ArgumentTypeError(f"the weights sum to {sum(weights.values())}; they must sum to 100")
-    return weights
-
-
-def with_weights(cfg: stack_config.StackConfig, weights: dict[str, int]) -> stack_config.StackConfig:
-    """The stack config with other mesh-wide weights (clusters not named get 0); unknown names are refused."""
+def with_weights(cfg: stack_config.StackConfig, text: str) -> stack_config.StackConfig:
+    """The stack config with the mesh-wide weights `--weights` names (flip's own parser and rules)."""
     names = [c.name for c in cfg.clusters]
-    unknown = sorted(set(weights) - set(names))
-    if unknown:
-        raise UsageError(f"--weights names {', '.join(unknown)}, not a cluster of the stack file "
-                         f"(clusters: {', '.join(names)})")
-    traffic = dataclasses.replace(cfg.traffic, weights=tuple((n, weights.get(n, 0)) for n in names))
+    try:
+        weights = parse_weights(text, names)
+    except PlanError as error:
+        raise UsageError(str(error)) from None
+    traffic = dataclasses.replace(cfg.traffic, weights=tuple(weights.items()))
     return dataclasses.replace(cfg, traffic=traffic)
 
 
@@ -131,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--before-flip", action="store_true",
                    help="gate a flip: every cluster the stack file's weights send traffic to must have ready "
                         "endpoints for each routed service and a reachable east-west gateway")
-    p.add_argument("--weights", type=_weights_arg, metavar="C=W,...",
+    p.add_argument("--weights", metavar="C=W,...",
                    help="with --before-flip: judge these mesh-wide weights (e.g. blue=10,green=90) instead of "
                         "the stack file's traffic.weights (tools.flip passes each flip's target)")
     p.add_argument("--requests", type=_int_in(1, MAX_REQUESTS, "--requests"), default=200,
