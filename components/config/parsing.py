@@ -76,6 +76,7 @@ from components.config.rules import (
     is_int,
     is_rfc1918,
     known_keys,
+    mapping_items,
     prohibited_overlap,
     string_at,
     valid_host,
@@ -331,11 +332,7 @@ def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[s
     services: list[RoutedService] = []
     seen: dict[tuple[str, str], int] = {}
     public: dict[str, str] = {}  # public host -> the key that claimed it first
-    for i, s in enumerate(as_list(traffic.get("services"), "traffic.services", p) or []):
-        key = f"traffic.services[{i}]"
-        s = as_mapping(s, key, p)
-        if s is None:
-            continue
+    for i, key, s in mapping_items(traffic.get("services"), "traffic.services", p):
         before = len(p.items)
         known_keys(s, key, ("host", "namespace", "weights", "hosts"), p)
         host = string_at(s, "host", f"{key}.host", p)
@@ -417,11 +414,7 @@ def _parse_authorized(raw: Any, cluster_count: int, nat_addresses: int, min_pref
                       p: Problems) -> tuple[AuthorizedNetwork, ...]:
     result: list[AuthorizedNetwork] = []
     nets: list[tuple[int, ipaddress.IPv4Network]] = []
-    for i, entry in enumerate(as_list(raw, "authorizedNetworks", p) or []):
-        key = f"authorizedNetworks[{i}]"
-        entry = as_mapping(entry, key, p)
-        if entry is None:
-            continue
+    for i, key, entry in mapping_items(raw, "authorizedNetworks", p):
         before = len(p.items)
         known_keys(entry, key, ("name", "cidr"), p)
         name = string_at(entry, "name", f"{key}.name", p)

@@ -10,7 +10,7 @@ import difflib
 import ipaddress
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -84,6 +84,14 @@ def as_list(value: Any, key: str, p: Problems) -> list[Any] | None:
         p.add(f"{key} must be a list, got {type(value).__name__}")
         return None
     return value
+
+
+def mapping_items(value: Any, key: str, p: Problems) -> Iterator[tuple[int, str, Mapping[str, Any]]]:
+    """(index, `key[index]`, entry) of a list of objects; a non-list or a non-object entry is reported."""
+    for i, entry in enumerate(as_list(value, key, p) or []):
+        mapping = as_mapping(entry, f"{key}[{i}]", p)
+        if mapping is not None:
+            yield i, f"{key}[{i}]", mapping
 
 
 def string_at(raw: Mapping[str, Any], k: str, key: str, p: Problems, *, default: str | None = None) -> str | None:

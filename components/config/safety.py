@@ -40,7 +40,7 @@ from components.config.model import (
     NatSpec,
     default_window,
 )
-from components.config.rules import Problems, as_list, as_mapping, is_int, known_keys, string_at
+from components.config.rules import Problems, as_mapping, is_int, known_keys, mapping_items, string_at
 
 RFC3339_ZULU = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # GKE: a "No upgrades" exclusion may last at most 30 days.
@@ -172,11 +172,7 @@ def _timestamp(value: Any, key: str, p: Problems) -> datetime | None:
 def parse_maintenance_exclusions(raw: Any, p: Problems) -> tuple[MaintenanceExclusion, ...]:
     """Periods without automatic upgrades in every cluster (e.g. a freeze around a flip)."""
     result: list[MaintenanceExclusion] = []
-    for i, entry in enumerate(as_list(raw, "maintenanceExclusions", p) or []):
-        key = f"maintenanceExclusions[{i}]"
-        entry = as_mapping(entry, key, p)
-        if entry is None:
-            continue
+    for _, key, entry in mapping_items(raw, "maintenanceExclusions", p):
         before = len(p.items)
         known_keys(entry, key, ("name", "startTime", "endTime", "scope"), p)
         name = string_at(entry, "name", f"{key}.name", p)
