@@ -9,8 +9,17 @@ readiness. Zonal NEG backends of one global external Application Load Balancer m
 different VPC networks of one project, which is what this mesh has; see docs/edge.md
 for why not internet NEGs or GKE's multi-cluster Gateway.
 
-A flip edits the URL map's weights and nothing else here; weight 0 keeps the backend
-service in place (rollback is one edit) while it receives no edge traffic.
+Failover: the URL map picks a backend service by weight alone, never by health, so an
+unhealthy cluster would keep its share and answer it with errors. Each cluster's backend
+service therefore also holds every other cluster's NEGs: its own as PREFERRED backends
+(filled first, so the weights hold while it is healthy), the others as DEFAULT backends
+that take its share only when its own have no capacity left. A service load-balancing
+policy with auto-capacity drain turns "fails its health check" into "no capacity"; a
+gateway whose pods go unready empties its NEGs, which is no capacity as well.
+
+A flip edits the URL map's weights; weight 0 keeps the backend service in place
+(rollback is one edit) while it receives no edge traffic, and also sets that cluster's
+NEGs to capacity 0 in every other backend service, so it is nobody's failover either.
 """
 
 from __future__ import annotations
@@ -29,6 +38,14 @@ SCHEME = "EXTERNAL_MANAGED"  # the global external Application Load Balancer (no
 # Capacity per gateway pod for the RATE balancing mode (requests per second). Within one
 # cluster it spreads load over the pods; it is not what splits traffic between clusters.
 MAX_RATE_PER_ENDPOINT = 1000
+# "Maximum number of ... GCE_VM_IP_PORT NEG backends ... per backend service: 50", not
+# configurable (Cloud Load Balancing quotas and limits). Every backend service holds every
+# cluster's NEGs, one per zone: clusters x zones must stay within it.
+MAX_BACKENDS_PER_SERVICE = 50
+# Preferred backends are filled first; DEFAULT ones take what they cannot (Backend.preference).
+OWN, FALLBACK = "PREFERRED", "DEFAULT"
+# The backend-service reference to a network-services resource is its full resource name.
+NETWORK_SERVICES = "//networkservices.googleapis.com/"
 
 
 def path_matcher_name(service: RoutedService) -> str:
@@ -40,6 +57,21 @@ def weighted(backends: Mapping[str, pulumi.Input[str]], weights: Mapping[str, in
              args_type: type) -> list:
     """Every cluster's backend service with its weight (0 included), in cluster order."""
     return [args_type(backend_service=backends[name], weight=weight) for name, weight in weights.items()]
+
+
+def failover_clusters(clusters: Sequence[str], splits: Sequence[Mapping[str, int]]) -> set[str]:
+    """Clusters that may take another cluster's edge share: weight above 0 in every split.
+
+    A cluster at weight 0 anywhere is being drained (or was never meant to serve that
+    host); taking failover traffic would undo the drain, so it takes none at all.
+    """
+    return {c for c in clusters if all(split.get(c, 0) > 0 for split in splits)}
+
+
+def backend_plan(cluster: str, clusters: Sequence[str], failover: set[str]) -> list[tuple[str, str, float]]:
+    """(NEG owner, preference, capacity scaler) for one cluster's backend service: itself first."""
+    own = [(cluster, OWN, 1.0)]
+    return own + [(c, FALLBACK, 1.0 if c in failover else 0.0) for c in clusters if c != cluster]
 
 
 @dataclass(frozen=True)
@@ -84,19 +116,35 @@ class GlobalEdge(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Health becomes capacity: a NEG with under 25% of its endpoints healthy is drained to 0.
+        policy = gcp.networkservices.ServiceLbPolicies(
+            f"{name}-failover", location="global",
+            auto_capacity_drain=gcp.networkservices.ServiceLbPoliciesAutoCapacityDrainArgs(enable=True),
+            description="Drain an ingress that fails its health check; its share goes to the DEFAULT backends",
+            opts=child,
+        )
+        policy_url = policy.id.apply(lambda i: NETWORK_SERVICES + i)
+
+        names = [c.name for c in args.clusters]
+        failover = failover_clusters(names, [args.weights, *(w for s, w in args.services if s.hosts)])
+        every_neg = pulumi.Output.all(**{n: args.negs[n] for n in names})
         self.backend_services = {}
         for c in args.clusters:
+            plan = backend_plan(c.name, names, failover)
             self.backend_services[c.name] = gcp.compute.BackendService(
                 f"{name}-{c.name}",
                 load_balancing_scheme=SCHEME,
                 protocol="HTTP",
                 health_checks=health.id,
-                backends=pulumi.Output.from_input(args.negs[c.name]).apply(lambda links: [
+                service_lb_policy=policy_url,
+                backends=every_neg.apply(lambda negs, plan=plan: [
                     gcp.compute.BackendServiceBackendArgs(
-                        group=link, balancing_mode="RATE", max_rate_per_endpoint=MAX_RATE_PER_ENDPOINT)
-                    for link in links]),
-                description=f"Istio ingress gateway of cluster {c.name}",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.ingress[c.name]]),
+                        group=link, balancing_mode="RATE", max_rate_per_endpoint=MAX_RATE_PER_ENDPOINT,
+                        preference=preference, capacity_scaler=scaler)
+                    for owner, preference, scaler in plan for link in negs[owner]]),
+                description=f"Istio ingress gateway of cluster {c.name}, the others' as failover",
+                # Every cluster's NEGs are referenced here: created after, and destroyed before, all of them.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress.values())),
             )
         ids = {n: b.id for n, b in self.backend_services.items()}
 

@@ -43,6 +43,7 @@ URL_MAP = "gcp:compute/uRLMap:URLMap"
 BACKEND_SERVICE = "gcp:compute/backendService:BackendService"
 HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
 MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
+SERVICE_LB_POLICY = "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs
 

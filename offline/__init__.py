@@ -10,6 +10,8 @@ imports only the program (`__main__.py`, `components`). Modules:
 - `graph`: the engine's ordering as a graph: chains, owners, cross-cluster waits.
 - `manifests`: a run as per-cluster Kubernetes objects, Helm releases and cloud resources.
 - `schemas`: those objects checked against Kubernetes' and Istio's published schemas.
+- `edge_model`: where Google's global external Application Load Balancer sends a request, given the
+  declared URL map and backend services and each cluster's ingress health (the edge's failover tests).
 - `fake_kube`: fake Kubernetes API servers on loopback for the tools that talk to clusters; it and
   `fake_prometheus` serve on `loopback.LoopbackServer`.
 - `fake_prometheus`: a fake Prometheus HTTP API on loopback serving scripted Istio series (tools.flip).

@@ -152,6 +152,9 @@ class MeshMocks(pulumi.runtime.Mocks):
             email = f"{inputs['accountId']}@{p}.iam.gserviceaccount.com"
             rid = f"projects/{p}/serviceAccounts/{email}"
             out.update(email=email, member=f"serviceAccount:{email}")
+        elif t == "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies":
+            rid = f"projects/{inputs.get('project') or p}/locations/{inputs['location']}/serviceLbPolicies/{physical}"
+            out.update(name=physical)
         elif t == "gcp:kms/keyRing:KeyRing":
             rid = f"projects/{inputs.get('project') or p}/locations/{inputs['location']}/keyRings/{physical}"
             out.update(name=physical)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import json
 import re
@@ -10,8 +9,13 @@ from typing import Any
 
 import pulumi_gcp as gcp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.availability import gateway_ha_values
+from components.config import MAX_CLUSTERS
+from components.config.model import ZONES_PER_REGION
+from components.edge import MAX_BACKENDS_PER_SERVICE, backend_plan, failover_clusters
 from components.ingress import GOOGLE_LB_RANGES
 from components.names import (
     BACKEND_SERVICE,
@@ -24,6 +28,7 @@ from components.names import (
     HELM_RELEASE,
     MANAGED_SSL_CERTIFICATE,
     NEG_ANNOTATION,
+    SERVICE_LB_POLICY,
     TARGET_HTTP_PROXY,
     TARGET_HTTPS_PROXY,
     URL_MAP,
@@ -31,14 +36,15 @@ from components.names import (
     node_tag,
 )
 from offline import Program, run_program
-from offline.configs import base
+from offline.configs import base, three_clusters
+from offline.edge_model import FAILING, LOST, READY, UNREADY, Backend, backends_of, shares
 from offline.manifests import render
 from offline.schemas import validate_rendered
 
 HOSTS = ["hello.example.com", "www.hello.example.com"]
 FQDN = "helloworld.sample.svc.cluster.local"
 EDGE_TYPES = {GLOBAL_ADDRESS, GLOBAL_FORWARDING_RULE, TARGET_HTTP_PROXY, TARGET_HTTPS_PROXY, URL_MAP,
-              BACKEND_SERVICE, HEALTH_CHECK, MANAGED_SSL_CERTIFICATE}
+              BACKEND_SERVICE, HEALTH_CHECK, MANAGED_SSL_CERTIFICATE, SERVICE_LB_POLICY}
 
 
 def edge_config(**edge: Any) -> dict[str, Any]:
@@ -89,7 +95,8 @@ def test_each_cluster_gets_an_ingress_gateway_that_exposes_only_http_through_neg
         assert list(neg["exposed_ports"]) == ["80"] and name.startswith(f"{cluster}-ingress-")
         # The backend service of this cluster points at exactly these NEGs, one per zone of its nodes.
         gke = next(r for r in edge_stack.of_type(GKE_CLUSTER) if r.name == cluster)
-        groups = [b["group"] for b in edge_stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs["backends"]]
+        backends = edge_stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs["backends"]
+        groups = [b["group"] for b in backends if b["preference"] == "PREFERRED"]
         assert groups == [f"https://www.googleapis.com/compute/v1/projects/mesh-test-project/zones/{z}/"
                           f"networkEndpointGroups/{name}" for z in gke.outputs["nodeLocations"]]
         # The NEG controller deletes those NEGs with the Service: the release is deleted for real.
@@ -208,8 +215,9 @@ def test_destroy_removes_the_edge_before_the_ingress_and_the_clusters(edge_stack
         assert edge_stack.waits_for(backend, release), "the backend references NEGs the release makes"
         assert edge_stack.waits_for(backend, gke)
         assert edge_stack.waits_for(release, gke)
+        # It references the other clusters' NEGs too (failover), so it is deleted before their releases.
         other = "green" if cluster == "blue" else "blue"
-        assert not edge_stack.waits_for(backend, ingress_release(edge_stack, other))
+        assert edge_stack.waits_for(backend, ingress_release(edge_stack, other))
     url_map = edge_stack.find(URL_MAP, "edge-routes")
     for r in [*edge_stack.of_type(GLOBAL_FORWARDING_RULE), *edge_stack.of_type(TARGET_HTTP_PROXY), url_map]:
         for gke in edge_stack.of_type(GKE_CLUSTER):
@@ -248,18 +256,151 @@ def test_every_edge_input_is_a_real_pulumi_gcp_field(https_stack: Program) -> No
             assert not unknown, f"{r.type} {r.name}: {unknown}"
 
 
-def test_a_flip_moves_the_edge_and_the_mesh_and_nothing_else(run, edge_stack: Program) -> None:
+def test_a_flip_moves_the_edge_and_the_mesh_and_nothing_else(run) -> None:
+    """A weights edit changes the mesh routes and the URL map's weights; a weight that reaches or
+    leaves 0 also changes that cluster's failover capacity in the other backend services, and only that."""
     from offline import changed_resources
 
-    flipped = copy.deepcopy(edge_config())
-    flipped["traffic"]["weights"] = {"blue": 0, "green": 100}
-    after = run(flipped)
-    diff = changed_resources(edge_stack, after)
+    def with_weights(weights: dict[str, int]) -> dict[str, Any]:
+        config = edge_config()
+        config["traffic"]["weights"] = weights
+        return config
+
+    before = run(with_weights({"blue": 90, "green": 10}))
+    half = run(with_weights({"blue": 50, "green": 50}))
+    diff = changed_resources(before, half)
     assert diff.added == diff.removed == ()
-    assert {after.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP}
-    changed_vs = [after.by_urn[u] for u in diff.changed if after.by_urn[u].type == VIRTUAL_SERVICE]
+    assert {half.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP}
+
+    drained = run(with_weights({"blue": 0, "green": 100}))
+    diff = changed_resources(half, drained)
+    assert diff.added == diff.removed == ()
+    assert {drained.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, BACKEND_SERVICE}
+    changed_vs = [drained.by_urn[u] for u in diff.changed if drained.by_urn[u].type == VIRTUAL_SERVICE]
     assert all(re.fullmatch(r"(blue|green)-routing\.helloworld\.sample-vs", r.name) for r in changed_vs)
-    url_map = after.find(URL_MAP, "edge-routes").inputs
+    (backend,) = [drained.by_urn[u] for u in diff.changed if drained.by_urn[u].type == BACKEND_SERVICE]
+    assert backend.name == "edge-green"
+    scalers = lambda r: [(b["group"], b["capacityScaler"]) for b in r.inputs["backends"]]  # noqa: E731
+    moved = [(a, b) for a, b in zip(scalers(half.by_urn[backend.urn]), scalers(backend), strict=True) if a != b]
+    assert moved and all("/blue-ingress-" in a[0] and (a[1], b[1]) == (1.0, 0.0) for a, b in moved)
+    assert {k: v for k, v in backend.inputs.items() if k != "backends"} == {
+        k: v for k, v in half.by_urn[backend.urn].inputs.items() if k != "backends"}
+    url_map = drained.find(URL_MAP, "edge-routes").inputs
     for action in [url_map["defaultRouteAction"], *(m["defaultRouteAction"] for m in url_map["pathMatchers"])]:
         # Weight 0: blue keeps its backend service (rollback is one edit) and gets no edge traffic.
-        assert weights_of(action, after) == {"blue": 0, "green": 100}
+        assert weights_of(action, drained) == {"blue": 0, "green": 100}
+
+
+# ------------------------------------------------------------------ failover: health, not only weights
+
+
+def edge_route(stack: Program, action: dict[str, Any]):
+    """A URL-map route action as the load balancer sees it: (backends, weight) per backend service."""
+    services = {r.id: r for r in stack.of_type(BACKEND_SERVICE)}
+    owner = {b["group"]: r.name.removeprefix("edge-") for r in services.values()
+             for b in r.inputs["backends"] if b["preference"] == "PREFERRED"}
+    return [(backends_of(services[w["backendService"]].inputs, owner), int(w["weight"]))
+            for w in action["weightedBackendServices"]]
+
+
+def edge_shares(stack: Program, state: dict[str, str]) -> dict[str, float]:
+    url_map = stack.find(URL_MAP, "edge-routes").inputs
+    (matcher,) = url_map["pathMatchers"]
+    assert matcher["defaultRouteAction"] == url_map["defaultRouteAction"]
+    return {k: round(v, 6) for k, v in shares(edge_route(stack, url_map["defaultRouteAction"]), state).items()}
+
+
+def three_edge(weights: dict[str, int]) -> Program:
+    config = three_clusters(edge_config())
+    config["traffic"]["weights"] = weights
+    return run_program(config)
+
+
+@pytest.fixture(scope="module")
+def three_stack() -> Program:
+    return three_edge({"blue": 50, "green": 30, "teal": 20})
+
+
+def test_every_backend_service_holds_every_cluster_own_first_under_a_draining_policy(three_stack: Program) -> None:
+    (policy,) = three_stack.of_type(SERVICE_LB_POLICY)
+    assert policy.inputs["location"] == "global"
+    assert policy.inputs["autoCapacityDrain"] == {"enable": True}
+    for cluster in ("blue", "green", "teal"):
+        service = three_stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs
+        assert service["serviceLbPolicy"] == f"//networkservices.googleapis.com/{policy.id}"
+        backends = service["backends"]
+        assert len(backends) == 9 and len({b["group"] for b in backends}) == 9, "3 clusters x 3 zones, no repeat"
+        own = [b for b in backends if b["preference"] == "PREFERRED"]
+        assert len(own) == 3 and all(f"/{cluster}-ingress-" in b["group"] for b in own)
+        assert all(b["capacityScaler"] == 1.0 and b["balancingMode"] == "RATE" for b in backends)
+
+
+def test_all_healthy_the_edge_split_is_exactly_the_weights(three_stack: Program) -> None:
+    assert edge_shares(three_stack, {"blue": READY, "green": READY, "teal": READY}) == {
+        "blue": 50, "green": 30, "teal": 20}
+
+
+@pytest.mark.parametrize("failure", [UNREADY, FAILING])
+def test_a_cluster_whose_ingress_fails_stops_receiving_edge_traffic(three_stack: Program, failure: str) -> None:
+    """Its share goes to the healthy clusters (by their capacity); no request is lost."""
+    got = edge_shares(three_stack, {"blue": failure, "green": READY, "teal": READY})
+    assert "blue" not in got and LOST not in got
+    assert got == {"green": 55, "teal": 45}
+
+
+def test_a_drained_cluster_is_nobodys_failover() -> None:
+    """Weight 0 means no edge traffic even when the cluster that has the weight fails."""
+    stack = three_edge({"blue": 100, "green": 0, "teal": 0})
+    for cluster in ("blue", "green", "teal"):
+        backends = stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs["backends"]
+        assert {b["capacityScaler"] for b in backends if "/green-ingress-" in b["group"]} == {
+            1.0 if cluster == "green" else 0.0}
+    assert edge_shares(stack, {"blue": UNREADY, "green": READY, "teal": READY}) == {LOST: 100}
+
+
+def test_two_clusters_fail_over_when_the_pods_go_unready_but_not_past_the_drain_cap(edge_stack: Program) -> None:
+    """The documented limit (docs/edge.md): with two clusters a failing cluster's NEGs are half of
+    each backend service, and auto-capacity drain drains only under half; unready pods still fail over."""
+    both = run_program({**edge_config(), "traffic": {**edge_config()["traffic"], "weights": {"blue": 60, "green": 40}}})
+    assert edge_shares(both, {"blue": UNREADY, "green": READY}) == {"green": 100}
+    assert edge_shares(both, {"blue": FAILING, "green": READY}) == {LOST: 60, "green": 40}
+
+
+def test_the_largest_mesh_fits_google_backend_limit_per_backend_service() -> None:
+    """Each backend service holds every cluster's NEG per zone; config caps clusters before Google does."""
+    assert MAX_CLUSTERS * ZONES_PER_REGION <= MAX_BACKENDS_PER_SERVICE
+
+
+def test_the_declared_backends_are_the_backend_plan(three_stack: Program) -> None:
+    """The wiring declares what `backend_plan` says, so the property below holds for the stack."""
+    names = ["blue", "green", "teal"]
+    for cluster in names:
+        service = three_stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs
+        owner = {b["group"]: n for n in names for b in three_stack.find(BACKEND_SERVICE, f"edge-{n}").inputs[
+            "backends"] if b["preference"] == "PREFERRED"}
+        declared = [(owner[b["group"]], b["preference"], b["capacityScaler"]) for b in service["backends"]]
+        assert declared == [p for p in backend_plan(cluster, names, set(names)) for _ in range(3)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(weights=st.integers(0, 100).flatmap(
+           lambda a: st.integers(0, 100 - a).map(lambda b: [a, b, 100 - a - b])).flatmap(st.permutations),
+       states=st.lists(st.sampled_from([READY, UNREADY, FAILING]), min_size=3, max_size=3),
+       zones=st.integers(1, 4))
+def test_edge_traffic_reaches_only_healthy_clusters_that_carry_weight(
+        weights: list[int], states: list[str], zones: int) -> None:
+    names = ["blue", "green", "teal"]
+    split, state = dict(zip(names, weights, strict=True)), dict(zip(names, states, strict=True))
+    failover = failover_clusters(names, [split])
+    route = [([Backend(*p) for p in backend_plan(n, names, failover) for _ in range(zones)], split[n])
+             for n in names]
+    got = shares(route, state)
+    for name in names:
+        assert name not in got or (state[name] == READY and split[name] > 0), (name, got)
+    if all(s == READY for s in states):
+        assert got == pytest.approx({n: w for n, w in split.items() if w})
+    rescuers = [n for n in names if state[n] == READY and split[n] > 0]
+    if rescuers and FAILING not in states:
+        assert LOST not in got, "unready pods empty their NEGs; a healthy weighted cluster takes their share"
+    if rescuers and states.count(FAILING) == 1 and UNREADY not in states:
+        assert LOST not in got, "one failing cluster of three is under the drain cap"

@@ -7,6 +7,7 @@ run against small hand-built graphs, to show they catch what they look for.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import itertools
 from collections.abc import Sequence
@@ -122,9 +123,15 @@ def _with_edge(config: dict, *, https: bool = False) -> dict:
 
 
 def test_flip_with_the_edge_changes_exactly_the_mesh_routes_and_the_url_map() -> None:
-    """The blast radius of one weights edit, both paths: sidecars' VirtualServices and the LB's URL map."""
+    """The blast radius of one weights edit, both paths: sidecars' VirtualServices and the LB's URL map.
+
+    The split moves between weights above 0, so no cluster joins or leaves the edge's failover
+    (tests/test_edge.py covers a weight reaching 0)."""
     config = _with_edge(configs.n_clusters(3, services=2))
-    before, after = run_program(config), run_program(configs.flipped(config))
+    config["traffic"]["weights"] = dict(zip([c["name"] for c in config["clusters"]], (60, 30, 10), strict=True))
+    flipped = copy.deepcopy(config)
+    flipped["traffic"]["weights"] = dict(zip([c["name"] for c in config["clusters"]], (10, 30, 60), strict=True))
+    before, after = run_program(config), run_program(flipped)
     diff = changed_resources(before, after)
     assert diff.added == () and diff.removed == ()
     mesh_routes = {r.urn for r in after.of_type(VS) if not r.inputs["spec"].get("gateways")}
