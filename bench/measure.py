@@ -67,11 +67,16 @@ def operations(services: int = 2) -> tuple[OperationRow, ...]:
     two_cfg, three_cfg = configs.n_clusters(2, services=services), configs.n_clusters(3, services=services)
     two, three = run_program(two_cfg), run_program(three_cfg)
     flipped = run_program(configs.flipped(two_cfg))
+    edge_cfg = configs.with_edge(two_cfg)
+    edge, edge_flipped = run_program(edge_cfg), run_program(configs.flipped(edge_cfg))
     n3 = [c["name"] for c in three_cfg["clusters"]]
     return (
         _operation("create", "an empty stack to 2 clusters", None, two),
         _operation("flip", "move the weights of every routed service (2 clusters), until istiod has pushed them",
                    two, flipped, push=True),
+        _operation("flip with the edge", "the same flip with the public entry on: the mesh routes, the URL map's "
+                   "weights and the failover capacity of the cluster whose weight leaves 0", edge, edge_flipped,
+                   push=True),
         _operation("add a cluster", f"2 clusters to 3 (add {n3[-1]})", two, three),
         _operation("remove a cluster", f"3 clusters to 2 (remove {n3[-1]})", three, two),
         _operation("destroy", "2 clusters to an empty stack", two, None),

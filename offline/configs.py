@@ -3,7 +3,7 @@
 `Pulumi.<stack>.yaml` files are the user's: a flip pull request edits their weights, a team
 edits machine types and node counts. Tests and the bench therefore start from `base()`, a
 fixed two-cluster config in the shape of the dev stack, and derive others from it
-(`three_clusters`, `n_clusters`, `flipped`). Tests that check the shipped stacks read
+(`three_clusters`, `n_clusters`, `flipped`, `with_edge`). Tests that check the shipped stacks read
 their expectations from the stack files themselves.
 
 Every generated cluster gets its own name, network, region and a non-overlapping
@@ -114,6 +114,14 @@ def flipped(config: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(config)
     names = [c["name"] for c in out["clusters"]]
     out["traffic"]["weights"] = {names[0]: 10, names[1]: 90}
+    return out
+
+
+def with_edge(config: dict[str, Any], *, https: bool = False) -> dict[str, Any]:
+    """`config` with the edge on and a public host on its first routed service."""
+    out = copy.deepcopy(config)
+    out["traffic"]["services"][0]["hosts"] = ["hello.example.com"]
+    out["edge"] = {"enabled": True, "https": https}
     return out
 
 

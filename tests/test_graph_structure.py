@@ -116,18 +116,12 @@ def test_flip_changes_exactly_the_virtual_services_of_three_clusters(three: Prog
             "blue": 10, "green": 90, "teal": 0}
 
 
-def _with_edge(config: dict, *, https: bool = False) -> dict:
-    config["traffic"]["services"][0]["hosts"] = ["hello.example.com"]
-    config["edge"] = {"enabled": True, "https": https}
-    return config
-
-
 def test_flip_with_the_edge_changes_exactly_the_mesh_routes_and_the_url_map() -> None:
     """The blast radius of one weights edit, both paths: sidecars' VirtualServices and the LB's URL map.
 
     The split moves between weights above 0, so no cluster joins or leaves the edge's failover
     (tests/test_edge.py covers a weight reaching 0)."""
-    config = _with_edge(configs.n_clusters(3, services=2))
+    config = configs.with_edge(configs.n_clusters(3, services=2))
     config["traffic"]["weights"] = dict(zip([c["name"] for c in config["clusters"]], (60, 30, 10), strict=True))
     flipped = copy.deepcopy(config)
     flipped["traffic"]["weights"] = dict(zip([c["name"] for c in config["clusters"]], (10, 30, 60), strict=True))
