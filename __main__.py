@@ -8,16 +8,20 @@ from components.cluster import GkeCluster, GkeClusterArgs
 from components.edge import GlobalEdge, GlobalEdgeArgs
 from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
+from components.last_deployment import last_deployment_gate
 from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
 from components.network import MeshNetwork, MeshNetworkArgs
-from components.retirement import retirement_gate
+from components.retirement import retirement_problems
+from components.root_transition import multiroot_env, root_change_problems
 from components.telemetry import MeshTelemetry, MeshTelemetryArgs
 from components.traffic import ClusterRouting, ClusterRoutingArgs
 
 cfg = config.load()
 names = [c.name for c in cfg.clusters]
-# Nothing is declared until the stack's last outputs show no removed cluster still carried weight.
-gated = pulumi.ResourceOptions(depends_on=retirement_gate(names))
+# Nothing is declared until the stack's last outputs show the edit is safe for the running mesh:
+# no removed cluster still carried weight, no signing root the deployed mesh does not trust.
+gated = pulumi.ResourceOptions(depends_on=last_deployment_gate([
+    lambda last: retirement_problems(last, names), lambda last: root_change_problems(last, cfg.ca)]))
 
 networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, nat=cfg.nat, hardening=cfg.hardening), gated)
             for c in cfg.clusters}
@@ -30,10 +34,12 @@ clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
 ), gated) for c in cfg.clusters}
 
 ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(
-    ca=cfg.ca, clusters=names, protect_root=any(c.protect for c in cfg.clusters)), gated)
+    ca=cfg.ca, clusters=names, protect_root=any(c.protect for c in cfg.clusters) and not cfg.ca.root_transition),
+    gated)
 primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
     cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
-    chart_repository=cfg.istio.chart_repository, cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem),
+    chart_repository=cfg.istio.chart_repository,
+    cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem, ca.trusted_roots), istiod_env=multiroot_env(cfg.ca),
     cluster_local=cfg.cluster_local, mesh_namespaces=cfg.mesh_namespaces,
     peer_egress=[cidr for _, cidr in peer_egress[c.name]], availability=cfg.availability,
 ), gated) for c in cfg.clusters}
@@ -74,5 +80,6 @@ pulumi.export("clusters", {c.name: {
 pulumi.export("kubeconfigs", pulumi.Output.secret({n: clusters[n].kubeconfig for n in names}))
 pulumi.export("rootCertPem", ca.root_cert_pem)
 pulumi.export("caExpiry", ca.expiry)
+pulumi.export("caTrust", ca.trust)
 pulumi.export("edge", {"address": edge.address, "url": edge.url, "hosts": edge.hosts} if edge else None)
 pulumi.export("trafficSplit", {f"{s.host}.{s.namespace}": w for s, w in services})

@@ -18,6 +18,7 @@ import pulumi_tls as tls
 
 from components.config import CaSpec
 from components.names import CERTIFICATE_AUTHORITY_TYPE
+from components.root_transition import ca_trust, trust_bundle
 
 ORGANIZATION = "Istio"
 ROOT_COMMON_NAME = "Root CA"
@@ -41,13 +42,18 @@ MAX_STAGGERED_CLUSTERS = 16
 KEY_PARAMS = {"RSA": {"algorithm": "RSA", "rsa_bits": 4096}, "ECDSA": {"algorithm": "ECDSA", "ecdsa_curve": "P384"}}
 
 
-def cacerts_data(intermediate_cert: str, intermediate_key: str, root_cert: str) -> dict[str, str]:
-    """The `cacerts` secret's keys, as istiod expects them (cert-chain: intermediate, then root)."""
+def cacerts_data(intermediate_cert: str, intermediate_key: str, root_cert: str,
+                 trusted_roots: Sequence[str] = ()) -> dict[str, str]:
+    """The `cacerts` secret's keys, as istiod expects them (cert-chain: intermediate, then its root).
+
+    `root-cert.pem` is the trust bundle: the signing root, then the other trusted roots of a
+    root transition (components/root_transition.py).
+    """
     inter = intermediate_cert if intermediate_cert.endswith("\n") else intermediate_cert + "\n"
     return {
         "ca-cert.pem": inter,
         "ca-key.pem": intermediate_key,
-        "root-cert.pem": root_cert,
+        "root-cert.pem": trust_bundle(root_cert, trusted_roots),
         "cert-chain.pem": inter + root_cert,
     }
 
@@ -85,9 +91,10 @@ class Intermediate:
     # RFC 3339 end of validity, as pulumi-tls reports it.
     not_after: pulumi.Output[str]
 
-    def cacerts(self, root_cert_pem: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+    def cacerts(self, root_cert_pem: pulumi.Input[str],
+                trusted_roots: Sequence[str] = ()) -> pulumi.Output[dict[str, str]]:
         return pulumi.Output.secret(pulumi.Output.all(self.cert_pem, self.key_pem, root_cert_pem).apply(
-            lambda a: cacerts_data(a[0], a[1], a[2])))
+            lambda a: cacerts_data(a[0], a[1], a[2], trusted_roots)))
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,8 @@ class IstioCertificateAuthorityArgs:
     ca: CaSpec
     clusters: Sequence[str]
     # Pulumi `protect` on a generated root's key and certificate (prod): no edit or destroy can
-    # replace the root, which Istio accepts only through a multi-root transition.
+    # replace the root, which Istio accepts only through a multi-root transition. Lifted while
+    # `ca.rootTransition` is set, so a transition away from it needs no `pulumi state unprotect`.
     protect_root: bool = False
 
 
@@ -109,6 +117,7 @@ class IstioCertificateAuthority(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(CERTIFICATE_AUTHORITY_TYPE, name, None, opts)
         ca = args.ca
+        self.trusted_roots = ca.trusted_root_pems
         child = pulumi.ResourceOptions(parent=self)
         key_params = KEY_PARAMS[ca.algorithm]
 
@@ -176,7 +185,10 @@ class IstioCertificateAuthority(pulumi.ComponentResource):
             c: i.not_after.apply(lambda t: {"notAfter": t, "earlyRenewalHours": INTERMEDIATE_EARLY_RENEWAL_HOURS})
             for c, i in self.intermediates.items()
         }
+        # What the next run compares its config with (components/root_transition.py).
+        self.trust = self.root_cert_pem.apply(lambda pem: ca_trust(ca, pem))
         self.register_outputs({
             "rootCertPem": self.root_cert_pem,
+            "caTrust": self.trust,
             "intermediateCertPems": {c: i.cert_pem for c, i in self.intermediates.items()},
         })

@@ -12,7 +12,7 @@ when control plane and gateways were installed separately - and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -70,8 +70,12 @@ def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Sequence[str],
-                  replicas: int = AvailabilitySpec().istiod_replicas) -> dict[str, Any]:
-    """Values of the `istiod` chart for one primary of a multi-network mesh: HA, DNS proxying on."""
+                  replicas: int = AvailabilitySpec().istiod_replicas,
+                  env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Values of the `istiod` chart for one primary of a multi-network mesh: HA, DNS proxying on.
+
+    `env` becomes istiod's container environment (the chart's top-level `env` map).
+    """
     values: dict[str, Any] = {
         "global": {
             "meshID": mesh_id,
@@ -80,6 +84,8 @@ def istiod_values(mesh_id: str, cluster: str, network: str, cluster_local: Seque
         },
         "meshConfig": {"defaultConfig": {"proxyMetadata": dict(DNS_PROXY_METADATA)}},
     }
+    if env:
+        values["env"] = dict(env)
     if cluster_local:
         # Istio's mesh config: these hosts are served only by endpoints in the caller's cluster.
         values["meshConfig"]["serviceSettings"] = [{"settings": {"clusterLocal": True}, "hosts": list(cluster_local)}]
@@ -155,6 +161,8 @@ class IstioPrimaryArgs:
     # The other networks' NAT egress addresses as /32s: the only sources the east-west gateway admits.
     peer_egress: Sequence[pulumi.Input[str]]
     availability: AvailabilitySpec
+    # istiod's extra environment (ISTIO_MULTIROOT_MESH during a root transition).
+    istiod_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class IstioPrimary(pulumi.ComponentResource):
@@ -208,7 +216,7 @@ class IstioPrimary(pulumi.ComponentResource):
         self.istiod = release(
             "istiod", "istiod", "istiod",
             istiod_values(args.mesh_id, spec.name, spec.network, args.cluster_local,
-                          args.availability.istiod_replicas),
+                          args.availability.istiod_replicas, args.istiod_env),
             after(self.base, self.cacerts),
         )
 

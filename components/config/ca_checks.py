@@ -126,3 +126,52 @@ def _check_intermediate_pems(cluster: str, cert_pem: Any, key_pem: Any, root_pem
         p.add(f"{key_name}.certPem is not issued by ca.rootCertPem (issuer and signature must chain to the root)")
     if cert.not_valid_after_utc > root.not_valid_after_utc:
         p.add(f"{key_name}.certPem outlives ca.rootCertPem")
+
+
+def root_fingerprint(cert_pem: str) -> str:
+    """`sha256:<hex>` of a certificate's DER: how the program names a root across deployments."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _check_trusted_roots(raw: Any, p: Problems) -> tuple[str, ...]:
+    """ca.trustedRootPems: extra roots every cluster trusts (a root transition's other root).
+
+    Each must be a CA certificate valid now; public only (no keys), one entry per root."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        p.add("ca.trustedRootPems must be a list of PEM certificates")
+        return ()
+    now, seen, out = dt.datetime.now(dt.UTC), set(), []
+    for i, pem in enumerate(raw):
+        key = f"ca.trustedRootPems[{i}]"
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode())
+        except ValueError:
+            p.add(f"{key} is not a PEM X.509 certificate")
+            continue
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            p.add(f"{key} is not a CA certificate (basicConstraints CA:TRUE is required of a trusted root)")
+        if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+            p.add(f"{key} is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+                  f"{cert.not_valid_after_utc:%Y-%m-%d}); an expired root verifies nothing")
+        fp = root_fingerprint(pem)
+        if fp in seen:
+            p.add(f"{key} repeats an earlier entry")
+        seen.add(fp)
+        out.append(pem)
+    return tuple(out)

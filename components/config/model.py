@@ -256,6 +256,11 @@ class CaSpec:
     # Bring-your-own intermediates: (cluster, cert PEM, key PEM) for every cluster, with only the
     # root's certificate (ca.rootCertPem): no root key is ever in config or state.
     intermediate_pems: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
+    # Roots every cluster trusts beside the signing root: the other root of a root transition
+    # (docs/root-transition.md). Public certificates only.
+    trusted_root_pems: tuple[str, ...] = field(default=(), repr=False)
+    # The explicit flag that lets the signing root differ from the last deployment's.
+    root_transition: bool = False
 
     @property
     def bring_your_own_intermediates(self) -> bool:
@@ -264,6 +269,13 @@ class CaSpec:
     @property
     def bring_your_own_root(self) -> bool:
         return self.root_cert_pem is not None and not self.intermediate_pems
+
+    @property
+    def source(self) -> str:
+        """Where the signing root comes from, by the config key that brings it."""
+        if self.bring_your_own_intermediates:
+            return "ca.intermediates"
+        return "ca.rootCertPem" if self.bring_your_own_root else "generated"
 
     def generation(self, cluster: str) -> int:
         return dict(self.intermediate_generations).get(cluster, 0)

@@ -7,7 +7,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components.config.ca_checks import _check_intermediate_pems, _check_root_pem
+from components.config.ca_checks import (
+    _check_intermediate_pems,
+    _check_root_pem,
+    _check_trusted_roots,
+    root_fingerprint,
+)
 from components.config.model import (
     BINARY_AUTHORIZATION_MODES,
     CA_ALGORITHMS,
@@ -509,7 +514,8 @@ def _parse_mesh_link(raw: Any, p: Problems) -> MeshLinkSpec:
 def _parse_ca(raw: Any, ca_is_secret: bool, names: Sequence[str], p: Problems) -> CaSpec:
     ca = as_mapping(raw, "ca", p) or {}
     known_keys(ca, "ca", ("algorithm", "rootValidityHours", "intermediateValidityHours",
-                           "rootCertPem", "rootKeyPem", "intermediateGenerations", "intermediates"), p)
+                           "rootCertPem", "rootKeyPem", "intermediateGenerations", "intermediates",
+                           "trustedRootPems", "rootTransition"), p)
     algorithm = ca.get("algorithm", DEFAULT_CA_ALGORITHM)
     if algorithm not in CA_ALGORITHMS:
         p.add(f"ca.algorithm {algorithm!r} must be one of {', '.join(CA_ALGORITHMS)}")
@@ -533,11 +539,23 @@ def _parse_ca(raw: Any, ca_is_secret: bool, names: Sequence[str], p: Problems) -
             p.add("ca.rootKeyPem must be set as a secret: pulumi config set --secret --path "
                   "ca.rootKeyPem < root-key.pem")
         _check_root_pem(cert, key, inter_h if is_int(inter_h) else None, p)
+    trusted = _check_trusted_roots(ca.get("trustedRootPems"), p)
+    if isinstance(cert, str) and trusted:
+        try:
+            own = root_fingerprint(cert)
+        except ValueError:
+            own = None
+        if own in {root_fingerprint(t) for t in trusted}:
+            p.add("ca.trustedRootPems repeats ca.rootCertPem: the signing root is always trusted")
+    transition = ca.get("rootTransition", False)
+    if not isinstance(transition, bool):
+        p.add(f"ca.rootTransition {transition!r} must be true or false")
+        transition = False
     return CaSpec(
         algorithm=algorithm, root_validity_hours=root_h, intermediate_validity_hours=inter_h,
         root_cert_pem=cert, root_key_pem=key,
         intermediate_generations=_parse_intermediate_generations(ca.get("intermediateGenerations"), names, p),
-        intermediate_pems=pems,
+        intermediate_pems=pems, trusted_root_pems=trusted, root_transition=transition,
     )
 
 
