@@ -35,6 +35,10 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 KMS_ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 # A new primary key version every 90 days (CryptoKey.rotation_period: seconds, more than a day).
 SECRETS_KEY_ROTATION = "7776000s"
+# The temporary default pool's settings (Cluster inputs, engine names): read only when the cluster
+# is created. terraform-provider-google marks `node_config` ForceNew and the pool is deleted right
+# after creation, so a later edit (or a field added here) would otherwise replace a running cluster.
+DEFAULT_POOL_CREATE_ONLY = ("nodeConfig", "initialNodeCount")
 AUTH_PLUGIN_HINT = (
     "Install gke-gcloud-auth-plugin for use with kubectl by following "
     "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin"
@@ -256,7 +260,9 @@ class GkeCluster(pulumi.ComponentResource):
                 managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True)),
             # The default pool cannot be managed well in place; a separate pool replaces it. It still
             # boots once, so it runs as the dedicated account too (CIS GKE 5.2.1: organisations that
-            # disable the Compute Engine default service account refuse it otherwise).
+            # disable the Compute Engine default service account refuse it otherwise). Its settings
+            # matter only at creation: every `node_config` field forces a new cluster in the provider,
+            # and the pool is gone after the first `up`, so they are ignored on update (below).
             remove_default_node_pool=True,
             initial_node_count=1,
             node_config=gcp.container.ClusterNodeConfigArgs(
@@ -271,7 +277,8 @@ class GkeCluster(pulumi.ComponentResource):
             ),
             deletion_protection=spec.deletion_protection,
             resource_labels={"mesh": args.mesh_id, "mesh-cluster": spec.name},
-            opts=pulumi.ResourceOptions(parent=self, protect=spec.protect, depends_on=cluster_deps),
+            opts=pulumi.ResourceOptions(parent=self, protect=spec.protect, depends_on=cluster_deps,
+                                        ignore_changes=list(DEFAULT_POOL_CREATE_ONLY)),
         )
 
         self.node_pool = gcp.container.NodePool(

@@ -198,6 +198,8 @@ class Resource:
     provider: str
     protect: bool
     deleted_with: str
+    # Input properties the engine leaves alone on update (as sent: the engine's camelCase names).
+    ignore_changes: list[str] = field(default_factory=list)
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -231,7 +233,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             provider=request.provider, protect=bool(request.protect), deleted_with=request.deletedWith,
-            id=response.id, outputs=unwrap(state.state) if state else {},
+            ignore_changes=list(request.ignoreChanges), id=response.id, outputs=unwrap(state.state) if state else {},
         ))
         return response
 

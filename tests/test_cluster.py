@@ -139,3 +139,18 @@ def test_every_kubernetes_object_names_its_clusters_provider(base_stack: Program
     for r in base_stack.resources:
         if r.custom and r.type.startswith("kubernetes:"):
             assert r.provider_urn in providers, f"{r.type} {r.name} would use the ambient kubeconfig"
+
+
+def test_the_temporary_default_pools_settings_never_replace_a_running_cluster(run, base_config) -> None:
+    """Every `node_config` field forces a new cluster in the provider; the pool is gone after creation."""
+    before = run(base_config)
+    base_config["hardening"] = {**base_config.get("hardening", {}), "imageType": "UBUNTU_CONTAINERD"}
+    after = run(base_config)
+    for name in DEV:
+        old, new = (_in(s, name, "gcp:container/cluster:Cluster") for s in (before, after))
+        assert new.ignore_changes == ["nodeConfig", "initialNodeCount"]
+        assert set(new.ignore_changes) <= set(new.inputs), "ignored names must be the Cluster's real inputs"
+        changed = {k for k in set(old.inputs) | set(new.inputs) if old.inputs.get(k) != new.inputs.get(k)}
+        assert changed == {"nodeConfig"}, "the image edit reaches the cluster only in an ignored input"
+        pool = _in(after, name, "gcp:container/nodePool:NodePool")
+        assert pool.inputs["nodeConfig"]["imageType"] == "UBUNTU_CONTAINERD", "the real pool takes the edit"
