@@ -12,10 +12,12 @@ wiring (kubeconfigs, cert chains, remote secrets) is exercised for real.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import ipaddress
 import json
+import logging
 import runpy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -358,6 +360,29 @@ def project_config(stack: str = "dev") -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in stack_file_config(stack).items() if k.startswith(f"{PROJECT}:")}
 
 
+# What the program logs to the engine: warnings and errors reach the test output; the SDK's
+# per-registration debug lines (hundreds per run) are dropped before they are formatted.
+_ENGINE_LOG = logging.getLogger("offline.engine.program")
+_ENGINE_LOG.setLevel(logging.INFO)
+
+# Messages of the failures run_program has already reported as ProgramError.
+_REPORTED_FAILURES: set[str] = set()
+
+
+def _drop_reported_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's handler, except for futures that carry a failure the test already got.
+
+    A refused program fails every registration waiting on its gate; the real engine then ends the
+    process. Here the process goes on, and each of those futures, when collected, would format and
+    log its traceback ("Future exception was never retrieved") in some later test - seconds of
+    work per refusal, and noise that hides real problems.
+    """
+    error = context.get("exception")
+    if error is not None and str(error) in _REPORTED_FAILURES:
+        return
+    loop.default_exception_handler(context)
+
+
 def run_program(
     config: Mapping[str, Any] | None = None,
     *,
@@ -399,7 +424,7 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     # DIY backends (gs://, file://) name every stack's organization "organization".
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor,
-                             organization="organization")
+                             organization="organization", logger=_ENGINE_LOG)
     root = pulumi.runtime.get_root_resource()
     root.outputs.clear()
     exports: dict[str, Any] = {}
@@ -419,9 +444,13 @@ def run_program(
 
         return pulumi.Output.from_input(collect())
 
+    loop = asyncio.get_event_loop()
+    if loop.get_exception_handler() is not _drop_reported_failures:
+        loop.set_exception_handler(_drop_reported_failures)
     try:
         program()
     except Exception as error:
+        _REPORTED_FAILURES.add(str(error))
         raise ProgramError(error, monitor.recorded) from error
     return Program(monitor.recorded, exports, secret_exports, mocks.stack_references)
 
