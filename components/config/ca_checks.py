@@ -7,6 +7,16 @@ from typing import Any
 from components.config.rules import Problems
 
 
+def _extension(cert: Any, kind: type) -> Any:
+    """The value of a certificate's extension of this kind (x509.BasicConstraints, KeyUsage), or None."""
+    from cryptography import x509
+
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
 def _check_root_pem(cert_pem: Any, key_pem: Any, intermediate_hours: int | None, p: Problems) -> None:
     """A BYO root must be a CA that may sign intermediates (basicConstraints CA, a path length that
     allows one more CA, keyCertSign if it has a keyUsage), valid now, whose key is the one given, and
@@ -29,20 +39,14 @@ def _check_root_pem(cert_pem: Any, key_pem: Any, intermediate_hours: int | None,
     except (ValueError, TypeError):
         p.add("ca.rootKeyPem is not an unencrypted PEM private key")
         return
-    try:
-        constraints: x509.BasicConstraints | None = cert.extensions.get_extension_for_class(
-            x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
+    constraints: x509.BasicConstraints | None = _extension(cert, x509.BasicConstraints)
     if constraints is None or not constraints.ca:
         p.add("ca.rootCertPem is not a CA certificate (basicConstraints CA:TRUE is required)")
     elif constraints.path_length == 0:
         p.add("ca.rootCertPem has pathlen:0, so it may not sign the per-cluster intermediate CAs; use a "
               "root with pathlen >= 1 or none")
-    try:
-        usage: x509.KeyUsage | None = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        usage = None  # RFC 5280 wants it on a CA, but Go's verifier (istiod's) accepts a CA without one
+    # RFC 5280 wants a keyUsage on a CA, but Go's verifier (istiod's) accepts a CA without one.
+    usage: x509.KeyUsage | None = _extension(cert, x509.KeyUsage)
     if usage is not None and not usage.key_cert_sign:
         p.add("ca.rootCertPem has a keyUsage without keyCertSign, so verifiers (Go's, istiod's) refuse the "
               "intermediates it signs; reissue the root with keyUsage keyCertSign (and cRLSign)")
@@ -85,18 +89,9 @@ def _check_intermediate_pems(cluster: str, cert_pem: Any, key_pem: Any, root_pem
     except (ValueError, TypeError):
         p.add(f"{key_name}: certPem must be a PEM X.509 certificate and keyPem an unencrypted PEM private key")
         return
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = constraints.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    if not getattr(_extension(cert, x509.BasicConstraints), "ca", False):
         p.add(f"{key_name}.certPem is not a CA certificate (basicConstraints CA:TRUE is required)")
-    try:
-        signs = cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
-    except x509.ExtensionNotFound:
-        signs = False
-    if not signs:
+    if not getattr(_extension(cert, x509.KeyUsage), "key_cert_sign", False):
         p.add(f"{key_name}.certPem lacks key usage keyCertSign: istiod could not sign workload certificates")
     now = dt.datetime.now(dt.UTC)
     if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
@@ -160,11 +155,7 @@ def _check_trusted_roots(raw: Any, p: Problems) -> tuple[str, ...]:
         except ValueError:
             p.add(f"{key} is not a PEM X.509 certificate")
             continue
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        if not is_ca:
+        if not getattr(_extension(cert, x509.BasicConstraints), "ca", False):
             p.add(f"{key} is not a CA certificate (basicConstraints CA:TRUE is required of a trusted root)")
         if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
             p.add(f"{key} is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
