@@ -59,12 +59,13 @@ def multiroot_env(ca: CaSpec) -> dict[str, str]:
 
 def ca_trust(ca: CaSpec, signing_root_pem: str) -> dict[str, Any]:
     """The `caTrust` stack output: what the next run compares its config with."""
+    signing = root_fingerprint(signing_root_pem)
     return {
         "source": ca.source,
         "algorithm": ca.algorithm,
         "rootValidityHours": ca.root_validity_hours,
-        "signingRoot": root_fingerprint(signing_root_pem),
-        "trustedRoots": sorted({root_fingerprint(signing_root_pem), *map(root_fingerprint, ca.trusted_root_pems)}),
+        "signingRoot": signing,
+        "trustedRoots": sorted({signing, *map(root_fingerprint, ca.trusted_root_pems)}),
         "rootTransition": ca.root_transition,
     }
 
@@ -73,6 +74,9 @@ def _last_trust(last: Mapping[str, Any]) -> dict[str, Any] | None:
     """The deployed trust, from `caTrust`; a deployment older than it has only `rootCertPem`."""
     trust = last.get(CA_TRUST_OUTPUT)
     if isinstance(trust, Mapping) and trust.get("signingRoot"):
+        hours = trust.get("rootValidityHours")
+        if isinstance(hours, float) and hours.is_integer():
+            return {**trust, "rootValidityHours": int(hours)}  # the engine's numbers are doubles
         return dict(trust)
     pem = last.get(ROOT_CERT_OUTPUT)
     if not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
@@ -95,8 +99,6 @@ def root_change_problems(last: Mapping[str, Any], ca: CaSpec) -> list[str]:
     deployed = _last_trust(last)
     if deployed is None:
         return []  # a new stack: nothing trusts anything yet
-    if isinstance(deployed.get("rootValidityHours"), float) and deployed["rootValidityHours"].is_integer():
-        deployed["rootValidityHours"] = int(deployed["rootValidityHours"])  # the engine's numbers are doubles
     how = f"follow {RUNBOOK} (trust the new root in every cluster first, then sign with it)"
     if ca.source == GENERATED:
         if deployed["source"] not in (None, GENERATED):

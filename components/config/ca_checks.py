@@ -125,19 +125,24 @@ def _check_intermediate_pems(cluster: str, cert_pem: Any, key_pem: Any, root_pem
 
 def root_fingerprint(cert_pem: str) -> str:
     """`sha256:<hex>` of a certificate's DER: how the program names a root across deployments."""
+    from cryptography import x509
+
+    return _fingerprint(x509.load_pem_x509_certificate(cert_pem.encode()))
+
+
+def _fingerprint(cert: Any) -> str:
     import hashlib
 
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
-    return "sha256:" + hashlib.sha256(der).hexdigest()
+    return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def _check_trusted_roots(raw: Any, p: Problems) -> tuple[str, ...]:
+def _check_trusted_roots(raw: Any, signing_pem: Any, p: Problems) -> tuple[str, ...]:
     """ca.trustedRootPems: extra roots every cluster trusts (a root transition's other root).
 
-    Each must be a CA certificate valid now; public only (no keys), one entry per root."""
+    Each must be a CA certificate valid now; public only (no keys), one entry per root, and not
+    the signing root (`ca.rootCertPem`, always trusted)."""
     import datetime as dt
 
     from cryptography import x509
@@ -147,6 +152,10 @@ def _check_trusted_roots(raw: Any, p: Problems) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
         p.add("ca.trustedRootPems must be a list of PEM certificates")
         return ()
+    try:
+        own = root_fingerprint(signing_pem) if isinstance(signing_pem, str) else None
+    except ValueError:
+        own = None  # reported by the ca.rootCertPem checks
     now, seen, out = dt.datetime.now(dt.UTC), set(), []
     for i, pem in enumerate(raw):
         key = f"ca.trustedRootPems[{i}]"
@@ -160,8 +169,10 @@ def _check_trusted_roots(raw: Any, p: Problems) -> tuple[str, ...]:
         if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
             p.add(f"{key} is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
                   f"{cert.not_valid_after_utc:%Y-%m-%d}); an expired root verifies nothing")
-        fp = root_fingerprint(pem)
-        if fp in seen:
+        fp = _fingerprint(cert)
+        if fp == own:
+            p.add("ca.trustedRootPems repeats ca.rootCertPem: the signing root is always trusted")
+        elif fp in seen:
             p.add(f"{key} repeats an earlier entry")
         seen.add(fp)
         out.append(pem)

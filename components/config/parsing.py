@@ -11,7 +11,6 @@ from components.config.ca_checks import (
     _check_intermediate_pems,
     _check_root_pem,
     _check_trusted_roots,
-    root_fingerprint,
 )
 from components.config.model import (
     BINARY_AUTHORIZATION_MODES,
@@ -539,14 +538,7 @@ def _parse_ca(raw: Any, ca_is_secret: bool, names: Sequence[str], p: Problems) -
             p.add("ca.rootKeyPem must be set as a secret: pulumi config set --secret --path "
                   "ca.rootKeyPem < root-key.pem")
         _check_root_pem(cert, key, inter_h if is_int(inter_h) else None, p)
-    trusted = _check_trusted_roots(ca.get("trustedRootPems"), p)
-    if isinstance(cert, str) and trusted:
-        try:
-            own = root_fingerprint(cert)
-        except ValueError:
-            own = None
-        if own in {root_fingerprint(t) for t in trusted}:
-            p.add("ca.trustedRootPems repeats ca.rootCertPem: the signing root is always trusted")
+    trusted = _check_trusted_roots(ca.get("trustedRootPems"), cert, p)
     transition = ca.get("rootTransition", False)
     if not isinstance(transition, bool):
         p.add(f"ca.rootTransition {transition!r} must be true or false")
