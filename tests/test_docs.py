@@ -6,6 +6,7 @@ import ast
 import io
 import re
 import tokenize
+import tomllib
 import unicodedata
 from pathlib import Path
 
@@ -357,3 +358,21 @@ def test_development_md_maps_every_module() -> None:
         if not named:
             unnamed.append(rel)
     assert unnamed == []
+
+
+def test_the_readme_and_the_changelog_name_the_projects_version() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"^Version (\S+) ", readme, re.M) == [version]
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.M)
+    assert released and released[0] == version, "the newest release in CHANGELOG.md is the project's version"
+    assert changelog.index("## [Unreleased]") < changelog.index(f"## [{version}]")
+
+
+def test_the_license_is_apache_2() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
