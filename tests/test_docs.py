@@ -93,7 +93,14 @@ PATH = re.compile(_NOT_AFTER + "((?:" + "|".join(map(re.escape, TOP)) + r")/[\w.
 DOTTED = re.compile(_NOT_AFTER + "((?:" + "|".join(PACKAGES) + r")(?:\.[A-Za-z_]\w*)+)")
 FILE_SUFFIXES = ("py", "md", "yaml", "yml", "json", "txt", "toml")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
+# A section named in prose: README "The two commands", docs/delivery.md "Identities".
+SECTION = re.compile(r"(README(?:\.md)?|(?:docs/)?[\w-]+\.md)(?:'s)? (?:section |table )?\"([^\"]+)\"")
 HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
+
+
+def rendered(heading: str) -> str:
+    """A heading's text as GitHub shows it: code spans and emphasis marks go, a link keeps its text."""
+    return re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading).replace("`", "").replace("**", "")
 
 
 def slug(heading: str) -> str:
@@ -101,8 +108,7 @@ def slug(heading: str) -> str:
     script/generate-regex.mjs): the heading's rendered text, lower-cased; letters, marks, decimal
     and letter numbers, connector punctuation (`_`) and `-` stay, each space becomes `-`, anything
     else (other punctuation, symbols, other separators) goes."""
-    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text stays, its target goes
-    text = text.replace("`", "").replace("**", "").lower()
+    text = rendered(heading).lower()
     kept = {"Nd", "Nl", "Pc"}
     return "".join("-" if ch == " " else ch for ch in text
                    if ch in " -" or ch.isalpha() or unicodedata.category(ch)[0] in "LM"
@@ -215,6 +221,24 @@ def path_problem(path: str, suffix: str | None) -> str | None:
     return None
 
 
+def headings(markdown: str) -> list[str]:
+    """A document's headings as rendered text (no code spans or link targets), outside code blocks."""
+    return [rendered(h) for h in HEADING.findall(FENCE.sub("", markdown))]
+
+
+def section_problem(file: str, title: str) -> str | None:
+    """Why a section named in prose (`README "First deploy"`) is not there, or None: a heading of
+    that file must start with the quoted words."""
+    path = ROOT / "README.md" if file.startswith("README") else ROOT / file
+    if not path.exists():
+        path = ROOT / "docs" / file
+    if not path.exists():
+        return "no such file"
+    if not any(h.lower().startswith(title.lower()) for h in headings(path.read_text())):
+        return "no such section"
+    return None
+
+
 def reference_problems(text: str) -> list[str]:
     """The repo paths and dotted project names in `text` that do not exist."""
     problems = []
@@ -222,6 +246,10 @@ def reference_problems(text: str) -> list[str]:
         why = path_problem(path, anchor or None)
         if why:
             problems.append(f"{path}{anchor}: {why}")
+    for file, title in SECTION.findall(text):
+        why = section_problem(file, title)
+        if why:
+            problems.append(f'{file} "{title}": {why}')
     for dotted in DOTTED.findall(text):
         if dotted.rsplit(".", 1)[-1] in FILE_SUFFIXES:
             continue  # a file name (`policy.md` beside docs/), not a module
@@ -282,6 +310,16 @@ def test_comments_and_docstrings_name_only_paths_and_modules_that_exist(module: 
     assert reference_problems(code_prose(module)) == []
 
 
+# The build, CI and pack files (not the stack files: those are the user's).
+BUILD_FILES = sorted([ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "policy" / "PulumiPolicy.yaml",
+                      *ROOT.glob("requirements*.txt"), *(ROOT / ".github" / "workflows").glob("*.yml")])
+
+
+@pytest.mark.parametrize("path", BUILD_FILES, ids=_rel)
+def test_build_and_ci_files_name_only_paths_and_modules_that_exist(path: Path) -> None:
+    assert reference_problems(path.read_text()) == []
+
+
 # github-slugger's own fixtures (test/fixtures.json), in order: repeats count per base slug.
 SLUGGER_FIXTURES = [
     ("alpha", "alpha"), ("alpha", "alpha-1"), ("bravoCharlieDelta", "bravocharliedelta"),
@@ -315,12 +353,14 @@ def test_the_reference_check_finds_what_is_gone() -> None:
     docs/rotate-intermediate-ca.md#3-restart is a dead anchor, docs/rotate-intermediate-ca.md#3-verify is
     not; tests/test_docs.py::test_nothing is no test, tests/test_docs.py::test_anchors_are_githubs is.
     venv/bin/python and build/render are made by make; https://github.com/istio/istio/tools/x is upstream.
+    README "Istio version" is no section, README's "The two commands" and docs/delivery.md "Identities" are.
     """
     assert reference_problems(text) == [
         "components/config.py: no such path",
         "tools/schemas.py: no such path",
         "docs/rotate-intermediate-ca.md#3-restart: no heading makes #3-restart",
         "tests/test_docs.py::test_nothing: no test_nothing in it",
+        'README "Istio version": no such section',
         "tools.verify_checks: no such module or name",
         "offline.graph.no_such: no such module or name",
     ]
