@@ -26,22 +26,8 @@ SUBSET_LABEL_KEYS: dict[str, str] = {
     "network": NETWORK_LABEL,
     "cluster": CLUSTER_LABEL,
 }
-# Outlier detection: what may eject a cluster's share, and what may not.
-# A remote cluster reaches a client as ONE endpoint, its east-west gateway (istiod's
-# EndpointsByNetworkFilter, pilot/pkg/xds/endpoints/ep_filters.go), and Istio sets the
-# healthy-panic threshold to `minHealthPercent`, 0 when unset, so ejecting that endpoint
-# removes the cluster's whole share. Istio 1.30's applyOutlierDetection
-# (pilot/pkg/networking/core/cluster_traffic_policy.go) copies only the fields set here;
-# Envoy's defaults fill the rest (config.cluster.v3.OutlierDetection), and Envoy's default is
-# `consecutive_5xx: 5` enforced at 100%: leaving `consecutive5xxErrors` out would still eject
-# after five application 500s.
-# So: `consecutive5xxErrors: 0` (Istio then also sets enforcing_consecutive_5xx to 0) and
-# `consecutiveGatewayErrors: 0`, because Envoy counts any 502/503/504 as a gateway failure,
-# including ones the application itself answers. With `splitExternalLocalOriginErrors`,
-# Envoy counts the failures it sees itself - connect failure, timeout, reset - apart from
-# HTTP responses, and `consecutiveLocalOriginFailures` ejects on those only (Istio enforces
-# it at 100%). That is how a dead gateway or an unreachable network shows up: the east-west
-# gateway is a TLS passthrough proxy (AUTO_PASSTHROUGH), it answers no HTTP, it resets.
+# Outlier detection ejects a cluster's share only on connection failures, never on application
+# 5xx: the Istio and Envoy semantics are in docs/blue-green.md#why-an-application-5xx-never-removes-a-cluster.
 OUTLIER_DETECTION: dict[str, Any] = {
     "consecutive5xxErrors": 0,
     "consecutiveGatewayErrors": 0,

@@ -1,6 +1,6 @@
 """Graph questions over what the program declared: chains, cluster ownership, cross-cluster waits, diffs.
 
-Pure functions over `tools.offline.Program`. The edges are exactly the engine's
+Pure functions over `offline.engine.Program`. The edges are exactly the engine's
 ordering as `Program.waits_for` defines it (built from `Program.direct_waits`, a
 component standing for all of its descendants), so a chain found here is one the
 engine would have to wait through.

@@ -1,6 +1,6 @@
 """`verify --before-flip` against fake API servers: weight moves only where the service can answer.
 
-Each cluster is a real HTTP server (offline/fake_kube.py) reached through the tool's own
+Each cluster is a real HTTP server (tests/fakes/fake_kube.py) reached through the tool's own
 client factory; the stack file carries the NEW weights, as in the flip pull request.
 """
 
@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from offline import fake_kube, self_signed_pem
+from offline import self_signed_pem
 from offline.configs import base, flipped, write_stack_file
-from offline.fake_kube import FakeCluster
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster
 from tools.verify import cli as verify
 
 CLUSTERS = [("blue", "network1", "us-west1", "34.82.10.1", "34.83.20.1"),

@@ -37,9 +37,9 @@ from components.names import (
 )
 from offline import Program, run_program
 from offline.configs import base, three_clusters
-from offline.edge_model import FAILING, LOST, READY, UNREADY, Backend, backends_of, shares
 from offline.manifests import render
 from offline.schemas import validate_rendered
+from tests.fakes.edge_model import FAILING, LOST, READY, UNREADY, Backend, backends_of, shares
 
 HOSTS = ["hello.example.com", "www.hello.example.com"]
 FQDN = "helloworld.sample.svc.cluster.local"

@@ -1,6 +1,6 @@
 """The progressive flip: plan, judge, the Prometheus client and every branch of a run, offline.
 
-A run drives a fake Automation API stack (offline.fake_automation: the stack file written as
+A run drives a fake Automation API stack (tests.fakes.fake_automation: the stack file written as
 `pulumi config set --path` writes it, previews from the offline engine's own diff, "up" into
 fake Kubernetes API servers), reads the VirtualServices back from those servers with the real
 client, and judges steps from a fake Prometheus HTTP API serving scripted series. Each
@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from components.config import FlipSpec
 from offline.configs import base, three_clusters, write_stack_file
-from offline.fake_automation import FakeStack
-from offline.fake_kube import FakeCluster
-from offline.fake_prometheus import FakePrometheus, traffic
+from tests.fakes.fake_automation import FakeStack
+from tests.fakes.fake_kube import FakeCluster
+from tests.fakes.fake_prometheus import FakePrometheus, traffic
 from tools.flip import cli
 from tools.flip.judge import ClusterMeasurement, Verdict, judge
 from tools.flip.plan import PlanError, interpolate, parse_steps, parse_weights, plan

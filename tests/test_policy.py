@@ -1,6 +1,6 @@
 """The CrossGuard pack (policy/): every rule both ways, the dev stack passes it, edits of it do not.
 
-Rules are called the way the analyzer calls them - `policy.validate(args, report)` with
+Rules are called the way the analyzer calls them - a rule's `validate(args, report)` with
 properties wrapped in pulumi-policy's unknown-checking proxies - without the CLI. The
 dev stack is converted from what the offline engine recorded: a resource rule sees a
 resource's inputs (Analyze), a stack rule every resource's outputs with its provider

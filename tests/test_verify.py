@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from components.cluster import gke_kubeconfig
 from components.config import ClusterSpec, RoutedService
 from components.traffic import destination_rule, virtual_service
-from offline import fake_kube, self_signed_pem
+from offline import self_signed_pem
 from offline.configs import base, write_stack_file
-from offline.fake_kube import FakeCluster, staged_mesh
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster, staged_mesh
 from tools.verify import cli as verify
 from tools.verify import kube as verify_kube
 from tools.verify.checks import CheckResult, OutputsError, StackOutputs, parse_outputs

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DEFAULT_MESH_ID = "mesh1"
-# Current stable Istio line at the time of writing (1.30.x); see README "Istio version".
+# Current stable Istio line at the time of writing (1.30.x); see docs/istio-upgrade.md.
 DEFAULT_ISTIO_VERSION = "1.30.3"
 DEFAULT_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 # Oldest Istio this program installs. Networking/security v1 APIs and the gateway chart's

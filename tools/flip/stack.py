@@ -5,7 +5,7 @@ directory, so the stack file is the one in git: weights are written with
 `set_all_config(..., path=True)` - one `pulumi config set-all --path` call, exactly what
 `pulumi config set --path traffic.weights.green 90` writes, all clusters at once so the
 file never holds a half-written split. Previews and updates enforce the policy pack.
-Tests use `offline.fake_automation.FakeStack`, which keeps the same contract without a CLI.
+Tests use `tests.fakes.fake_automation.FakeStack`, which keeps the same contract without a CLI.
 """
 
 from __future__ import annotations

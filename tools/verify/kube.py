@@ -1,6 +1,6 @@
 """The verify command's Kubernetes I/O: clients per cluster, reading the objects, running the probe.
 
-Everything that decides PASS/FAIL lives in `tools.verify_checks` and `tools.verify_probe`;
+Everything that decides PASS/FAIL lives in `tools.verify.checks` and `tools.verify.probe`;
 this module only talks to the API servers (through the official `kubernetes` client) and
 turns every way that can go wrong into one readable message per cluster.
 """

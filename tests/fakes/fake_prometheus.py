@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from offline.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
 # (kind "requests" | "errors" | "p99", window seconds, time) -> {destination cluster: value}
 Responder = Callable[[str, int, float], Mapping[str, float]]

@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 from components import config as stack_config
 from components.traffic import virtual_service
 from offline.engine import PROJECT, changed_resources, run_with_weights
-from offline.fake_kube import FakeCluster
+from tests.fakes.fake_kube import FakeCluster
 
 FAKE_ROOT_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
