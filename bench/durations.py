@@ -149,7 +149,7 @@ _ROWS = (
              "no API call: a grouping in Pulumi's state"),
 )
 
-# Figures measured by real runs (the e2e workflow, docs/e2e.md), written by `python -m bench.measured`.
+# Figures measured by real runs (the e2e workflow, docs/e2e.md), written by `python -m tools.e2e measured`.
 MEASURED_FILE = Path(__file__).with_name("measured.json")
 # From this many samples on, the measured spread replaces the estimated low and high as well.
 MIN_SAMPLES_FOR_SPREAD = 3

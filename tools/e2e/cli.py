@@ -6,9 +6,10 @@
     leftovers   read `pulumi stack ls --json` on stdin; exit 1 naming any other e2e stack still alive
     phase       run one phase's command and append its duration and exit code to the record
     report      the record as a Markdown table (the job summary)
+    measured    runs' records and event logs -> bench/measured.json, the bench's measured figures
 
-The record (JSON, uploaded as the run's artifact) is what `python -m bench.measured` turns into
-the bench's measured figures (docs/e2e.md).
+The records and event logs (uploaded as the run's artifacts) are what `measured` turns into the
+bench's measured figures (tools/e2e/measured.py, docs/e2e.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 
 from offline.engine import PROJECT, ROOT, ProgramError, run_program
 from tools.cost.estimate import PriceError, estimate, money
+from tools.e2e import measured
 
 TEMPLATE = Path(__file__).with_name("stack.yaml")
 # e2e-<run id>[-<attempt>]: unique per run, and never the name of a user's stack.
@@ -159,7 +161,7 @@ def report(record: Mapping[str, Any]) -> str:
         lines.append(f"| {p['name']} | {_minutes(p['seconds'])} | {result} |")
     total = sum(p["seconds"] for p in rows)
     lines += ["", f"Total: {_minutes(total)} over {len(rows)} phases. The JSON record is the run's "
-              "`e2e-record` artifact; `python -m bench.measured` turns it into the bench's measured figures."]
+              "`e2e-record` artifact; `python -m tools.e2e measured` turns it into the bench's measured figures."]
     return "\n".join(lines) + "\n"
 
 
@@ -189,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("cmd", nargs=argparse.REMAINDER)
     r = sub.add_parser("report", help="the record as Markdown")
     r.add_argument("--record", type=Path, required=True)
+    m = sub.add_parser("measured", help="unpacked run artifacts -> the bench's measured figures")
+    m.add_argument("runs", nargs="+", type=Path, help="one directory per run, both artifacts unpacked in it")
+    m.add_argument("--out", type=Path, required=True, help="bench/measured.json (bench/durations.py reads it)")
     return p
 
 
@@ -222,6 +227,14 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: Te
             return run_phase(args.name, cmd, args.record, args.stack)
         elif args.command == "report":
             print(report(load_record(args.record)), file=out, end="")
+        elif args.command == "measured":
+            try:
+                merged = measured.merge([measured.read_run(d) for d in args.runs])
+            except (measured.MeasuredError, OSError, KeyError, json.JSONDecodeError) as error:
+                raise E2EError(f"measured: {error}") from None
+            args.out.write_text(json.dumps(merged, indent=2) + "\n")
+            print(f"{len(merged['rows'])} duration rows and {len(merged['phases'])} phases from "
+                  f"{len(args.runs)} runs -> {args.out}", file=out)
     except E2EError as error:
         print(f"e2e: {error}", file=sys.stderr)
         return 2

@@ -1,11 +1,12 @@
 """Measured figures from real runs: the end-to-end workflow's records become the bench's durations.
 
-`python -m bench.measured RUN_DIR... [--out bench/measured.json]` reads what each e2e run
+`python -m tools.e2e measured RUN_DIR... --out bench/measured.json` reads what each e2e run
 uploaded (its `e2e-record` and `e2e-destroy-record` artifacts, unpacked into one directory:
 `record.json` and `destroy-record.json` with the phase durations, and `up.events.jsonl` /
 `destroy.events.jsonl`, Pulumi's `--event-log` of `up` and `destroy`) and
-writes bench/measured.json: per duration-table row and step, every measured sample; per phase,
-every run's seconds. bench/durations.py overlays that file on its estimates (`overlay`), so
+writes bench/measured.json: per duration-table row (bench/durations.py's keys) and step, every
+measured sample; per phase, every run's seconds. bench/durations.py overlays that file on its
+estimates (`overlay`; rows it does not have are ignored there), so
 `python -m bench` weighs the critical paths with what a real project took wherever a run
 measured it, and with the estimate elsewhere.
 
@@ -17,14 +18,11 @@ that takes under a second measures 0 or 1.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.durations import MEASURED_FILE, TABLE
 from components.names import HELM_RELEASE
 from offline.graph import CREATE, DELETE, UPDATE
 
@@ -38,15 +36,16 @@ class MeasuredError(ValueError):
 
 
 def row_key(resource_type: str, inputs: Mapping[str, Any] | None) -> str | None:
-    """The duration-table row a resource's step is measured for (bench.durations.rows_for's keys), or None."""
+    """The duration-table row a step is measured for, keyed as bench.durations.rows_for keys it; None: no row."""
     if resource_type.startswith("tls:"):
         return "tls"
     if resource_type == HELM_RELEASE:
-        key = f"helm:{(inputs or {}).get('chart')}"
-        return key if key in TABLE else None
+        return f"helm:{(inputs or {}).get('chart')}"
     if resource_type.startswith("kubernetes:"):
         return "kubernetes"
-    return resource_type if resource_type in TABLE else None
+    if resource_type.startswith("pulumi:") or resource_type.count(":") < 2:
+        return None
+    return resource_type
 
 
 def step_samples(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -115,24 +114,3 @@ def merge(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"runs": [r["stack"] for r in runs],
             "rows": {k: {s: sorted(v) for s, v in sorted(steps.items())} for k, steps in sorted(rows.items())},
             "phases": {k: sorted(v) for k, v in sorted(phases.items())}}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.measured", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="unpacked e2e-record artifacts, one directory per run")
-    parser.add_argument("--out", type=Path, default=MEASURED_FILE,
-                        help="where to write (default: bench/measured.json, which bench/durations.py reads)")
-    args = parser.parse_args(argv)
-    try:
-        merged = merge([read_run(d) for d in args.runs])
-    except (MeasuredError, OSError, KeyError, json.JSONDecodeError) as error:
-        print(f"bench.measured: {error}", file=sys.stderr)
-        return 2
-    args.out.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"bench.measured: {len(merged['rows'])} rows and {len(merged['phases'])} phases from "
-          f"{len(args.runs)} runs -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
