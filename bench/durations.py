@@ -3,7 +3,9 @@
 The critical paths are only as good as these numbers, so every row names its source or says
 it is an estimate, and gives a low / typical / high range for each step (create, update,
 delete). Nothing here is measured on this machine (there is no GCP here): the bench measures
-the *shape* of the engine's step graph and weighs it with this table, once per level.
+the *shape* of the engine's step graph and weighs it with this table, once per level. Where the
+end-to-end run has measured a step (bench/measured.json, docs/e2e.md), `overlay` puts its
+figures in place of the estimate.
 """
 
 from __future__ import annotations
