@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench policy flip cost diff lock e2e-cost
+.PHONY: test lint clean render verify bench policy flip cost diff lock
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
