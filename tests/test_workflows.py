@@ -538,6 +538,10 @@ def test_the_pull_request_preview_runs_the_sealed_default_branch_pack() -> None:
     preview = steps.index(_pulumi_steps(job)[0])
     assert pr_code < check < preview
     assert all("run" not in s for s in steps[check + 1:preview]), "nothing may run between the check and the preview"
+    # Both run under `shell: bash` (-eo pipefail): a tar that fails cannot yield two equal digests of nothing.
+    assert steps[seal].get("shell") == steps[check].get("shell") == "bash"
+    assert re.search(r"^\s*digest=\$\(tar ", seal_run, re.M)
+    assert re.search(r"^\s*now=\$\(tar ", steps[check]["run"], re.M)
     (sealed_digest,) = DIGEST.findall(seal_run)
     (checked_digest,) = DIGEST.findall(steps[check]["run"])
     assert sealed_digest == checked_digest, "the check must compute the digest the seal recorded"
@@ -761,6 +765,12 @@ def test_e2e_has_a_budget_guard_priced_by_tools_cost_for_the_timeouts() -> None:
     hours = float(re.search(r"--hours (\S+)", steps[guard]["run"]).group(1))
     assert hours == ceiling_hours, "the guard must price the longest the stack can live"
     assert "--max-usd" in steps[guard]["run"]
+    # GitHub runs an unspecified shell as `bash -e {0}` and `shell: bash` as `bash --noprofile --norc -eo pipefail
+    # {0}`: a guard piped into tee must say `shell: bash`, or its refusal (exit 3) is lost.
+    for step in steps:
+        first = step.get("run", "").strip().splitlines()[0] if step.get("run") else ""
+        if "|" in first and "tools.e2e" in first.split("|", 1)[0]:
+            assert step.get("shell") == "bash", f"{step['name']}: a pipe would hide the guard's exit code"
     assert guard < _index(steps, lambda s: "phase up" in s.get("run", ""))
     leftovers = _index(steps, lambda s: "tools.e2e leftovers" in s.get("run", ""))
     assert leftovers < _index(steps, lambda s: "phase init" in s.get("run", ""))
