@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench policy flip cost diff
+.PHONY: test lint clean render verify bench policy flip cost diff lock
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -54,6 +54,20 @@ REF ?= HEAD
 # Exits 1 when something changes, so it can gate a pull request.
 diff: $(VENV)/.installed
 	$(BIN)/python -m tools.render --stack $(STACK) --diff $(REF)
+
+# The hash-locked installs of the workflows that hold a cloud identity (docs/delivery.md):
+# `pip install --require-hashes -r requirements.lock` (the program) and policy/requirements.lock (the
+# policy pack). Run after editing requirements.txt or policy/requirements.txt; existing pins are kept
+# unless you pass LOCK_ARGS=--upgrade. Needs PyPI; uv is installed into build/uv at a pinned version.
+UV_VERSION := 0.13.9
+UV_COMPILE := build/uv/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--no-config --index-url https://pypi.org/simple --custom-compile-command "make lock" $(LOCK_ARGS)
+
+lock:
+	test -x build/uv/bin/python || $(PYTHON) -m venv build/uv
+	build/uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV_COMPILE) requirements.txt -o requirements.lock
+	$(UV_COMPILE) policy/requirements.txt -o policy/requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build
