@@ -219,7 +219,8 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: Te
             alive = leftovers(stacks, args.stack)
             if alive:
                 print(f"e2e: refused: earlier e2e stacks still exist and cost money: {', '.join(alive)}. "
-                      "Destroy each (docs/e2e.md \"Always destroyed, and what can still leave a stack behind\") and run again.", file=sys.stderr)
+                      "Destroy each (docs/e2e.md \"Always destroyed, and what can still leave a stack behind\") "
+                      "and run again.", file=sys.stderr)
                 return 1
             print("no earlier e2e stack is alive", file=out)
         elif args.command == "phase":
