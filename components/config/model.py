@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from components.names import service_key
 
 DEFAULT_MESH_ID = "mesh1"
 # Current stable Istio line at the time of writing (1.30.x); see README "Istio version".
@@ -198,6 +200,11 @@ class RoutedService:
     def fqdn(self) -> str:
         return f"{self.host}.{self.namespace}.svc.cluster.local"
 
+    @property
+    def key(self) -> str:
+        """The service's key in outputs, reports and flip plans (`<host>.<namespace>`)."""
+        return service_key(self.host, self.namespace)
+
 
 @dataclass(frozen=True)
 class TrafficSpec:
@@ -205,9 +212,16 @@ class TrafficSpec:
     weights: tuple[tuple[str, int], ...]
     services: tuple[RoutedService, ...] = ()
 
-    def weights_for(self, service: RoutedService) -> dict[str, int]:
-        """The split that applies to one service: its own weights, else the mesh-wide ones."""
-        return dict(service.weights if service.weights is not None else self.weights)
+    def weights_for(self, service: RoutedService, mesh_weights: Mapping[str, int] | None = None) -> dict[str, int]:
+        """The split that applies to one service: its own weights, else the mesh-wide ones (or
+        `mesh_weights`, e.g. a flip step's, in their place)."""
+        if service.weights is not None:
+            return dict(service.weights)
+        return dict(self.weights if mesh_weights is None else mesh_weights)
+
+    def splits(self, mesh_weights: Mapping[str, int] | None = None) -> dict[str, dict[str, int]]:
+        """Every routed service's split by its key: the `trafficSplit` output, and what a flip expects."""
+        return {s.key: self.weights_for(s, mesh_weights) for s in self.services}
 
 
 @dataclass(frozen=True)
