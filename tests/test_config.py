@@ -195,7 +195,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     # mesh
     ("mesh-id", _set("meshId", "Mesh_1"), "meshId 'Mesh_1' must be a DNS-1123 label"),
     # traffic
-    ("subset-label", _set("traffic.subsetLabel", "zone"), "traffic.subsetLabel 'zone' must be 'network' or 'cluster'"),
+    ("subset-label", _set("traffic.subsetLabel", "zone"), "traffic.subsetLabel 'zone' must be one of network, cluster"),
     ("weights-sum", _set("traffic.weights", {"blue": 90, "green": 20}),
      "traffic.weights sum to 110; the weights must sum to 100"),
     ("weights-unknown-cluster", _set("traffic.weights", {"blue": 50, "teal": 50}),
@@ -263,7 +263,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     # CA
     ("ca-algorithm", _set("ca.algorithm", "DSA"), "ca.algorithm 'DSA' must be one of RSA, ECDSA"),
     ("ca-validity-short", _set("ca.rootValidityHours", 12),
-     "ca.rootValidityHours 12 must be an integer of at least 24"),
+     "ca.rootValidityHours 12 must be an integer from 24 to 876000 (hours; at most 100 years"),
     ("ca-intermediate-outlives-root", _both(_set("ca.rootValidityHours", 8760),
                                             _set("ca.intermediateValidityHours", 8760)),
      "ca.intermediateValidityHours 8760 must be shorter than ca.rootValidityHours 8760"),
@@ -296,7 +296,8 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("flip-hold", _set("flip.hold", "5 minutes"), "flip.hold '5 minutes' must be a duration such as 300, '90s'"),
     ("flip-interval-over-hold", _both(_set("flip.hold", "1m"), _set("flip.interval", "2m")),
      "flip.interval 120s is longer than flip.hold 60s"),
-    ("flip-success-rate", _set("flip.minSuccessRate", 120), "flip.minSuccessRate 120 must be a number from 0 to 100"),
+    ("flip-success-rate", _set("flip.minSuccessRate", 120),
+     "flip.minSuccessRate 120 must be a number above 0 and at most 100"),
     ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a positive number (milliseconds)"),
     ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
     ("flip-unknown-key", _set("flip.holdTime", "5m"),
@@ -572,7 +573,8 @@ def test_a_clusters_ranges_may_not_overlap(node: ipaddress.IPv4Network, pods: ip
     cfg = copy.deepcopy(base())
     cfg["clusters"][0].update(nodeCidr=str(node), podCidr=str(pods), serviceCidr="192.168.0.0/20")
     overlap_line = f"clusters[0].podCidr {pods} overlaps clusters[0].nodeCidr {node}"
-    pod_size_ok = 9 <= pods.prefixlen <= 21
+    # GKE's pod range: /9 to /21, and a /24 for each of maxNodes 3 x 3 zones = 9 nodes.
+    pod_size_ok = 9 <= pods.prefixlen <= 21 and 2 ** (24 - pods.prefixlen) >= 9
     try:
         config.parse(cfg, project="mesh-test-project")
     except config.ConfigError as error:
