@@ -109,20 +109,25 @@ def region(known: frozenset[str], read_on: str) -> Check:
                  {"type": "string", "enum": sorted(known)})
 
 
-def machine_type(families: frozenset[str], read_on: str) -> Check:
+def machine_type(families: frozenset[str], kinds: frozenset[str], read_on: str) -> Check:
     def check(value: Any, context: Any) -> str:
         value = _string(value)
         if not MACHINE_TYPE_PATTERN.match(value):
             raise RuleError(f"{value!r} is not a Compute Engine machine type (e.g. e2-standard-4)")
-        family, _, _rest = value.partition("-")
+        family, kind = value.split("-")[:2]
         if family not in families:
             raise RuleError(f"{value!r} is not a Compute Engine machine type: no machine family {family!r}"
                             f"{did_you_mean(family, sorted(families))} (families read {read_on}: "
                             "components/config/gcp.py)")
+        if kind not in kinds:
+            raise RuleError(f"{value!r} is not a Compute Engine machine type: no type {kind!r}"
+                            f"{did_you_mean(kind, sorted(kinds))} (<family>-<type>-<vCPUs>; types read {read_on}: "
+                            "components/config/gcp.py)")
         return value
 
-    return Check(check, f"machine type `<family>-<type>-<vCPUs>` of a known family (components/config/gcp.py, read "
-                 f"{read_on})", {"type": "string", "pattern": MACHINE_TYPE_PATTERN.pattern})
+    return Check(check, "machine type `<family>-<type>-<vCPUs>` of a known family and type "
+                 f"(components/config/gcp.py, read {read_on})",
+                 {"type": "string", "pattern": MACHINE_TYPE_PATTERN.pattern})
 
 
 def cidr(*, prefix: tuple[int, int] | None = None, prefix_why: str = "", min_subnet: bool = False,

@@ -45,3 +45,10 @@ MACHINE_FAMILIES = frozenset({
     # accelerator optimized
     "a2", "a3", "a4", "a4x", "g2", "g4",
 })
+
+# The second part of a machine type name (`<family>-<type>[-<vCPUs>]`), from the same page: predefined
+# types, the shared-core sizes, custom machine types and the local-SSD variants.
+MACHINE_TYPE_KINDS = frozenset({
+    "standard", "highmem", "highcpu", "megamem", "ultramem", "hypermem", "highgpu", "megagpu", "ultragpu",
+    "edgegpu", "micro", "small", "medium", "custom", "standardlssd", "highlssd", "lssd",
+})

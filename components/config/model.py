@@ -252,7 +252,7 @@ class ClusterSpec:
     master_cidr: Annotated[str, checks.cidr(master=True, prohibited=False,
                                             doc="/28 inside RFC 1918 (`10/8`, `172.16/12`, `192.168/16`)"), about(
         "control-plane range; source of the tcp:15017 firewall rule", example="172.16.0.0/28")]
-    machine_type: Annotated[str, checks.machine_type(gcp.MACHINE_FAMILIES, gcp.READ_ON), about(
+    machine_type: Annotated[str, checks.machine_type(gcp.MACHINE_FAMILIES, gcp.MACHINE_TYPE_KINDS, gcp.READ_ON), about(
         "node pool machine type", example="n2-standard-8")] = DEFAULT_MACHINE_TYPE
     min_nodes: Annotated[int, Int(0), about("autoscaling minimum **per zone** (regional pool)", example=2)
                          ] = DEFAULT_MIN_NODES
