@@ -15,20 +15,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components.config.ca_checks import _check_intermediate_pems, _check_root_pem, _check_trusted_roots
-from components.config.declare import validate, validate_key
+from components.config.declare import section_of, validate, validate_key
 from components.config.model import (
     MAX_AUTHORIZED_NETWORKS,
     MAX_MANAGED_CERT_DOMAINS,
     AuthorizedNetwork,
-    AvailabilitySpec,
     CaSpec,
     ClusterSpec,
     ConfigError,
     EdgeSpec,
     FlipSpec,
-    Hardening,
-    IstioSettings,
-    MeshLinkSpec,
     NatSpec,
     StackConfig,
     TrafficSpec,
@@ -240,6 +236,10 @@ def _ca_rules(raw: Any, ca: CaSpec, ca_is_secret: bool, names: Sequence[str], p:
     )
 
 
+# Keys read by name below, because a rule between keys needs them (or gcp:project, outside the namespace).
+_WITH_CROSS_RULES = ("project", "clusters", "traffic", "ca")
+
+
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False,
           prod: bool = False) -> StackConfig:
     """Turn the project's raw config (keys without the namespace) into a StackConfig.
@@ -254,56 +254,43 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
         p.add(f"gcp:project {project!r} is not a Google Cloud project ID (6 to 30 lowercase letters, digits "
               "and '-', starting with a letter and not ending with '-')")
     raw = {k: v for k, v in raw.items() if v is not None}  # a key set to null keeps its default
-    defaults = StackConfig()
-
-    def key(alias: str, default: Any, context: Mapping[str, Any] | None = None) -> Any:
-        if alias not in raw:
-            return default
-        value = validate_key(StackConfig, alias, raw[alias], alias, p, context)
-        return default if value is None else value
-
-    def section(cls: Any, alias: str, default: Any, context: Mapping[str, Any] | None = None) -> Any:
-        value = validate(cls, raw.get(alias), alias, p, context)
-        return default if value is None else value
-
     raw_clusters = raw.get("clusters")
     names = declared_cluster_names(raw_clusters)
-    mesh_id = key("meshId", defaults.mesh_id)
-    istio = section(IstioSettings, "istio", IstioSettings())
-    clusters = _parse_clusters(raw_clusters, p)
-    namespaces = key("meshNamespaces", ())
-    cluster_local = key("clusterLocal", ())
-    traffic = _parse_traffic(raw.get("traffic"), _names_if_all_declared(raw_clusters), namespaces, cluster_local, p)
-    hardening = section(Hardening, "hardening", Hardening())
-    availability = section(AvailabilitySpec, "availability", AvailabilitySpec())
-    nat = section(NatSpec, "nat", NatSpec())
+    # Every key with no rule beyond its declaration, section by section: a new key or section needs
+    # nothing here. The ones that other keys' rules depend on follow, with those rules.
+    v: dict[str, Any] = {}
+    for name, info in StackConfig.__pydantic_fields__.items():
+        if name in _WITH_CROSS_RULES:
+            continue
+        if section_of(info) is not None and not str(info.annotation).startswith("tuple["):
+            value = validate(section_of(info), raw.get(info.alias), info.alias, p)
+        else:
+            value = validate_key(StackConfig, info.alias, raw[info.alias], info.alias, p) if info.alias in raw else None
+        v[name] = info.default if value is None else value
+    v["clusters"] = _parse_clusters(raw_clusters, p)
+    v["traffic"] = _parse_traffic(raw.get("traffic"), _names_if_all_declared(raw_clusters), v["mesh_namespaces"],
+                                  v["cluster_local"], p)
+    nat: NatSpec = v["nat"]
     if nat.max_ports_per_vm <= nat.min_ports_per_vm:
         p.add(f"nat.maxPortsPerVm {nat.max_ports_per_vm} must be greater than nat.minPortsPerVm "
               f"{nat.min_ports_per_vm}")
     else:
-        check_nat_capacity(nat, clusters, raw_clusters, p)
-    clusters = parse_maintenance(raw_clusters, clusters, p)
-    exclusions = parse_maintenance_exclusions(key("maintenanceExclusions", ()), p)
-    authorized = key("authorizedNetworks", ())
-    _authorized_rules(authorized, len(raw["authorizedNetworks"]) if isinstance(raw.get("authorizedNetworks"), list)
-                      else 0, len(raw_clusters) if isinstance(raw_clusters, list) else 0, nat.addresses,
-                      hardening.authorized_network_min_prefix, p)
+        check_nat_capacity(nat, v["clusters"], raw_clusters, p)
+    v["clusters"] = parse_maintenance(raw_clusters, v["clusters"], p)
+    parse_maintenance_exclusions(v["maintenance_exclusions"], p)
+    _authorized_rules(v["authorized_networks"], len(raw["authorizedNetworks"])
+                      if isinstance(raw.get("authorizedNetworks"), list) else 0,
+                      len(raw_clusters) if isinstance(raw_clusters, list) else 0, nat.addresses,
+                      v["hardening"].authorized_network_min_prefix, p)
     ca = validate(CaSpec, raw.get("ca"), "ca", p, {"all_clusters": names})
-    ca = _ca_rules(raw.get("ca"), ca, ca_is_secret, names, p) if ca is not None else CaSpec()
-    mesh_link = section(MeshLinkSpec, "meshLink", MeshLinkSpec())
-    flip = section(FlipSpec, "flip", FlipSpec())
+    v["ca"] = _ca_rules(raw.get("ca"), ca, ca_is_secret, names, p) if ca is not None else CaSpec()
+    flip: FlipSpec = v["flip"]
     if flip.interval_seconds > flip.hold_seconds:
         p.add(f"flip.interval {flip.interval_seconds}s is longer than flip.hold {flip.hold_seconds}s; the metrics "
               "are read at least once per hold")
-    edge = section(EdgeSpec, "edge", EdgeSpec())
-    _edge_rules(edge, declared_hosts(raw.get("traffic")), p)
+    _edge_rules(v["edge"], declared_hosts(raw.get("traffic")), p)
     if prod:
-        check_prod_protection(raw_clusters, clusters, traffic, p)
+        check_prod_protection(raw_clusters, v["clusters"], v["traffic"], p)
     if p.items:
         raise ConfigError(p.items)
-    return StackConfig(
-        project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
-        mesh_namespaces=namespaces, cluster_local=cluster_local,
-        authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip, availability=availability,
-        nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link, edge=edge,
-    )
+    return StackConfig(project=project or "", **v)
