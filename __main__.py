@@ -10,6 +10,14 @@ from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.last_deployment import last_deployment_gate
 from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
+from components.names import (
+    CLUSTER_ROUTING_TYPE,
+    GKE_CLUSTER_TYPE,
+    INGRESS_GATEWAY_TYPE,
+    ISTIO_PRIMARY_TYPE,
+    TELEMETRY_TYPE,
+    cluster_component,
+)
 from components.network import MeshNetwork, MeshNetworkArgs
 from components.retirement import retirement_problems
 from components.root_transition import multiroot_env, root_change_problems
@@ -27,7 +35,7 @@ networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, nat=cfg.na
             for c in cfg.clusters}
 peer_egress = {c.name: [(o, cidr) for o in names if o != c.name for cidr in networks[o].egress_cidrs]
                for c in cfg.clusters}
-clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
+clusters = {c.name: GkeCluster(cluster_component(GKE_CLUSTER_TYPE, c.name), GkeClusterArgs(
     cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
     authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name], hardening=cfg.hardening,
     maintenance_exclusions=cfg.maintenance_exclusions,
@@ -36,7 +44,7 @@ clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
 ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(
     ca=cfg.ca, clusters=names, protect_root=any(c.protect for c in cfg.clusters) and not cfg.ca.root_transition),
     gated)
-primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
+primaries = {c.name: IstioPrimary(cluster_component(ISTIO_PRIMARY_TYPE, c.name), IstioPrimaryArgs(
     cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
     chart_repository=cfg.istio.chart_repository,
     cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem, ca.trusted_roots), istiod_env=multiroot_env(cfg.ca),
@@ -49,19 +57,19 @@ MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
     reader_token_generation=cfg.mesh_link.reader_token_generation), gated)
 
 for c in cfg.clusters:
-    MeshTelemetry(f"{c.name}-telemetry", MeshTelemetryArgs(
+    MeshTelemetry(cluster_component(TELEMETRY_TYPE, c.name), MeshTelemetryArgs(
         target=clusters[c.name].handle, mesh_namespaces=cfg.mesh_namespaces,
         depends_on=primaries[c.name].routing_ready), gated)
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
-routing = {c.name: ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
+routing = {c.name: ClusterRouting(cluster_component(CLUSTER_ROUTING_TYPE, c.name), ClusterRoutingArgs(
     cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
     target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
 ), gated) for c in cfg.clusters}
 
 edge = None
 if cfg.edge.enabled:
-    ingress = {c.name: IngressGateway(f"{c.name}-ingress", IngressGatewayArgs(
+    ingress = {c.name: IngressGateway(cluster_component(INGRESS_GATEWAY_TYPE, c.name), IngressGatewayArgs(
         cluster=c, target=clusters[c.name].handle, network=networks[c.name], istio_version=cfg.istio_version(c),
         chart_repository=cfg.istio.chart_repository, replicas=cfg.edge.replicas,
         services=[s for s in cfg.traffic.services if s.hosts], depends_on=[routing[c.name]],
@@ -82,4 +90,4 @@ pulumi.export("rootCertPem", ca.root_cert_pem)
 pulumi.export("caExpiry", ca.expiry)
 pulumi.export("caTrust", ca.trust)
 pulumi.export("edge", {"address": edge.address, "url": edge.url, "hosts": edge.hosts} if edge else None)
-pulumi.export("trafficSplit", {f"{s.host}.{s.namespace}": w for s, w in services})
+pulumi.export("trafficSplit", {s.key: w for s, w in services})

@@ -7,6 +7,8 @@ and the policy pack's tests read these instead of retyping them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 PROJECT = "gke-istio-mesh"
 
 # ------------------------------------------------------------------ component type tokens
@@ -20,6 +22,35 @@ CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
 TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
 INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
 GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
+
+# Components made once per cluster, named `<cluster><suffix>`: __main__.py builds the names with
+# `cluster_component` and offline/graph.py decodes them with `component_cluster`.
+PER_CLUSTER_COMPONENTS = {
+    GKE_CLUSTER_TYPE: "",
+    ISTIO_PRIMARY_TYPE: "",
+    TELEMETRY_TYPE: "-telemetry",
+    CLUSTER_ROUTING_TYPE: "-routing",
+    INGRESS_GATEWAY_TYPE: "-ingress",
+}
+
+
+def cluster_component(type_token: str, cluster: str) -> str:
+    """The name of a cluster's component of this type."""
+    return f"{cluster}{PER_CLUSTER_COMPONENTS[type_token]}"
+
+
+def component_cluster(type_token: str, name: str, clusters: Collection[str]) -> str | None:
+    """The cluster whose per-cluster component of this type is `name`, or None (not one, or not ours)."""
+    suffix = PER_CLUSTER_COMPONENTS.get(type_token)
+    if suffix is None or not name.endswith(suffix):
+        return None
+    cluster = name[:len(name) - len(suffix)]
+    return cluster if cluster in clusters else None
+
+
+def service_key(host: str, namespace: str) -> str:
+    """A routed service's key in outputs, reports and flip plans: `<host>.<namespace>`."""
+    return f"{host}.{namespace}"
 
 # ------------------------------------------------------------------ provider type tokens the tools read
 

@@ -21,19 +21,18 @@ import logging
 import runpy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
 
+from components.config import stack_file
+from components.names import PROJECT
 from offline.x509 import cluster_ca, tls_outputs
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "gke-istio-mesh"
+ROOT = stack_file.ROOT
 SECRET_SIG = rpc._special_sig_key
 GCP_PROJECT_DEFAULT = "mesh-test-project"
 FROM_STACK_FILE = "<from the stack file>"
@@ -352,12 +351,12 @@ def changed_resources(before: Program, after: Program) -> ResourceDiff:
 
 def stack_file_config(stack: str = "dev") -> dict[str, Any]:
     """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
-    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return stack_file.read_stack(stack).values()
 
 
 def project_config(stack: str = "dev") -> dict[str, Any]:
     """The project's own keys from a stack file, without the namespace, for editing in tests."""
-    return {k.split(":", 1)[1]: v for k, v in stack_file_config(stack).items() if k.startswith(f"{PROJECT}:")}
+    return stack_file.read_stack(stack).project
 
 
 # What the program logs to the engine: warnings and errors reach the test output; the SDK's

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-import yaml
-
 from components import config as stack_config
+from components.config import stack_file
 from components.config.rules import duration_seconds
-from components.names import NETWORKING_API, PROJECT
+from components.names import NETWORKING_API
 from components.telemetry import SCRAPE_INTERVAL
 from components.traffic import resource_name
 from offline import changed_resources, run_with_weights
@@ -132,23 +131,18 @@ class FlipRequest:
 
 
 def read_request(args: argparse.Namespace, stack_dir: Path) -> FlipRequest:
-    path = stack_dir / f"Pulumi.{args.stack}.yaml"
+    path = stack_file.path_for(args.stack, stack_dir)
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stack_dir.glob("Pulumi.*.yaml"))
+        known = stack_file.stacks(stack_dir)
         raise UsageError(f"--stack {args.stack!r}: there is no {path.name} (stacks: {', '.join(known) or 'none'})")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise UsageError(f"--stack {args.stack!r}: cannot read {path.name}: {error}") from None
-    values = doc.get("config") if isinstance(doc, dict) else None
-    if not isinstance(values, dict):
-        raise UsageError(f"--stack {args.stack!r}: {path.name} has no `config:` block")
-    prefix = f"{PROJECT}:"
-    raw = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
-    gcp_project = str(values.get("gcp:project") or "")
-    parse_raw = {k: v for k, v in raw.items() if k != "ca"}  # may hold ciphertext; routing does not depend on it
+        found = stack_file.read(path)
+    except stack_file.StackFileError as error:
+        raise UsageError(f"--stack {args.stack!r}: {error}") from None
+    raw = found.project
+    gcp_project = found.gcp_project or ""
     try:
-        cfg = stack_config.parse(parse_raw, project=gcp_project or None)
+        cfg = stack_config.parse(found.readable(), project=gcp_project or None)
     except stack_config.ConfigError as error:
         raise UsageError(f"--stack {args.stack!r}: {path.name} is invalid:\n"
                          + "\n".join(f"  - {p}" for p in error.problems)) from None

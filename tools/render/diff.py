@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from components.config import stack_file
 from offline.engine import ROOT, Program, Resource
 from offline.manifests import GRAPH_FILE, render
 from tools.cost.estimate import PriceError, estimate, render_change
@@ -44,8 +45,8 @@ def checkout(ref: str, into: Path, repo: Path = ROOT) -> None:
 
 def snapshot(tree: Path, stack: str, label: str) -> Program:
     """Run `tree`'s program in a fresh interpreter and rebuild what it declared."""
-    if not (tree / f"Pulumi.{stack}.yaml").is_file():
-        raise DiffError(f"{label}: there is no Pulumi.{stack}.yaml")
+    if not stack_file.path_for(stack, tree).is_file():
+        raise DiffError(f"{label}: there is no {stack_file.path_for(stack, tree).name}")
     done = subprocess.run([sys.executable, str(SNAPSHOT), str(tree), stack], cwd=tree,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -28,9 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from components import config as stack_config
+from components.config import stack_file
 from tools.flip.plan import PlanError, parse_weights
 from tools.verify.checks import CheckResult, ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
 from tools.verify.expiry import DEFAULT_WARN_DAYS, ExpiryError, check_ca_expiry, parse_ca_expiry
@@ -54,7 +53,8 @@ from tools.verify.probe import (
 )
 from tools.verify.report import Progress, format_checks, format_split
 
-ROOT = Path(__file__).resolve().parent.parent
+# Pulumi runs in the project root, where the stack files are (tools/verify/ is two levels below it).
+ROOT = stack_file.ROOT
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PULUMI_TIMEOUT_SECONDS = 120
 MAX_REQUESTS = 10_000
@@ -177,23 +177,14 @@ def read_outputs(stack: str, outputs_file: Path | None, runner: Runner) -> Stack
 
 def read_stack_config(stack: str, path: Path | None) -> stack_config.StackConfig:
     """The stack file through the program's own parser, so the probe uses exactly the deployed rules."""
-    path = path or ROOT / f"Pulumi.{stack}.yaml"
+    path = path or stack_file.path_for(stack)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise UsageError(f"--config {path}: cannot read the stack file ({error.strerror or error})") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"--config {path}: not valid YAML ({error})") from None
-    values = (doc or {}).get("config") if isinstance(doc, dict) else None
-    if not isinstance(values, dict):
-        raise UsageError(f"--config {path}: no `config:` block")
-    prefix = f"{stack_config.PROJECT}:"
-    raw: dict[str, Any] = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
-    # The CA block may hold encrypted secrets this tool cannot (and need not) read.
-    raw.pop("ca", None)
+        found = stack_file.read(path)
+    except stack_file.StackFileError as error:
+        raise UsageError(f"--config {error}") from None
     try:
         # The GCP project is not needed to verify; any non-empty value satisfies the parser.
-        return stack_config.parse(raw, project=str(values.get("gcp:project") or "not-needed-for-verify"))
+        return stack_config.parse(found.readable(), project=found.gcp_project or "not-needed-for-verify")
     except stack_config.ConfigError as error:
         raise UsageError(f"--config {path} is invalid:\n" + "\n".join(f"  - {p}" for p in error.problems)) from None
 
