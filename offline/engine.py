@@ -392,6 +392,7 @@ def run_program(
     extra: Mapping[str, Any] | None = None,
     replace: Iterable[str] = (),
     last_outputs: Mapping[str, Any] | None = None,
+    organization: str | None = "organization",
 ) -> Program:
     """Run __main__.py under mocks with the project's config.
 
@@ -402,6 +403,8 @@ def run_program(
     `replace` names resources to re-create as `pulumi up --replace` would (fresh keys).
     `last_outputs` are the stack's outputs of its previous deployment (e.g. `Program.exports` of an
     earlier run), read back through the stack's StackReference to itself; None = a brand-new stack.
+    `organization` is what the engine reports: "organization" on every DIY backend (the default, as
+    the README's state buckets are), the stack's organization on Pulumi Cloud.
     Raises ProgramError (with what was declared before the failure) if the program fails.
     """
     if config is None:
@@ -424,7 +427,7 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     # DIY backends (gs://, file://) name every stack's organization "organization".
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor,
-                             organization="organization", logger=_ENGINE_LOG)
+                             organization=organization, logger=_ENGINE_LOG)
     root = pulumi.runtime.get_root_resource()
     root.outputs.clear()
     exports: dict[str, Any] = {}
