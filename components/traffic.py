@@ -40,8 +40,19 @@ SUBSET_LABEL_KEYS: dict[str, str] = {
 # including ones the application itself answers. With `splitExternalLocalOriginErrors`,
 # Envoy counts the failures it sees itself - connect failure, timeout, reset - apart from
 # HTTP responses, and `consecutiveLocalOriginFailures` ejects on those only (Istio enforces
-# it at 100%). That is how a dead gateway or an unreachable network shows up: the east-west
-# gateway is a TLS passthrough proxy (AUTO_PASSTHROUGH), it answers no HTTP, it resets.
+# it at 100%). That is how a dead pod shows up.
+#
+# The own cluster's subset (its pods, many endpoints) keeps that: a dead pod is ejected and
+# its requests go to the subset's other pods. A REMOTE subset gets no ejection at all (a
+# subset-level policy; Istio's mergeTrafficPolicy, pilot/pkg/networking/util/util.go, replaces
+# the whole outlierDetection and keeps the top-level tls). Ejecting its one endpoint moves
+# nothing: weighted routes pick a subset by weight, never by health (Envoy weighted clusters),
+# so the share would get immediate 503s ("no healthy upstream") for baseEjectionTime x times
+# ejected - up to Envoy's max_ejection_time of 300 s, which Istio does not expose - long after
+# a network blip is over. Not ejected, the share fails only while the network really is down
+# and serves again with the first request after it recovers: the bound is 0 s. Without
+# `splitExternalLocalOriginErrors`, Envoy folds connect failures, timeouts and resets into the
+# 5xx and gateway counts, both enforced at 0 here.
 OUTLIER_DETECTION: dict[str, Any] = {
     "consecutive5xxErrors": 0,
     "consecutiveGatewayErrors": 0,
@@ -50,6 +61,11 @@ OUTLIER_DETECTION: dict[str, Any] = {
     "interval": "10s",
     "baseEjectionTime": "30s",
     "maxEjectionPercent": 100,
+}
+# A remote subset's one endpoint (the peer's east-west gateway) is never ejected (above).
+REMOTE_OUTLIER_DETECTION: dict[str, Any] = {
+    "consecutive5xxErrors": 0,
+    "consecutiveGatewayErrors": 0,
 }
 
 
@@ -62,8 +78,12 @@ def resource_name(service: RoutedService) -> str:
     return f"{service.host}-clusters"
 
 
-def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], label: SubsetLabel) -> dict[str, Any]:
-    """One subset per cluster, mTLS inside the mesh, outlier detection."""
+def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], label: SubsetLabel,
+                     local: str) -> dict[str, Any]:
+    """One subset per cluster, mTLS inside the mesh; outlier detection for `local`'s pods only.
+
+    `local` is the cluster whose istiod reads the rule: every other subset is a remote network.
+    """
     return {
         "apiVersion": NETWORKING_API,
         "kind": "DestinationRule",
@@ -71,7 +91,12 @@ def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], la
         "spec": {
             "host": service.fqdn,
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "outlierDetection": dict(OUTLIER_DETECTION)},
-            "subsets": [{"name": c.name, "labels": subset_labels(c, label)} for c in clusters],
+            "subsets": [
+                {"name": c.name, "labels": subset_labels(c, label)} if c.name == local else
+                {"name": c.name, "labels": subset_labels(c, label),
+                 "trafficPolicy": {"outlierDetection": dict(REMOTE_OUTLIER_DETECTION)}}
+                for c in clusters
+            ],
         },
     }
 
@@ -119,7 +144,7 @@ class ClusterRouting(pulumi.ComponentResource):
             # `host.namespace`, as in the trafficSplit output: dot-joined, so `shop`/`cart-api` and
             # `shop-cart`/`api` stay apart (neither part may contain a dot).
             key = f"{service.host}.{service.namespace}"
-            dr = destination_rule(service, args.clusters, args.subset_label)
+            dr = destination_rule(service, args.clusters, args.subset_label, args.cluster)
             rule = k8s.apiextensions.CustomResource(
                 f"{name}.{key}-dr", api_version=dr["apiVersion"], kind=dr["kind"],
                 metadata=dr["metadata"], spec=dr["spec"], opts=child,
