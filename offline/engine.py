@@ -94,9 +94,12 @@ class MeshMocks(pulumi.runtime.Mocks):
         # (the engine answers from the last checkpoint; a brand-new stack has none: {}).
         self.last_outputs = dict(last_outputs or {})
         self.stack_references: list[str] = []
+        # Tokens of the provider functions (data sources) the program called, in order.
+        self.invokes: list[str] = []
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         """Only the data sources the program is meant to read; any other call is a mistake."""
+        self.invokes.append(args.token)
         if args.token == "gcp:organizations/getProject:getProject":
             # A project's number is a 12-digit string Google assigns; here a stable one per project ID.
             project_id = args.args.get("projectId") or self.project
@@ -253,12 +256,14 @@ class Program:
     """What one run of the program declared, with helpers for graph questions."""
 
     def __init__(self, resources: list[Resource], exports: dict[str, Any], secret_exports: set[str],
-                 stack_references: list[str] | None = None) -> None:
+                 stack_references: list[str] | None = None, invokes: list[str] | None = None) -> None:
         self.resources = resources
         self.exports = exports
         self.secret_exports = secret_exports
         # Names of the stacks read through StackReference (reads are not registrations).
         self.stack_references = list(stack_references or [])
+        # Tokens of the provider functions it called (data sources read in preview and up).
+        self.invokes = list(invokes or [])
         self.by_urn = {r.urn: r for r in resources}
 
     def of_type(self, type_: str) -> list[Resource]:
@@ -455,7 +460,7 @@ def run_program(
     except Exception as error:
         _REPORTED_FAILURES.add(str(error))
         raise ProgramError(error, monitor.recorded) from error
-    return Program(monitor.recorded, exports, secret_exports, mocks.stack_references)
+    return Program(monitor.recorded, exports, secret_exports, mocks.stack_references, mocks.invokes)
 
 
 _WEIGHT_RUNS: dict[str, Program] = {}
