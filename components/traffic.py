@@ -40,19 +40,8 @@ SUBSET_LABEL_KEYS: dict[str, str] = {
 # including ones the application itself answers. With `splitExternalLocalOriginErrors`,
 # Envoy counts the failures it sees itself - connect failure, timeout, reset - apart from
 # HTTP responses, and `consecutiveLocalOriginFailures` ejects on those only (Istio enforces
-# it at 100%). That is how a dead pod shows up.
-#
-# The own cluster's subset (its pods, many endpoints) keeps that: a dead pod is ejected and
-# its requests go to the subset's other pods. A REMOTE subset gets no ejection at all (a
-# subset-level policy; Istio's mergeTrafficPolicy, pilot/pkg/networking/util/util.go, replaces
-# the whole outlierDetection and keeps the top-level tls). Ejecting its one endpoint moves
-# nothing: weighted routes pick a subset by weight, never by health (Envoy weighted clusters),
-# so the share would get immediate 503s ("no healthy upstream") for baseEjectionTime x times
-# ejected - up to Envoy's max_ejection_time of 300 s, which Istio does not expose - long after
-# a network blip is over. Not ejected, the share fails only while the network really is down
-# and serves again with the first request after it recovers: the bound is 0 s. Without
-# `splitExternalLocalOriginErrors`, Envoy folds connect failures, timeouts and resets into the
-# 5xx and gateway counts, both enforced at 0 here.
+# it at 100%). That is how a dead gateway or an unreachable network shows up: the east-west
+# gateway is a TLS passthrough proxy (AUTO_PASSTHROUGH), it answers no HTTP, it resets.
 OUTLIER_DETECTION: dict[str, Any] = {
     "consecutive5xxErrors": 0,
     "consecutiveGatewayErrors": 0,
@@ -62,7 +51,19 @@ OUTLIER_DETECTION: dict[str, Any] = {
     "baseEjectionTime": "30s",
     "maxEjectionPercent": 100,
 }
-# A remote subset's one endpoint (the peer's east-west gateway) is never ejected (above).
+# OUTLIER_DETECTION applies to the own cluster's subset only (its pods, many endpoints): a dead
+# pod is ejected and its requests go to the subset's other pods. Not to a REMOTE subset.
+# A remote subset is one endpoint, the peer's east-west gateway, and ejecting it moves nothing:
+# weighted routes pick a subset by weight, never by health (Envoy weighted clusters), so the
+# share gets immediate 503s ("no healthy upstream") for baseEjectionTime x times ejected - up to
+# Envoy's max_ejection_time of 300 s, which Istio's applyOutlierDetection does not expose
+# (pilot/pkg/networking/core/cluster_traffic_policy.go sets no MaxEjectionTime) - long after a
+# network blip is over. So each primary's rule gives every other cluster's subset its own
+# outlierDetection (Istio's mergeTrafficPolicy, pilot/pkg/networking/util/util.go, replaces the
+# whole field and keeps the top-level tls) that ejects on nothing: 5xx and gateway counts at 0
+# (enforcement 0), and without `splitExternalLocalOriginErrors` Envoy folds connect failures,
+# timeouts and resets into those counts. The share then fails only while the network really is
+# down and serves again with the first request after it recovers: the bound is 0 s.
 REMOTE_OUTLIER_DETECTION: dict[str, Any] = {
     "consecutive5xxErrors": 0,
     "consecutiveGatewayErrors": 0,
