@@ -140,7 +140,8 @@ def reported_zones(status: str | None, neg_name: str, node_locations: Sequence[s
     parsed = json.loads(status)
     reported = (parsed.get("network_endpoint_groups") or {}).get(str(HTTP_PORT))
     if reported != neg_name:
-        raise pulumi.RunError(f"{NEG_STATUS_ANNOTATION} names NEG {reported!r} for port {HTTP_PORT}, not {neg_name!r}")
+        raise pulumi.RunError(f"{NEG_STATUS_ANNOTATION} names NEG {reported!r} for port {HTTP_PORT}, not {neg_name!r}: "
+                              f"the state holds an older report; run `pulumi refresh`, then `pulumi up`")
     zones = sorted(z for z in parsed.get("zones") or () if z in set(node_locations))
     if not zones:
         raise pulumi.RunError(f"{NEG_STATUS_ANNOTATION} reports NEG {neg_name} in no zone of the cluster "
