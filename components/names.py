@@ -61,6 +61,8 @@ ADDRESS = "gcp:compute/address:Address"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 SECRET = "kubernetes:core/v1:Secret"
+SERVICE = "kubernetes:core/v1:Service"
+NAMESPACE = "kubernetes:core/v1:Namespace"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 POD_MONITORING = "kubernetes:monitoring.googleapis.com/v1:PodMonitoring"
@@ -88,12 +90,16 @@ INJECTION_LABEL = "istio-injection"
 EASTWEST_RELEASE = "istio-eastwestgateway"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 CACERTS_SECRET = "cacerts"
-# The edge: each cluster's ingress gateway release and the Istio Gateway bound to it.
+# The edge: each cluster's ingress gateway release and the Istio Gateway bound to it. The gateway
+# and its Service live in a namespace of their own, deleted for real on destroy (components/ingress.py).
+INGRESS_NAMESPACE = "istio-ingress"
 INGRESS_RELEASE = "istio-ingressgateway"
 INGRESS_SELECTOR = {"istio": "ingressgateway"}
 EDGE_GATEWAY = "edge-gateway"
 # GKE's NEG controller reads this Service annotation (standalone zonal NEGs).
 NEG_ANNOTATION = "cloud.google.com/neg"
+# ...and reports the NEGs it made, and in which zones, in this one (ingress-gce negannotation.go).
+NEG_STATUS_ANNOTATION = "cloud.google.com/neg-status"
 # Remote secrets, as `istioctl create-remote-secret` makes them (istioctl remote_secret.go).
 MULTICLUSTER_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"

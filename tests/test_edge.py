@@ -28,6 +28,7 @@ from components.names import (
     HELM_RELEASE,
     MANAGED_SSL_CERTIFICATE,
     NEG_ANNOTATION,
+    SERVICE,
     SERVICE_LB_POLICY,
     TARGET_HTTP_PROXY,
     TARGET_HTTPS_PROXY,
@@ -85,22 +86,26 @@ def test_each_cluster_gets_an_ingress_gateway_that_exposes_only_http_through_neg
     for cluster in ("blue", "green"):
         release = ingress_release(edge_stack, cluster)
         assert (release.inputs["chart"], release.inputs["version"], release.inputs["namespace"]) == (
-            "gateway", "1.30.3", "istio-system")
+            "gateway", "1.30.3", "istio-ingress")
         assert release.inputs["name"] == "istio-ingressgateway"
-        service = release.inputs["values"]["service"]
-        assert service["type"] == "ClusterIP", "no regional LoadBalancer of its own: the global LB is the entry"
-        assert service["ports"] == [{"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80}]
-        neg = json.loads(service["annotations"][NEG_ANNOTATION])
+        assert release.inputs["values"]["service"] == {"type": "None"}, "the Service is declared beside the chart"
+        service = edge_stack.find(SERVICE, f"{cluster}-ingress-service").inputs
+        assert service["metadata"]["name"] == "istio-ingressgateway"
+        assert service["metadata"]["namespace"] == release.inputs["namespace"]
+        assert service["spec"]["type"] == "ClusterIP", "no regional LoadBalancer of its own: the global LB is the entry"
+        assert service["spec"]["ports"] == [{"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80}]
+        neg = json.loads(service["metadata"]["annotations"][NEG_ANNOTATION])
         (name,) = [v["name"] for v in neg["exposed_ports"].values()]
         assert list(neg["exposed_ports"]) == ["80"] and name.startswith(f"{cluster}-ingress-")
-        # The backend service of this cluster points at exactly these NEGs, one per zone of its nodes.
+        # The backend service of this cluster points at exactly these NEGs, one per zone GKE reports.
         gke = next(r for r in edge_stack.of_type(GKE_CLUSTER) if r.name == cluster)
         backends = edge_stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs["backends"]
         groups = [b["group"] for b in backends if b["preference"] == "PREFERRED"]
         assert groups == [f"https://www.googleapis.com/compute/v1/projects/mesh-test-project/zones/{z}/"
-                          f"networkEndpointGroups/{name}" for z in gke.outputs["nodeLocations"]]
-        # The NEG controller deletes those NEGs with the Service: the release is deleted for real.
+                          f"networkEndpointGroups/{name}" for z in sorted(gke.outputs["nodeLocations"])]
+        # The NEG controller deletes those NEGs after the Service: nothing of it is skipped with the cluster.
         assert release.deleted_with == ""
+        assert edge_stack.find(SERVICE, f"{cluster}-ingress-service").deleted_with == ""
 
 
 def test_ingress_gateway_has_the_gateway_ha_of_the_chart(edge_stack: Program, https_stack: Program) -> None:

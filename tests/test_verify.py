@@ -431,9 +431,9 @@ def test_probe_within_tolerance_passes_prints_the_table_and_cleans_up(mesh) -> N
     clusters = [ClusterSpec(name=n, network=net, region=r, node_cidr="", pod_cidr="", service_cidr="",
                             master_cidr="") for n, net, r, *_ in CLUSTERS]
     service = RoutedService(host="echo", namespace=ns)
-    for f in mesh.fakes.values():
+    for name, f in mesh.fakes.items():
         routing = {o["kind"]: o for o in f.posted if o["apiVersion"] == "networking.istio.io/v1"}
-        assert routing == {"DestinationRule": destination_rule(service, clusters, "network"),
+        assert routing == {"DestinationRule": destination_rule(service, clusters, "network", name),
                            "VirtualService": virtual_service(service, {"blue": 90, "green": 10})}
         assert f"/api/v1/namespaces/{ns}" in f.deleted
 
@@ -457,8 +457,9 @@ def test_probe_uses_the_cluster_subset_label_when_configured(mesh) -> None:
     assert code == 0, out
     for client, (dr, vs, echo, ns) in created.items():
         assert dr["apiVersion"] == vs["apiVersion"] == "networking.istio.io/v1"
-        assert dr["spec"]["subsets"] == [{"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
-                                         {"name": "green", "labels": {"topology.istio.io/cluster": "green"}}]
+        assert [{k: s[k] for k in ("name", "labels")} for s in dr["spec"]["subsets"]] == [
+            {"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
+            {"name": "green", "labels": {"topology.istio.io/cluster": "green"}}]
         assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [50, 50]
         assert echo["spec"]["template"]["spec"]["containers"][0]["args"] == [f"-text={client}", "-listen=:5678"]
         assert ns["metadata"]["labels"]["istio-injection"] == "enabled"

@@ -316,7 +316,7 @@ class ProbeRunner:
         custom = k8s.CustomObjectsApi(api)
         group, version = NETWORKING_API.split("/")
         # Subsets before the route that names them.
-        objects = [(probe_destination_rule(self.spec), "destinationrules"),
+        objects = [(probe_destination_rule(self.spec, name), "destinationrules"),
                    (probe_virtual_service(self.spec), "virtualservices")]
         if self.spec.edge_url:
             # This cluster's ingress answers the probe's public host from this cluster's echo only.

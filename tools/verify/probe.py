@@ -120,8 +120,9 @@ def echo_service(spec: ProbeSpec) -> dict[str, Any]:
     }
 
 
-def probe_destination_rule(spec: ProbeSpec) -> dict[str, Any]:
-    return destination_rule(spec.service, spec.clusters, spec.subset_label)
+def probe_destination_rule(spec: ProbeSpec, cluster: str) -> dict[str, Any]:
+    """The stack's rule as `cluster`'s istiod reads it (the other subsets are remote networks)."""
+    return destination_rule(spec.service, spec.clusters, spec.subset_label, cluster)
 
 
 def probe_virtual_service(spec: ProbeSpec) -> dict[str, Any]:
