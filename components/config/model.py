@@ -51,6 +51,23 @@ DEFAULT_FLIP_INTERVAL_SECONDS = 30
 DEFAULT_FLIP_MIN_SUCCESS_RATE = 99.0
 DEFAULT_FLIP_MAX_P99_MS = 500.0
 DEFAULT_FLIP_MIN_REQUESTS = 50
+# Managed Prometheus scrapes every proxy this often (components/telemetry.py); `increase`/`rate`
+# need two samples, so one judgement needs a window of two scrape intervals: a hold, and a
+# convergence wait, shorter than that cannot be judged.
+SCRAPE_INTERVAL_SECONDS = 30
+MIN_WINDOW_SECONDS = 2 * SCRAPE_INTERVAL_SECONDS
+# Before a hold starts, each cluster's observed share must be within this many percentage
+# points of its weight (the split judged is the split deployed); tools.verify --probe's default.
+DEFAULT_FLIP_SHARE_TOLERANCE = 5.0
+MAX_FLIP_SHARE_TOLERANCE = 50.0
+# How long a step may wait for the observed split to match its weights: URL map changes reach
+# Google's front ends asynchronously and istiod pushes each VirtualService to every proxy
+# (docs/flip.md, "Convergence"); a step that does not converge in time fails.
+DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS = 600
+MAX_FLIP_CONVERGE_TIMEOUT_SECONDS = 3600
+# Consecutive inconclusive metric reads tolerated (Argo Rollouts' consecutiveErrorLimit default is 4).
+DEFAULT_FLIP_INCONCLUSIVE_LIMIT = 4
+MAX_FLIP_INCONCLUSIVE_LIMIT = 20
 # High availability of the traffic path (components/availability.py): replicas of istiod and of
 # each east-west gateway; two is the least that survives one node drain.
 DEFAULT_HA_REPLICAS = 2
@@ -297,6 +314,9 @@ class FlipSpec:
     min_success_rate: float = DEFAULT_FLIP_MIN_SUCCESS_RATE
     max_p99_ms: float = DEFAULT_FLIP_MAX_P99_MS
     min_requests: int = DEFAULT_FLIP_MIN_REQUESTS
+    share_tolerance: float = DEFAULT_FLIP_SHARE_TOLERANCE
+    converge_timeout_seconds: int = DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS
+    inconclusive_limit: int = DEFAULT_FLIP_INCONCLUSIVE_LIMIT
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,11 +20,14 @@ from components.config.model import (
     DEFAULT_CA_ALGORITHM,
     DEFAULT_CHART_REPOSITORY,
     DEFAULT_EDGE_REPLICAS,
+    DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS,
     DEFAULT_FLIP_HOLD_SECONDS,
+    DEFAULT_FLIP_INCONCLUSIVE_LIMIT,
     DEFAULT_FLIP_INTERVAL_SECONDS,
     DEFAULT_FLIP_MAX_P99_MS,
     DEFAULT_FLIP_MIN_REQUESTS,
     DEFAULT_FLIP_MIN_SUCCESS_RATE,
+    DEFAULT_FLIP_SHARE_TOLERANCE,
     DEFAULT_FLIP_STEPS,
     DEFAULT_FLOW_SAMPLING,
     DEFAULT_IMAGE_TYPE,
@@ -38,10 +42,14 @@ from components.config.model import (
     IMAGE_TYPES,
     MAX_AUTHORIZED_NETWORKS,
     MAX_EDGE_REPLICAS,
+    MAX_FLIP_CONVERGE_TIMEOUT_SECONDS,
+    MAX_FLIP_INCONCLUSIVE_LIMIT,
+    MAX_FLIP_SHARE_TOLERANCE,
     MAX_GENERATION,
     MAX_MANAGED_CERT_DOMAINS,
     MIN_EDGE_REPLICAS,
     MIN_ISTIO_VERSION,
+    MIN_WINDOW_SECONDS,
     RELEASE_CHANNELS,
     RESERVED_NAMESPACES,
     SUBSET_LABELS,
@@ -592,7 +600,12 @@ def _parse_hardening(raw: Any, p: Problems) -> Hardening:
     )
 
 
-_FLIP_KEYS = ("steps", "hold", "interval", "minSuccessRate", "maxP99Ms", "minRequests")
+_FLIP_KEYS = ("steps", "hold", "interval", "minSuccessRate", "maxP99Ms", "minRequests", "shareTolerance",
+              "convergeTimeout", "inconclusiveLimit")
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
@@ -607,6 +620,9 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
     hold = duration_seconds(flip.get("hold", DEFAULT_FLIP_HOLD_SECONDS))
     if hold is None:
         p.add(f"flip.hold {flip.get('hold')!r} must be a duration such as 300, '90s', '5m' or '1h'")
+    elif hold < MIN_WINDOW_SECONDS:
+        p.add(f"flip.hold {hold}s is shorter than one judgement needs: the query window must span two scrape "
+              f"intervals ({MIN_WINDOW_SECONDS}s)")
     interval = duration_seconds(flip.get("interval", DEFAULT_FLIP_INTERVAL_SECONDS))
     if interval is None:
         p.add(f"flip.interval {flip.get('interval')!r} must be a duration such as 30, '30s' or '1m'")
@@ -614,19 +630,37 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
         p.add(f"flip.interval {interval}s is longer than flip.hold {hold}s; the metrics are read at least once "
               "per hold")
     rate = flip.get("minSuccessRate", DEFAULT_FLIP_MIN_SUCCESS_RATE)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 100:
-        p.add(f"flip.minSuccessRate {rate!r} must be a number from 0 to 100 (percent of non-5xx responses)")
+    if not _number(rate) or not 0 < rate <= 100:
+        p.add(f"flip.minSuccessRate {rate!r} must be a number above 0 and at most 100 (percent of non-5xx "
+              "responses; 0 would switch the check off)")
     p99 = flip.get("maxP99Ms", DEFAULT_FLIP_MAX_P99_MS)
-    if isinstance(p99, bool) or not isinstance(p99, (int, float)) or p99 <= 0:
-        p.add(f"flip.maxP99Ms {p99!r} must be a positive number (milliseconds)")
+    if not _number(p99) or p99 <= 0:
+        p.add(f"flip.maxP99Ms {p99!r} must be a finite positive number (milliseconds; infinity would switch the "
+              "check off)")
     requests = flip.get("minRequests", DEFAULT_FLIP_MIN_REQUESTS)
     if not is_int(requests) or requests < 1:
         p.add(f"flip.minRequests {requests!r} must be an integer >= 1 (a step without traffic is not a pass)")
+    tolerance = flip.get("shareTolerance", DEFAULT_FLIP_SHARE_TOLERANCE)
+    if not _number(tolerance) or not 0 < tolerance <= MAX_FLIP_SHARE_TOLERANCE:
+        p.add(f"flip.shareTolerance {tolerance!r} must be a number above 0 and at most {MAX_FLIP_SHARE_TOLERANCE:g} "
+              "(percentage points between a cluster's observed share and its weight)")
+    converge = duration_seconds(flip.get("convergeTimeout", DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS))
+    if converge is None:
+        p.add(f"flip.convergeTimeout {flip.get('convergeTimeout')!r} must be a duration such as 600, '10m' or '1h'")
+    elif not MIN_WINDOW_SECONDS <= converge <= MAX_FLIP_CONVERGE_TIMEOUT_SECONDS:
+        p.add(f"flip.convergeTimeout {converge}s must be from {MIN_WINDOW_SECONDS}s (one read of two scrape "
+              f"intervals) to {MAX_FLIP_CONVERGE_TIMEOUT_SECONDS}s")
+    limit = flip.get("inconclusiveLimit", DEFAULT_FLIP_INCONCLUSIVE_LIMIT)
+    if not is_int(limit) or not 0 <= limit <= MAX_FLIP_INCONCLUSIVE_LIMIT:
+        p.add(f"flip.inconclusiveLimit {limit!r} must be an integer from 0 to {MAX_FLIP_INCONCLUSIVE_LIMIT} "
+              "(consecutive metric reads that cannot be trusted before the step fails)")
     if len(p.items) > before:
         return FlipSpec()
     return FlipSpec(steps=steps or DEFAULT_FLIP_STEPS, hold_seconds=hold or DEFAULT_FLIP_HOLD_SECONDS,
                     interval_seconds=interval or DEFAULT_FLIP_INTERVAL_SECONDS, min_success_rate=float(rate),
-                    max_p99_ms=float(p99), min_requests=int(requests))
+                    max_p99_ms=float(p99), min_requests=int(requests), share_tolerance=float(tolerance),
+                    converge_timeout_seconds=converge or DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS,
+                    inconclusive_limit=int(limit))
 
 
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
