@@ -37,12 +37,14 @@ from tools.verify.probe import (
     CLIENT_JOB,
     ECHO,
     PER_REQUEST_TIMEOUT_SECONDS,
+    LoadCount,
     ProbeCounts,
     ProbeSpec,
     client_job,
     echo_deployment,
     echo_service,
     edge_counts,
+    load_count,
     namespace_manifest,
     parse_client_log,
     probe_destination_rule,
@@ -245,6 +247,15 @@ def edge_get(url: str, host: str) -> str | None:
     return response.data.decode(errors="replace") if response.status == 200 else None
 
 
+def edge_status(url: str, host: str) -> int | None:
+    """One GET through the public entry with a routed service's Host: its status, None if nothing answered."""
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=PER_REQUEST_TIMEOUT_SECONDS))
+    try:
+        return http.request("GET", url, headers={"Host": host}).status
+    except urllib3.exceptions.HTTPError:
+        return None
+
+
 class ProbeTimeout(Exception):
     """A bounded wait ran out."""
 
@@ -252,6 +263,7 @@ class ProbeTimeout(Exception):
 @dataclass
 class ProbeOutcome:
     counts: list[ProbeCounts] = field(default_factory=list)
+    load: list[LoadCount] = field(default_factory=list)
     error: str | None = None
     cleanup_errors: list[str] = field(default_factory=list)
 
@@ -270,6 +282,8 @@ class ProbeRunner:
     clock: Callable[[], float] = time.monotonic
     # GET through the stack's public entry (url, Host header) -> body or None.
     edge_request: Callable[[str, str], str | None] = edge_get
+    # GET of a routed service's public host through the public entry (url, Host) -> status or None.
+    edge_load: Callable[[str, str], int | None] = edge_status
     created: list[str] = field(default_factory=list)
 
     @property
@@ -304,6 +318,9 @@ class ProbeRunner:
                 bodies = [self.edge_request(self.spec.edge_url, self.spec.edge_host)
                           for _ in range(self.spec.requests)]
                 outcome.counts.append(edge_counts(bodies, self.names))
+                for host in self.spec.load_hosts:
+                    outcome.load.append(load_count(host, [self.edge_load(self.spec.edge_url, host)
+                                                          for _ in range(self.spec.requests)]))
         except ProbeTimeout as error:
             outcome.error = str(error)
         except ApiException as error:
