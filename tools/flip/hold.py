@@ -114,6 +114,8 @@ class _Step:
             read = self.read(CONVERGE, MIN_WINDOW_SECONDS, now)
             if read.conclusive:
                 if failing_early(s.weights, read.measured, t):
+                    self.say(f"  {s.label}  before the hold ({_clock(now - applied)} after the update): "
+                             f"{_metrics_line(s.weights, read.measured)}")
                     return self.verdict(judge(s.weights, read.measured, t))
                 problems = off_split(s.weights, read.measured, t)
                 observed = shares(read.measured)
