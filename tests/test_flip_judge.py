@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.config import FlipSpec
@@ -29,7 +29,7 @@ from offline.loopback import LoopbackServer
 from tools.deadline import DeadlineExceeded
 from tools.flip.hold import HoldSpec, hold_and_judge
 from tools.flip.judge import ClusterMeasurement, Verdict, judge, off_split
-from tools.flip.prometheus import Inconclusive, PrometheusClient, PrometheusError
+from tools.flip.prometheus import Inconclusive, PrometheusClient, PrometheusError, _vector
 from tools.verify import kube
 from tools.verify.checks import ClusterOutputs
 
@@ -96,6 +96,7 @@ class Timeline:
 BAD_NUMBERS = st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -0.5])
 
 
+@settings(deadline=None)
 @given(st.sampled_from(["requests", "errors", "p99_ms"]), BAD_NUMBERS, st.integers(50, 10_000))
 def test_a_non_finite_or_negative_measurement_is_inconclusive_never_a_pass(field: str, bad: float, n: int) -> None:
     good = {"requests": float(n), "errors": 0.0, "p99_ms": 80.0}
@@ -285,6 +286,25 @@ def test_an_answer_that_cannot_be_true_is_inconclusive(prometheus: FakePrometheu
     with pytest.raises(Inconclusive) as error:
         PrometheusClient(prometheus.url).measure(SERVICES, 60, 1000.0)
     assert message in str(error.value), name
+
+
+SAMPLE_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from(["NaN", "+Inf", "-Inf", "1e400"]),
+    st.text(max_size=8), st.integers(), st.none(), st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(deadline=None)
+@given(st.dictionaries(st.sampled_from(["blue", "green", ""]), SAMPLE_VALUES, max_size=3))
+def test_whatever_the_api_answers_a_value_is_a_finite_non_negative_number_or_nan_or_the_read_is_refused(
+        values: dict[str, Any]) -> None:
+    body = {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"destination_cluster": c}, "value": [0, v]} for c, v in values.items()]}}
+    try:
+        parsed = _vector(body)
+    except PrometheusError:
+        return
+    assert set(parsed) <= {"blue", "green"}
+    assert all(math.isnan(v) or (math.isfinite(v) and v >= 0) for v in parsed.values())
 
 
 def test_an_infinite_p99_is_inconclusive_and_a_nan_p99_means_no_samples(prometheus: FakePrometheus) -> None:

@@ -108,7 +108,7 @@ class PrometheusClient:
         url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
         request = urllib.request.Request(url, headers={"Accept": "application/json"})
         try:
-            token = self.token()
+            token = call_with_deadline(self.token, self.deadline, "the credentials (Application Default Credentials)")
         except Exception as error:
             raise PrometheusError(f"no credentials for the metrics API ({error}); run "
                                   "`gcloud auth application-default login`") from None
