@@ -245,6 +245,12 @@ def test_a_step_with_only_edge_users_is_judged_from_the_gateways_reports_each_re
     doubled = prometheus.values('sum(increase(istio_requests_total{destination_service=~"x"}[120s]))', 120, 0)
     assert doubled == {"blue": 2400, "green": 2400}
     assert all('reporter="source"' in q for q, _ in prometheus.queries)
+    # Only the gateways' series exist (no sidecar reports at all): the same verdict from the same numbers.
+    edge = edge_traffic(lambda: SPLIT, rps=20)
+    prometheus.by_reporter = lambda reporter, kind, window, at: edge(reporter, kind, window, at) \
+        if reporter == "source" else {}
+    only_gateways, _ = run_hold(client)
+    assert (only_gateways.verdict, only_gateways.measured) == (Verdict.PASS, verdict.measured)
 
 
 def test_no_healthy_upstream_at_the_gateway_is_never_a_pass(prometheus: FakePrometheus) -> None:
