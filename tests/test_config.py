@@ -298,7 +298,25 @@ RULES: list[tuple[str, Mutation, str]] = [
      "flip.interval 120s is longer than flip.hold 60s"),
     ("flip-success-rate", _set("flip.minSuccessRate", 120),
      "flip.minSuccessRate 120 must be a number above 0 and at most 100"),
-    ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a positive number (milliseconds)"),
+    ("flip-success-rate-off", _set("flip.minSuccessRate", 0),
+     "flip.minSuccessRate 0 must be a number above 0 and at most 100 (percent of non-5xx responses; 0 would "
+     "switch the check off)"),
+    ("flip-success-rate-nan", _set("flip.minSuccessRate", float("nan")), "flip.minSuccessRate nan must be a number"),
+    ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a finite positive number (milliseconds"),
+    ("flip-p99-infinite", _set("flip.maxP99Ms", float("inf")),
+     "flip.maxP99Ms inf must be a finite positive number (milliseconds; infinity would switch the check off)"),
+    ("flip-hold-under-one-judgement", _set("flip.hold", "45s"),
+     "flip.hold 45s is shorter than one judgement needs: the query window must span two scrape intervals (60s)"),
+    ("flip-share-tolerance", _set("flip.shareTolerance", 0),
+     "flip.shareTolerance 0 must be a number above 0 and at most 50 (percentage points"),
+    ("flip-share-tolerance-wide", _set("flip.shareTolerance", 60), "flip.shareTolerance 60 must be a number above 0"),
+    ("flip-converge-timeout", _set("flip.convergeTimeout", "soon"),
+     "flip.convergeTimeout 'soon' must be a duration such as 600, '10m' or '1h'"),
+    ("flip-converge-timeout-short", _set("flip.convergeTimeout", "30s"),
+     "flip.convergeTimeout 30s must be from 60s (one read of two scrape intervals) to 3600s"),
+    ("flip-converge-timeout-long", _set("flip.convergeTimeout", "2h"), "flip.convergeTimeout 7200s must be from 60s"),
+    ("flip-inconclusive-limit", _set("flip.inconclusiveLimit", -1),
+     "flip.inconclusiveLimit -1 must be an integer from 0 to 20 (consecutive metric reads"),
     ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
     ("flip-unknown-key", _set("flip.holdTime", "5m"),
      "flip.holdTime is not a known key; did you mean hold? (known: steps, hold"),
@@ -357,13 +375,6 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("ca-validity-absurd", _set("ca.rootValidityHours", 1000000000),
      "ca.rootValidityHours 1000000000 must be an integer from 24 to 876000 (hours; at most 100 years, so "
      "certificate generation can encode the end date)"),
-    ("flip-success-rate-off", _set("flip.minSuccessRate", 0),
-     "flip.minSuccessRate 0 must be a number above 0 and at most 100 (percent of non-5xx responses; 0 would "
-     "switch the check off)"),
-    ("flip-p99-infinite", _set("flip.maxP99Ms", float("inf")),
-     "flip.maxP99Ms inf must be a positive number (milliseconds)"),
-    ("flip-success-rate-nan", _set("flip.minSuccessRate", float("nan")),
-     "flip.minSuccessRate nan must be a number above 0 and at most 100"),
     ("region-misspelt", _set("clusters[0].region", "us-wset1"),
      "clusters[0].region 'us-wset1' is not a GCP region; did you mean us-west1? (the program's list of regions, "
      "read 2026-12-04: components/config/gcp.py)"),
@@ -549,12 +560,13 @@ def test_a_stack_may_relax_each_hardening_default(base_config) -> None:
 def test_flip_section_defaults_and_durations(base_config) -> None:
     assert config.parse(base_config, project="mesh-test-project").flip == config.FlipSpec(
         steps=(10, 25, 50, 100), hold_seconds=300, interval_seconds=30, min_success_rate=99.0, max_p99_ms=500.0,
-        min_requests=50)
+        min_requests=50, share_tolerance=5.0, converge_timeout_seconds=600, inconclusive_limit=4)
     base_config["flip"] = {"steps": [50, 100], "hold": "1h", "interval": "90s", "minSuccessRate": 99.9,
-                           "maxP99Ms": 250, "minRequests": 10}
+                           "maxP99Ms": 250, "minRequests": 10, "shareTolerance": 2.5, "convergeTimeout": "15m",
+                           "inconclusiveLimit": 0}
     assert config.parse(base_config, project="mesh-test-project").flip == config.FlipSpec(
         steps=(50, 100), hold_seconds=3600, interval_seconds=90, min_success_rate=99.9, max_p99_ms=250.0,
-        min_requests=10)
+        min_requests=10, share_tolerance=2.5, converge_timeout_seconds=900, inconclusive_limit=0)
 
 
 

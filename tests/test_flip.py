@@ -263,8 +263,10 @@ def test_a_healthy_rollout_writes_applies_and_confirms_every_step(mesh: Mesh) ->
     assert mesh.gate_calls == [("dev", {"blue": 0, "green": 100})]
     assert "final weights: blue=0,green=100 (flip complete)" in out
     # live progress: the hold's time left and the metrics so far
-    # The first read (30 s in) looks back two scrape intervals (60 s): increase() needs two samples.
-    assert "step 2/3 blue=50,green=50  hold 1m30s left  blue: 600 req 100.00% ok p99 80ms | green: 600 req" in out
+    # The split is seen first (a read of the last two scrape intervals, 60 s after the update), then the
+    # hold's first read comes two scrape intervals after that, over those 60 s only: increase() needs two samples.
+    assert "step 2/3 blue=50,green=50  split converged after 1m00s: blue 50.0% green 50.0%" in out
+    assert "step 2/3 blue=50,green=50  hold 1m00s left  blue: 600 req 100.00% ok p99 80ms | green: 600 req" in out
     table = out.split("step      weights", 1)[1]
     assert "3 (100%)  blue=0,green=100  green    2400      100.00%  80 ms  pass" in table
 
@@ -293,16 +295,20 @@ def test_too_little_traffic_is_not_a_pass(mesh: Mesh) -> None:
     assert "green: 12 requests < 50 needed to judge" in out and "verify --probe" in out
 
 
-def test_a_metrics_api_error_mid_step_rolls_back(mesh: Mesh) -> None:
+def test_a_metrics_api_that_keeps_failing_mid_step_rolls_back_once_the_inconclusive_budget_is_spent(
+        mesh: Mesh) -> None:
     assert mesh.prometheus is not None
-    # Step 1 reads 4 times (3 queries each); the 2nd read of step 2 fails.
-    mesh.prometheus.fail_on = lambda n: (500, "internal error") if n == 16 else None
+    # Step 1 reads 4 times (convergence + 3 hold reads, 3 queries each); from the 2nd read of step 2 on, every
+    # query fails: flip.inconclusiveLimit (4) failed reads in a row are tolerated, the 5th rolls back.
+    mesh.prometheus.fail_on = lambda n: (500, "internal error") if n >= 16 else None
     code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
     assert code == cli.EXIT_ROLLED_BACK, out
     assert mesh.stack is not None
     assert mesh.stack.applied() == [STEPS[0], STEPS[1], STEPS[0]]
     assert mesh.file_weights() == STEPS[0]
-    assert "metrics API answered 500" in out
+    assert "inconclusive read 4 of at most 4 in a row: the metrics API answered 500" in out
+    assert "5 metric reads in a row could not be trusted (flip.inconclusiveLimit 4)" in out
+    assert "metrics inconclusive" in out.split("step      weights", 1)[1]
 
 
 def test_ctrl_c_mid_hold_leaves_the_last_good_weights_applied(mesh: Mesh) -> None:

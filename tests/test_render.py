@@ -196,7 +196,7 @@ def test_cli_writes_the_render_and_prints_a_summary(base_config, tmp_path, capsy
     assert main(["--config", str(_stack_file(tmp_path, {**base_config, **ECDSA})), "--out", str(out)]) == 0
     summary = capsys.readouterr().out
     assert f"into {out}" in summary
-    assert "clusters/blue: 11 Kubernetes objects, 3 Helm releases" in summary
+    assert "clusters/blue: 12 Kubernetes objects, 3 Helm releases" in summary
     # 11 per cluster, and 3 for its Secrets encryption (KMS key ring, key, the GKE agent's use of it).
     assert "gcp/: 28 GCP resources" in summary
     assert "cost: $" in summary and "a month" in summary

@@ -161,16 +161,22 @@ def cidr(*, prefix: tuple[int, int] | None = None, prefix_why: str = "", min_sub
     return Check(check, doc, {"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"})
 
 
-def duration(example: str) -> Check:
+def duration(example: str, *, low: int = 1, high: int | None = None, rule: str = "") -> Check:
+    """A duration in seconds; outside `low`..`high` the value is refused with `rule` (`{s}` is the seconds)."""
+
     def check(value: Any, context: Any) -> int:
         seconds = duration_seconds(value)
         if seconds is None:
             raise RuleError(f"{value!r} must be a duration such as {example}")
+        if seconds < low or (high is not None and seconds > high):
+            raise RuleError(rule.format(s=seconds))
         return seconds
 
-    return Check(check, "duration: seconds, or `Ns`/`Nm`/`Nh`",
-                 {"oneOf": [{"type": "integer", "minimum": 1},
-                            {"type": "string", "pattern": r"^[1-9][0-9]*(s|m|h)?$"}]})
+    bounds = {"minimum": low} | ({"maximum": high} if high is not None else {})
+    text = "duration: seconds, or `Ns`/`Nm`/`Nh`" + (f", {low}–{high} s" if high is not None else
+                                                      f", ≥ {low} s" if low > 1 else "")
+    return Check(check, text, {"oneOf": [{"type": "integer"} | bounds,
+                                         {"type": "string", "pattern": r"^[1-9][0-9]*(s|m|h)?$"}]})
 
 
 def steps() -> Check:

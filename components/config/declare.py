@@ -114,7 +114,7 @@ class Number(Rule):
         super().__init__(why)
         self.above, self.low, self.high = above, low, high
         if above == 0 and high is None:
-            self.rule, self.text = "must be a positive number", "number > 0"
+            self.rule, self.text = "must be a finite positive number", "number > 0"
         elif above is not None:
             self.rule = f"must be a number above {above:g} and at most {high:g}"
             self.text = f"number, {above:g} < x ≤ {high:g}"

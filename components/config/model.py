@@ -69,6 +69,23 @@ DEFAULT_FLIP_INTERVAL_SECONDS = 30
 DEFAULT_FLIP_MIN_SUCCESS_RATE = 99.0
 DEFAULT_FLIP_MAX_P99_MS = 500.0
 DEFAULT_FLIP_MIN_REQUESTS = 50
+# Managed Prometheus scrapes every proxy this often (components/telemetry.py); `increase`/`rate`
+# need two samples, so one judgement needs a window of two scrape intervals: a hold, and a
+# convergence wait, shorter than that cannot be judged.
+SCRAPE_INTERVAL_SECONDS = 30
+MIN_WINDOW_SECONDS = 2 * SCRAPE_INTERVAL_SECONDS
+# Before a hold starts, each cluster's observed share must be within this many percentage
+# points of its weight (the split judged is the split deployed); tools.verify --probe's default.
+DEFAULT_FLIP_SHARE_TOLERANCE = 5.0
+MAX_FLIP_SHARE_TOLERANCE = 50.0
+# How long a step may wait for the observed split to match its weights: URL map changes reach
+# Google's front ends asynchronously and istiod pushes each VirtualService to every proxy
+# (docs/flip.md, "Convergence"); a step that does not converge in time fails.
+DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS = 600
+MAX_FLIP_CONVERGE_TIMEOUT_SECONDS = 3600
+# Consecutive inconclusive metric reads tolerated (Argo Rollouts' consecutiveErrorLimit default is 4).
+DEFAULT_FLIP_INCONCLUSIVE_LIMIT = 4
+MAX_FLIP_INCONCLUSIVE_LIMIT = 20
 # High availability of the traffic path (components/availability.py): replicas of istiod and of
 # each east-west gateway; two is the least that survives one node drain.
 DEFAULT_HA_REPLICAS = 2
@@ -465,7 +482,9 @@ class FlipSpec:
     steps: Annotated[tuple[int, ...], checks.steps(), about(
         "`tools.flip`'s steps: percent of the way from the current to the final split; `--steps` overrides",
         example=[5, 20, 50, 100])] = DEFAULT_FLIP_STEPS
-    hold_seconds: Annotated[int, checks.duration("300, '90s', '5m' or '1h'"), about(
+    hold_seconds: Annotated[int, checks.duration("300, '90s', '5m' or '1h'", low=MIN_WINDOW_SECONDS, rule=(
+        "{s}s is shorter than one judgement needs: the query window must span two scrape intervals "
+        f"({MIN_WINDOW_SECONDS}s)")), about(
         "how long each step is held and watched before it is judged; `--hold` overrides", example="10m",
         alias="hold")] = DEFAULT_FLIP_HOLD_SECONDS
     interval_seconds: Annotated[int, checks.duration("30, '30s' or '1m'"), about(
@@ -475,11 +494,26 @@ class FlipSpec:
         " (percent of non-5xx responses; 0 would switch the check off)")), about(
         "per receiving cluster: share of requests that are not 5xx (`istio_requests_total`)", example=99.9)
     ] = DEFAULT_FLIP_MIN_SUCCESS_RATE
-    max_p99_ms: Annotated[float, Number(above=0, why=" (milliseconds)"), about(
+    max_p99_ms: Annotated[float, Number(above=0, why=(
+        " (milliseconds; infinity would switch the check off)")), about(
         "per receiving cluster: p99 of `istio_request_duration_milliseconds`", example=250)] = DEFAULT_FLIP_MAX_P99_MS
     min_requests: Annotated[int, Int(1, why=" (a step without traffic is not a pass)"), about(
         "per receiving cluster: fewer requests in the hold is \"too little traffic\", which is not a pass",
         example=500)] = DEFAULT_FLIP_MIN_REQUESTS
+    share_tolerance: Annotated[float, Number(above=0, high=MAX_FLIP_SHARE_TOLERANCE, why=(
+        " (percentage points between a cluster's observed share and its weight)")), about(
+        "before a hold starts, each cluster's observed share must come this close to its weight",
+        example=10)] = DEFAULT_FLIP_SHARE_TOLERANCE
+    converge_timeout_seconds: Annotated[int, checks.duration(
+        "600, '10m' or '1h'", low=MIN_WINDOW_SECONDS, high=MAX_FLIP_CONVERGE_TIMEOUT_SECONDS, rule=(
+            f"{{s}}s must be from {MIN_WINDOW_SECONDS}s (one read of two scrape intervals) to "
+            f"{MAX_FLIP_CONVERGE_TIMEOUT_SECONDS}s")), about(
+        "how long a step may wait for the observed split to match its weights; a step that never does fails",
+        example="15m", alias="convergeTimeout")] = DEFAULT_FLIP_CONVERGE_TIMEOUT_SECONDS
+    inconclusive_limit: Annotated[int, Int(0, MAX_FLIP_INCONCLUSIVE_LIMIT, why=(
+        " (consecutive metric reads that cannot be trusted before the step fails)")), about(
+        "consecutive inconclusive metric reads (NaN, negative, missing, unparsable) a step tolerates",
+        example=2)] = DEFAULT_FLIP_INCONCLUSIVE_LIMIT
 
 
 @dataclass(frozen=True, config=SECTION)

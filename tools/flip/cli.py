@@ -25,24 +25,25 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from components import config as stack_config
 from components.config import stack_file
 from components.config.rules import duration_seconds
 from components.names import NETWORKING_API
-from components.telemetry import SCRAPE_INTERVAL
 from components.traffic import resource_name
 from offline import changed_resources, run_with_weights
-from tools.flip.judge import ClusterMeasurement, StepVerdict, Verdict, failing_early, judge
+from tools.flip import hold
+from tools.flip.hold import HoldSpec, Metrics
+from tools.flip.judge import ClusterMeasurement, StepVerdict
 from tools.flip.plan import PlanError, Step, format_weights, parse_steps, parse_weights, plan, target
-from tools.flip.prometheus import PrometheusClient, PrometheusError, adc_token, cloud_monitoring_url
+from tools.flip.prometheus import PrometheusClient, adc_token, cloud_monitoring_url
 from tools.flip.stack import ROOT, AutomationStack, Change, FlipStack, StackError, urn_key
 from tools.verify.checks import OutputsError, parse_outputs
 from tools.verify.kube import REQUEST_TIMEOUT, ClientFactory, default_client_factory, describe_failure
 
-# `increase`/`rate` need two samples in the window: at least two scrape intervals of components/telemetry.py.
-MIN_WINDOW_SECONDS = 2 * (duration_seconds(SCRAPE_INTERVAL) or 30)
+# `increase`/`rate` need two samples in the window: at least two scrape intervals (components/config).
+MIN_WINDOW_SECONDS = stack_config.MIN_WINDOW_SECONDS
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_USAGE, EXIT_GATE, EXIT_ROLLBACK_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -54,11 +55,6 @@ class GateResult:
 
 # gate(stack, weights) -> GateResult: may every cluster that will receive weight take it?
 Gate = Callable[[str, Mapping[str, int]], GateResult]
-
-
-class Metrics(Protocol):
-    def measure(self, services: Sequence[str], window_seconds: int, at: float) -> dict[str, ClusterMeasurement]:
-        """Requests, 5xx and p99 per destination cluster over the window ending at `at`."""
 
 
 def verify_gate(stack: str, weights: Mapping[str, int]) -> GateResult:
@@ -260,29 +256,14 @@ class Flip:
             raise StepFailed("not every primary serves the new split:\n" + "\n".join(f"    {p}" for p in problems))
 
     def hold_and_judge(self, record: StepRecord) -> StepVerdict:
+        """Converge, hold and judge the applied step (tools/flip/hold.py)."""
         r = self.request
-        services = [s.fqdn for s in r.moved_services]
-        started = self.clock()
-        measured: dict[str, ClusterMeasurement] = {}
-        while True:
-            elapsed = self.clock() - started
-            left = r.hold - elapsed
-            if left <= 0:
-                break
-            self.sleep(min(r.interval, left))
-            elapsed = self.clock() - started
-            try:
-                window = max(int(elapsed), MIN_WINDOW_SECONDS)
-                measured = self.metrics.measure(services, window, self.clock())
-            except PrometheusError as error:
-                record.measured = measured
-                return StepVerdict(Verdict.ERROR, reasons=(str(error),))
-            record.measured = measured
-            self.say(f"  step {record.step.index}/{len(r.steps)} {format_weights(record.step.weights)}  "
-                     f"hold {_clock(max(r.hold - elapsed, 0))} left  {_metrics_line(record.step.weights, measured)}")
-            if failing_early(record.step.weights, measured, r.cfg.flip):
-                break
-        return judge(record.step.weights, measured, r.cfg.flip)
+        spec = HoldSpec(weights=record.step.weights, services=[s.fqdn for s in r.moved_services], flip=r.cfg.flip,
+                        hold_seconds=r.hold, interval_seconds=r.interval,
+                        label=f"step {record.step.index}/{len(r.steps)} {format_weights(record.step.weights)}")
+        verdict = hold.hold_and_judge(spec, self.metrics, clock=self.clock, sleep=self.sleep, say=self.say)
+        record.measured = dict(verdict.measured)
+        return verdict
 
     def run(self) -> int:
         r = self.request
@@ -392,26 +373,6 @@ def _route_weights(vs: Mapping[str, Any]) -> dict[str, int]:
     http = (vs.get("spec") or {}).get("http") or []
     routes = (http[0].get("route") if http else None) or []
     return {r["destination"]["subset"]: int(r.get("weight", 0)) for r in routes}
-
-
-def _clock(seconds: float) -> str:
-    s = round(seconds)
-    return f"{s // 60}m{s % 60:02d}s"
-
-
-def _metrics_line(weights: Mapping[str, int], measured: Mapping[str, ClusterMeasurement]) -> str:
-    parts = []
-    for c, w in weights.items():
-        if w <= 0:
-            continue
-        m = measured.get(c)
-        if m is None:
-            parts.append(f"{c}: no requests")
-            continue
-        rate = "-" if m.success_rate is None else f"{m.success_rate:.2f}%"
-        p99 = "-" if m.p99_ms is None else f"{m.p99_ms:.0f}ms"
-        parts.append(f"{c}: {m.requests:.0f} req {rate} ok p99 {p99}")
-    return " | ".join(parts)
 
 
 def report(records: Sequence[StepRecord], request: FlipRequest) -> str:

@@ -42,6 +42,7 @@ from tools.verify.kube import (
     default_client_factory,
     describe_failure,
     edge_get,
+    edge_status,
 )
 from tools.verify.probe import (
     DEFAULT_CURL_IMAGE,
@@ -49,6 +50,8 @@ from tools.verify.probe import (
     NAMESPACE_PREFIX,
     ProbeSpec,
     evaluate_split,
+    format_load,
+    load_hosts,
     split_passed,
 )
 from tools.verify.report import Progress, format_checks, format_split
@@ -203,6 +206,7 @@ def probe_spec(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argpa
         clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, weights=dict(cfg.traffic.weights),
         requests=args.requests, deadline_seconds=deadline,
         echo_image=args.echo_image, curl_image=args.curl_image, edge_url=outputs.edge_url,
+        load_hosts=load_hosts(cfg.traffic.services) if outputs.edge_url else (),
     )
 
 
@@ -218,6 +222,7 @@ def main(
     err: TextIO | None = None,
     poll_interval: float = 2.0,
     edge_request: Callable[[str, str], str | None] = edge_get,
+    edge_load: Callable[[str, str], int | None] = edge_status,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -255,7 +260,7 @@ def main(
         if errors:
             out.write(f"probe skipped: {', '.join(e.name for e in errors)} cannot be used (see above)\n")
             return EXIT_FAILED
-        ok = _probe(spec, clients, args, out, poll_interval, edge_request) and ok
+        ok = _probe(spec, clients, args, out, poll_interval, edge_request, edge_load) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -293,12 +298,14 @@ def _expiry_rows(outputs: StackOutputs, warn_days: int) -> list[Any]:
 
 
 def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, out: TextIO,
-           poll_interval: float, edge_request: Callable[[str, str], str | None]) -> bool:
+           poll_interval: float, edge_request: Callable[[str, str], str | None],
+           edge_load: Callable[[str, str], int | None]) -> bool:
     progress = Progress([c.name for c in spec.clusters], out)
     progress.start(f"probe: namespace {spec.namespace} in {len(spec.clusters)} clusters "
                    f"(subsets by {spec.subset_label}, weights {dict(spec.weights)})")
     runner = ProbeRunner(spec=spec, clients=clients, report=progress.update, wait_timeout=args.wait_timeout,
-                         settle_seconds=args.settle, poll_interval=poll_interval, edge_request=edge_request)
+                         settle_seconds=args.settle, poll_interval=poll_interval, edge_request=edge_request,
+                         edge_load=edge_load)
     outcome = runner.run()
     out.write("\n")
     passed = outcome.error is None and not outcome.cleanup_errors
@@ -308,6 +315,7 @@ def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, o
         if spec.edge_url:
             out.write(f"edge: {spec.requests} requests to {spec.edge_url} with Host {spec.edge_host} "
                       "(rows FROM edge: the URL map's split; each ingress answers from its own cluster)\n")
+            out.writelines(line + "\n" for line in format_load(outcome.load, spec.edge_url))
         passed = passed and split_passed(rows)
     if outcome.error:
         out.write(f"probe FAILED: {outcome.error}\n")
