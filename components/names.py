@@ -20,6 +20,8 @@ CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
 TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
 INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
 GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
+DASHBOARD_TYPE = f"{PROJECT}:index:MeshDashboard"
+ALERTS_TYPE = f"{PROJECT}:index:MeshAlerts"
 
 # ------------------------------------------------------------------ provider type tokens the tools read
 
@@ -43,6 +45,8 @@ URL_MAP = "gcp:compute/uRLMap:URLMap"
 BACKEND_SERVICE = "gcp:compute/backendService:BackendService"
 HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
 MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 SERVICE_LB_POLICY = "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs

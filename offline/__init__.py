@@ -14,6 +14,8 @@ imports only the program (`__main__.py`, `components`). Modules:
   declared URL map and backend services and each cluster's ingress health (the edge's failover tests).
 - `fake_kube`: fake Kubernetes API servers on loopback for the tools that talk to clusters; it and
   `fake_prometheus` serve on `loopback.LoopbackServer`.
+- `observability`: the dashboard checked against Cloud Monitoring's Dashboard schema (the API's
+  discovery document), PromQL parsed and alert rules tested by promtool.
 - `fake_prometheus`: a fake Prometheus HTTP API on loopback serving scripted Istio series (tools.flip).
 - `fake_automation`: a fake Automation API stack (stack file, preview from this engine, "up" into
   fake API servers) for tools.flip's tests.

@@ -300,6 +300,14 @@ class FlipSpec:
 
 
 @dataclass(frozen=True)
+class MonitoringSpec:
+    """Where the mesh's alert policies notify (components/alerts.py); none by default."""
+
+    # Full resource names, projects/<project>/notificationChannels/<id>.
+    notification_channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     mesh_id: str
@@ -317,6 +325,7 @@ class StackConfig:
     maintenance_exclusions: tuple[MaintenanceExclusion, ...] = ()
     mesh_link: MeshLinkSpec = MeshLinkSpec()
     edge: EdgeSpec = EdgeSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
     @property
     def edge_hosts(self) -> tuple[str, ...]:

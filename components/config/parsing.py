@@ -54,6 +54,7 @@ from components.config.model import (
     Hardening,
     IstioSettings,
     MeshLinkSpec,
+    MonitoringSpec,
     RoutedService,
     StackConfig,
     TrafficSpec,
@@ -503,6 +504,25 @@ def _parse_intermediate_pems(raw: Any, root_cert: Any, root_key: Any, ca_is_secr
     return tuple(result) if len(p.items) == before else ()
 
 
+NOTIFICATION_CHANNEL_PATTERN = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/notificationChannels/[0-9]+")
+
+
+def _parse_monitoring(raw: Any, p: Problems) -> MonitoringSpec:
+    monitoring = as_mapping(raw, "monitoring", p) or {}
+    known_keys(monitoring, "monitoring", ("notificationChannels",), p)
+    channels = monitoring.get("notificationChannels", [])
+    if not isinstance(channels, list):
+        p.add(f"monitoring.notificationChannels must be a list of channel names, got {type(channels).__name__}")
+        return MonitoringSpec()
+    for i, c in enumerate(channels):
+        if not isinstance(c, str) or not NOTIFICATION_CHANNEL_PATTERN.fullmatch(c):
+            p.add(f"monitoring.notificationChannels[{i}] {c!r} must be a channel's full name, "
+                  "projects/<project-id>/notificationChannels/<number> (`gcloud beta monitoring channels list`)")
+    if len(set(map(str, channels))) != len(channels):
+        p.add("monitoring.notificationChannels lists a channel twice")
+    return MonitoringSpec(notification_channels=tuple(channels))
+
+
 def _parse_mesh_link(raw: Any, p: Problems) -> MeshLinkSpec:
     link = as_mapping(raw, "meshLink", p) or {}
     known_keys(link, "meshLink", ("readerTokenGeneration",), p)
@@ -631,7 +651,7 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
 
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
                   "authorizedNetworks", "ca", "hardening", "flip", "availability", "nat", "maintenanceExclusions",
-                  "meshLink", "edge")
+                  "meshLink", "edge", "monitoring")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -667,6 +687,7 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
                                    hardening.authorized_network_min_prefix, p)
     ca = _parse_ca(raw.get("ca"), ca_is_secret, declared_cluster_names(raw.get("clusters")), p)
     mesh_link = _parse_mesh_link(raw.get("meshLink"), p)
+    monitoring = _parse_monitoring(raw.get("monitoring"), p)
     flip = _parse_flip(raw.get("flip"), p)
     edge = _parse_edge(raw.get("edge"), declared_hosts(raw.get("traffic")), p)
     if p.items:
@@ -676,6 +697,7 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
         mesh_namespaces=namespaces, cluster_local=cluster_local,
         authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip, availability=availability,
         nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link, edge=edge,
+        monitoring=monitoring,
     )
 
 
