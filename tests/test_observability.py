@@ -229,3 +229,20 @@ def test_bad_notification_channels_are_refused(run, base_config, channels: Any, 
     with pytest.raises(ProgramError, match=None) as raised:
         run(base_config)
     assert message in str(raised.value)
+
+
+def test_the_readme_pictures_are_drawn_by_the_command_it_shows(tmp_path: Path) -> None:
+    """`venv/bin/python -m tools.render.pictures --out docs/img` (README, docs/observability.md), into a temp folder."""
+    import subprocess
+
+    from offline import ROOT
+
+    done = subprocess.run([str(ROOT / "venv" / "bin" / "python"), "-m", "tools.render.pictures", "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("dashboard.png", "alerts.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and 20_000 < len(data) < 400_000, (name, len(data))
+    readme = (ROOT / "README.md").read_text()
+    assert "venv/bin/python -m tools.render.pictures --out docs/img" in readme
+    assert "(docs/img/dashboard.png)" in readme and "(docs/img/alerts.png)" in readme
