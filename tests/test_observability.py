@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components import alerts, dashboard, promql
 from components.config import FlipSpec, NatSpec
@@ -246,3 +248,15 @@ def test_the_readme_pictures_are_drawn_by_the_command_it_shows(tmp_path: Path) -
     readme = (ROOT / "README.md").read_text()
     assert "venv/bin/python -m tools.render.pictures --out docs/img" in readme
     assert "(docs/img/dashboard.png)" in readme and "(docs/img/alerts.png)" in readme
+
+
+@given(st.lists(st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=20), min_size=1,
+                max_size=4))
+def test_a_name_matcher_matches_exactly_the_names_it_lists(names: list[str]) -> None:
+    """Cluster, GKE and NAT gateway names go into `=~` matchers: regex characters in them stay literal."""
+    import re
+
+    pattern = json.loads(promql.one_of(names))  # the PromQL string literal (same escapes as JSON here)
+    for name in names:
+        assert re.fullmatch(pattern, name)
+        assert not re.fullmatch(pattern, name + "x") or name + "x" in names
