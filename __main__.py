@@ -3,8 +3,10 @@
 import pulumi
 
 from components import config
+from components.alerts import MeshAlerts, MeshAlertsArgs
 from components.certificate_authority import IstioCertificateAuthority, IstioCertificateAuthorityArgs
 from components.cluster import GkeCluster, GkeClusterArgs
+from components.dashboard import MeshDashboard, MeshDashboardArgs, ObservedService
 from components.edge import GlobalEdge, GlobalEdgeArgs
 from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
@@ -79,6 +81,17 @@ if cfg.edge.enabled:
         negs={n: g.neg_self_links for n, g in ingress.items()}, ingress=ingress,
     ), gated)
 
+# What the dashboard and the alert policies watch: each cluster by the names its metrics carry.
+observed = [(c.name, c.network, clusters[c.name].cluster.name, networks[c.name].nat.name) for c in cfg.clusters]
+watched = [ObservedService(f"{s.host}.{s.namespace}", s.fqdn, tuple(w.items()), cfg.edge.enabled and bool(s.hosts))
+           for s, w in services]
+dashboard = MeshDashboard("mesh-dashboard", MeshDashboardArgs(
+    title=f"Mesh {cfg.mesh_id} ({pulumi.get_stack()})", project=cfg.project, clusters=observed, services=watched,
+    flip=cfg.flip, nat=cfg.nat, edge=cfg.edge.enabled), gated)
+alerts = MeshAlerts("mesh-alerts", MeshAlertsArgs(
+    project=cfg.project, mesh_id=cfg.mesh_id, clusters=observed, services=watched, flip=cfg.flip,
+    notification_channels=cfg.monitoring.notification_channels), gated)
+
 pulumi.export("clusters", {c.name: {
     "name": c.name, "region": c.region, "network": c.network, "istioVersion": cfg.istio_version(c),
     "gkeName": clusters[c.name].cluster.name, "endpoint": clusters[c.name].endpoint,
@@ -90,4 +103,6 @@ pulumi.export("rootCertPem", ca.root_cert_pem)
 pulumi.export("caExpiry", ca.expiry)
 pulumi.export("caTrust", ca.trust)
 pulumi.export("edge", {"address": edge.address, "url": edge.url, "hosts": edge.hosts} if edge else None)
+pulumi.export("dashboardUrl", dashboard.url)
+pulumi.export("alertPolicies", alerts.names)
 pulumi.export("trafficSplit", {s.key: w for s, w in services})

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,7 +174,8 @@ def _cpu(config: dict[str, Any]) -> float:
     return time.process_time() - start
 
 
-def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> tuple[EvalRow, ...]:
+def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5,
+                say: Callable[[str], None] = lambda _: None) -> tuple[EvalRow, ...]:
     """CPU seconds of the program's evaluation under mocks, `repeats` times after one warm-up run.
 
     The warm-up pays one-time costs (imports, the mocks' key generation for new names); CPU
@@ -182,6 +183,7 @@ def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> tuple[Eva
     """
     rows = []
     for n in sizes:
+        say(f"evaluating the program at {n} clusters, 1 warm-up + {repeats} timed runs …")
         config = configs.n_clusters(n)
         program = run_program(config)
         rows.append(EvalRow(n, len(program.resources), tuple(_cpu(config) for _ in range(repeats))))

@@ -22,6 +22,8 @@ CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
 TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
 INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
 GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
+DASHBOARD_TYPE = f"{PROJECT}:index:MeshDashboard"
+ALERTS_TYPE = f"{PROJECT}:index:MeshAlerts"
 
 # Components made once per cluster, named `<cluster><suffix>`: __main__.py builds the names with
 # `cluster_component` and offline/graph.py decodes them with `component_cluster`.
@@ -76,6 +78,8 @@ URL_MAP = "gcp:compute/uRLMap:URLMap"
 BACKEND_SERVICE = "gcp:compute/backendService:BackendService"
 HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
 MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 SERVICE_LB_POLICY = "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs

@@ -11,6 +11,9 @@ imports only the program (`__main__.py`, `components`) and holds no test doubles
 - `graph`: the engine's ordering as a graph: chains, owners, cross-cluster waits.
 - `manifests`: a run as per-cluster Kubernetes objects, Helm releases and cloud resources.
 - `schemas`: those objects checked against Kubernetes' and Istio's published schemas.
+- `observability`: the dashboard checked against Cloud Monitoring's Dashboard schema (the API's
+  discovery document), PromQL parsed and alert rules tested by promtool.
+- `progress`: timed progress lines on stderr for the long commands.
 """
 
 from offline.engine import (

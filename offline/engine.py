@@ -214,6 +214,13 @@ class MeshMocks(pulumi.runtime.Mocks):
         elif t == "gcp:kms/cryptoKey:CryptoKey":
             rid = f"{inputs['keyRing']}/cryptoKeys/{physical}"
             out.update(name=physical)
+        elif t == "gcp:monitoring/dashboard:Dashboard":
+            # The provider's id (magic-modules Dashboard: projects/{{project}}/dashboards/{{dashboard_id}}).
+            rid = f"projects/{inputs.get('project') or p}/dashboards/{_digest(name)[:12]}"
+        elif t == "gcp:monitoring/alertPolicy:AlertPolicy":
+            # `name` is an output: projects/{{project}}/alertPolicies/{{policy_id}}.
+            rid = f"projects/{inputs.get('project') or p}/alertPolicies/{int(_digest(name)[:12], 16)}"
+            out.update(name=rid)
         elif t == "random:index/randomId:RandomId":
             out.update(hex=_digest(name)[: int(inputs["byteLength"]) * 2])
         elif t.startswith("tls:index/"):

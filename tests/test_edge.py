@@ -19,6 +19,7 @@ from components.edge import MAX_BACKENDS_PER_SERVICE, backend_plan, failover_clu
 from components.ingress import GOOGLE_LB_RANGES
 from components.names import (
     BACKEND_SERVICE,
+    DASHBOARD,
     FIREWALL,
     GATEWAY,
     GKE_CLUSTER,
@@ -275,12 +276,13 @@ def test_a_flip_moves_the_edge_and_the_mesh_and_nothing_else(run) -> None:
     half = run(with_weights({"blue": 50, "green": 50}))
     diff = changed_resources(before, half)
     assert diff.added == diff.removed == ()
-    assert {half.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP}
+    # The dashboard draws the configured weight beside the observed share (components/dashboard.py).
+    assert {half.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, DASHBOARD}
 
     drained = run(with_weights({"blue": 0, "green": 100}))
     diff = changed_resources(half, drained)
     assert diff.added == diff.removed == ()
-    assert {drained.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, BACKEND_SERVICE}
+    assert {drained.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, BACKEND_SERVICE, DASHBOARD}
     changed_vs = [drained.by_urn[u] for u in diff.changed if drained.by_urn[u].type == VIRTUAL_SERVICE]
     assert all(re.fullmatch(r"(blue|green)-routing\.helloworld\.sample-vs", r.name) for r in changed_vs)
     (backend,) = [drained.by_urn[u] for u in diff.changed if drained.by_urn[u].type == BACKEND_SERVICE]

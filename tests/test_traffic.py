@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.config import RoutedService
+from components.names import DASHBOARD
 from components.traffic import virtual_service
 from offline import Program, changed_resources
 from offline.configs import base, three_clusters
@@ -144,8 +145,9 @@ def test_a_flip_changes_only_the_virtual_services(run, base_config, weights: dic
     after = run(flipped)
     diff = changed_resources(before, after)
     assert diff.added == diff.removed == (), "a flip must neither add nor remove resources"
-    assert {after.by_urn[u].type for u in diff.changed} == {VS}
-    assert len(diff.changed) == len(base()["clusters"]) * len(base_config["traffic"]["services"])
+    # The dashboard draws the configured weight beside the observed share (components/dashboard.py).
+    assert {after.by_urn[u].type for u in diff.changed} == {VS, DASHBOARD}
+    assert len(diff.changed) == len(base()["clusters"]) * len(base_config["traffic"]["services"]) + 1
     for vs in after.of_type(VS):
         assert routes(vs) == weights
     assert after.exports["trafficSplit"] == {"helloworld.sample": weights}

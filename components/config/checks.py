@@ -325,6 +325,17 @@ def intermediate_pair(value: Any, cluster: str) -> tuple[Any, Any]:
     return value.get("certPem"), value.get("keyPem")
 
 
+# A Cloud Monitoring notification channel's full resource name (project ids: 6-30 characters).
+NOTIFICATION_CHANNEL = re.compile(r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/notificationChannels/[0-9]+")
+
+
+def notification_channel(value: Any) -> str:
+    if not isinstance(value, str) or not NOTIFICATION_CHANNEL.fullmatch(value):
+        raise RuleError(f"{value!r} must be a channel's full name, projects/<project-id>/notificationChannels/<number> "
+                        "(`gcloud beta monitoring channels list`)")
+    return value
+
+
 def mesh_namespace(value: Any) -> str:
     from components.config.model import RESERVED_NAMESPACES
 

@@ -517,6 +517,17 @@ class FlipSpec:
 
 
 @dataclass(frozen=True, config=SECTION)
+class MonitoringSpec:
+    """Where the mesh's alert policies notify (components/alerts.py); none by default."""
+
+    notification_channels: Annotated[tuple[str, ...], checks.strings(
+        checks.notification_channel, "list of channel names, `projects/<project-id>/notificationChannels/<number>`",
+        {"type": "string", "pattern": "^" + checks.NOTIFICATION_CHANNEL.pattern + "$"}), about(
+        "Cloud Monitoring channels every alert policy notifies (`gcloud beta monitoring channels list`); none "
+        "by default", example=["projects/my-project/notificationChannels/1234567890"])] = ()
+
+
+@dataclass(frozen=True, config=SECTION)
 class StackConfig:
     # gcp:project, outside the project's namespace: checked by `parsing.parse`, not a key of this section.
     project: str = ""
@@ -551,6 +562,7 @@ class StackConfig:
     ] = ()
     mesh_link: MeshLinkSpec = MeshLinkSpec()
     edge: EdgeSpec = EdgeSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
     @property
     def edge_hosts(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 from components.config import stack_file
 from offline.engine import FROM_STACK_FILE, ProgramError, run_program
 from offline.manifests import GRAPH_FILE, Rendered, RenderError, render
+from offline.progress import Progress
 from tools.cost import estimate as cost
 from tools.render import diff
 
@@ -51,18 +52,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output folder, replaced on each run (default: build/render)")
     parser.add_argument("--diff", metavar="REF",
                         help="instead of writing, print what the working tree changes against git REF, per cluster "
-                             "and object, and the monthly cost change; exit 1 when something changes")
+                             "and object, and the monthly cost change (exit 0 unless the diff cannot be made)")
+    parser.add_argument("--exit-code", action="store_true",
+                        help="with --diff: exit 1 when something changes, like `git diff --exit-code` (for CI gates)")
     args = parser.parse_args(argv)
+    if args.exit_code and args.diff is None:
+        parser.error("--exit-code goes with --diff REF")
     if args.diff is not None:
         if args.config is not None:
             parser.error("--diff compares the stack files at REF and in the working tree; drop --config")
         try:
-            text, changed = diff.run(args.diff, args.stack)
+            text, changed = diff.run(args.diff, args.stack, progress=Progress("render --diff"))
         except diff.DiffError as error:
             print(f"render: {error}", file=sys.stderr)
             return 2
         print(text)
-        return 1 if changed else 0
+        return 1 if changed and args.exit_code else 0
 
     own_file = stack_file.path_for(args.stack)
     if not own_file.is_file():
@@ -70,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"render: --stack {args.stack}: there is no {own_file.name} in {own_file.parent}", file=sys.stderr)
         return 2
     source = str(args.config) if args.config is not None else own_file.name
+    progress = Progress("render")
+    progress.step(f"running the program offline with {source} …")
     try:
         if args.config is not None:
             project, gcp_project, extra = read_config_file(args.config)
@@ -83,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"render: --config: {error}", file=sys.stderr)
         return 2
     try:
+        progress.step(f"rendering {len(program.resources)} resources into {args.out} …")
         rendered = render(program, args.stack)
         write(rendered, args.out)
+        progress.step("done; pricing them …")
     except RenderError as error:
         print(f"render: {error}", file=sys.stderr)
         return 2
