@@ -55,6 +55,9 @@ API_OF_TYPE: Mapping[str, str] = {
     "gcp:kms/cryptoKey:CryptoKey": KMS,
     "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": KMS,
     "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies": NETWORK_SERVICES,
+    # Cloud Monitoring API v1 (projects.dashboards) and v3 (projects.alertPolicies).
+    "gcp:monitoring/dashboard:Dashboard": MONITORING,
+    "gcp:monitoring/alertPolicy:AlertPolicy": MONITORING,
 }
 # Data sources the program reads (provider functions) -> their API.
 API_OF_INVOKE: Mapping[str, str] = {

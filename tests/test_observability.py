@@ -221,8 +221,9 @@ def test_alert_policies_notify_the_configured_channels_and_nobody_by_default(run
 @pytest.mark.parametrize("channels, message", [
     (["123"], "monitoring.notificationChannels[0] '123' must be a channel's full name, "
               "projects/<project-id>/notificationChannels/<number>"),
-    ("projects/p/notificationChannels/1", "monitoring.notificationChannels must be a list of channel names"),
-    (["projects/my-proj-1/notificationChannels/7"] * 2, "monitoring.notificationChannels lists a channel twice"),
+    ("projects/p/notificationChannels/1", "monitoring.notificationChannels must be a list, got str"),
+    (["projects/my-proj-1/notificationChannels/7"] * 2,
+     "monitoring.notificationChannels[1] 'projects/my-proj-1/notificationChannels/7' is listed twice"),
 ])
 def test_bad_notification_channels_are_refused(run, base_config, channels: Any, message: str) -> None:
     from offline import ProgramError
