@@ -10,14 +10,12 @@ Ctrl-C (SIGINT to make's whole process group) during its first hold, as a user w
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +27,10 @@ from components.traffic import virtual_service
 from offline import fake_kube
 from offline.configs import base, write_stack_file
 from offline.fake_kube import FakeCluster
-from tests.test_before_flip import CLUSTERS, root
-from tests.test_flip_process import STAND_IN, routing_urns
+from tests.fakes.stand_in import install, root_pem, seed
+
+CLUSTERS = [("blue", "network1", "us-west1", "34.82.10.1", "34.83.20.1"),
+            ("green", "network2", "us-central1", "34.70.10.2", "34.71.20.2")]
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -68,8 +68,8 @@ def copy(tmp_path: Path) -> Iterator[tuple[Path, dict[str, FakeCluster], dict[st
         f.put(fake_kube.eastwest_service(eastwest))
         f.put(fake_kube.endpoint_slice("istio-eastwestgateway", "istio-system", ready=2))
         f.put(fake_kube.endpoint_slice("helloworld", "sample", ready=2))
-        f.put(fake_kube.secret("cacerts", {"root-cert.pem": root()}))
-        f.put(fake_kube.configmap("istio-ca-root-cert", {"root-cert.pem": root()}))
+        f.put(fake_kube.secret("cacerts", {"root-cert.pem": root_pem()}))
+        f.put(fake_kube.configmap("istio-ca-root-cert", {"root-cert.pem": root_pem()}))
         for other, _, _, endpoint, _ in CLUSTERS:
             if other != name:
                 f.put(fake_kube.remote_secret(other, endpoint))
@@ -77,20 +77,12 @@ def copy(tmp_path: Path) -> Iterator[tuple[Path, dict[str, FakeCluster], dict[st
             f.put(virtual_service(service, START))
         fakes[name] = f
     backend = tmp_path / "state"
-    state = backend / ".pulumi" / "stacks" / "gke-istio-mesh" / "dev.json"
-    state.parent.mkdir(parents=True)
-    state.write_text(json.dumps({
-        "served": dict.fromkeys(fakes, START), "routing": routing_urns(), "resources": 82,
-        "virtualServices": [virtual_service(s, START) for s in services],
-        "outputs": {
-            "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
-                             "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
-            "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
-            "rootCertPem": root()}}))
-    (tmp_path / "bin").mkdir()
-    wrapper = tmp_path / "bin" / "pulumi"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {STAND_IN} \"$@\"\n")
-    wrapper.chmod(0o755)
+    seed(backend, config, {
+        "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
+                         "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
+        "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
+        "rootCertPem": root_pem()}, list(fakes))
+    install(tmp_path / "bin")
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_HOME": str(tmp_path / "home"),
            "FAKE_PULUMI_UP_SECONDS": "0.2"}
