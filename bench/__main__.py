@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     evals = measure.evaluations(repeats=args.repeats)
     suite = measure.suite() if args.suite else None
     text = report.render(ops, path, evals, suite, repeats=args.repeats,
-                         command=" ".join(["python -m bench", *argv]))
+                         command=" ".join(["python -m bench", *argv]), footprint=measure.flip_footprint())
     print(text)
     if args.output != "-":
         Path(args.output).write_text(text)
