@@ -148,11 +148,6 @@ class FakeStack:
             self.deployed = weights
         self.log.append(("up", weights))
 
-    def resource_count(self) -> int:
-        project = {k: v for k, v in self.project_config().items() if k != "ca"}
-        project["ca"] = {"algorithm": "ECDSA"}
-        return len(run_with_weights(project, self.deployed, stack=self.name).resources)
-
     def _deploy(self, weights: Mapping[str, int], clusters: Iterable[str] | None = None) -> None:
         cfg = self.parsed()
         only = None if clusters is None else set(clusters)

@@ -6,8 +6,8 @@ venv/lib/python3.11/site-packages/pulumi/automation/_local_workspace.py and _sta
 `version`; `stack select --stack S`; `config set-all --stack S --path --plaintext k=v...`;
 `preview --diff --policy-pack P [--target URN...] --exec-kind auto.local --event-log tcp://H:P`;
 `up --yes --skip-preview --diff --policy-pack P --target URN... --exec-kind auto.local`; then
-`stack output --json [--show-secrets]`, `stack history --json --show-secrets --page-size 1 --page 1`
-and `stack export --show-secrets`. Each has `--non-interactive` first and `--stack S` appended.
+`stack output --json [--show-secrets]` and `stack history --json --show-secrets --page-size 1 --page 1`.
+Each has `--non-interactive` first and `--stack S` appended.
 
 Real behaviour it reproduces, and where it was read (pulumi/pulumi at the fetched snapshot):
 - The DIY backend's update lock: `up` creates `.pulumi/locks/organization/<project>/<stack>/<id>.json`
@@ -314,9 +314,6 @@ def main(argv: list[str]) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         say(json.dumps([{"kind": "update", "startTime": stamp, "endTime": stamp, "message": "", "environment": {},
                          "config": {}, "result": "succeeded", "version": load(stack).get("history", 0)}]))
-    elif words[:2] == ["stack", "export"]:
-        say(json.dumps({"version": 3, "deployment": {"resources": [{"urn": f"r{i}"} for i in
-                                                                   range(load(stack).get("resources", 0))]}}))
     else:
         fail(f"error: the stand-in does not know `pulumi {' '.join(argv)}`")
 

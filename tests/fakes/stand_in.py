@@ -57,7 +57,7 @@ def seed(backend: Path, config: Mapping[str, Any], outputs: Mapping[str, Any], c
     state = backend / ".pulumi" / "stacks" / "gke-istio-mesh" / "dev.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({
-        "served": dict.fromkeys(clusters, START), "routing": routing_urns(config), "resources": 82,
+        "served": dict.fromkeys(clusters, START), "routing": routing_urns(config),
         "virtualServices": [virtual_service(s, START) for s in parse(config).traffic.services],
         "outputs": dict(outputs)}))
     return state

@@ -69,9 +69,6 @@ class FlipStack(Protocol):
     def up(self, targets: Sequence[str]) -> None:
         """Apply the stack file to exactly the `targets` URNs, with the policy pack enforced."""
 
-    def resource_count(self) -> int:
-        """How many resources the stack holds (the bench's ratio of a flip's update to the stack)."""
-
     def outputs(self) -> dict[str, Any]:
         """The stack's outputs (secrets shown), as `pulumi stack output --json --show-secrets`."""
 
@@ -226,10 +223,6 @@ class AutomationStack:
 
     def outputs(self) -> dict[str, Any]:
         return self._run(lambda: {k: v.value for k, v in self._stack.outputs().items()})
-
-    def resource_count(self) -> int:
-        deployment = self._run(lambda: self._stack.export_stack())
-        return len((deployment.deployment or {}).get("resources") or [])
 
     def _run(self, call: Any) -> Any:
         try:
