@@ -166,8 +166,12 @@ def flip(request: FlipRequest, store: Store, opener: Callable[[str], FlipStack],
                 if row.fix:
                     out.write(f"    fix:   {row.fix}\n")
             return EXIT_GATE
-        journal = journals.Writer.begin(store, request.stack, lease.holder, request.start, request.final,
-                                        [s.weights for s in request.steps], request.percents)
+        try:
+            journal = journals.Writer.begin(store, request.stack, lease.holder, request.start, request.final,
+                                            [s.weights for s in request.steps], request.percents)
+        except LeaseError as error:
+            out.write(f"flip stopped before it started: {error}\n")
+            return EXIT_GATE
         out.write(f"flip {request.stack}: {format_weights(request.start)} -> {format_weights(request.final)} "
                   f"in {len(request.steps)} steps, hold {request.hold}s (lease {store.where})\n")
         code = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tools.flip.lease import Store, key, now
+from tools.flip.lease import LeaseError, Store, key, now
 
 RUNNING, ENDED, RECORDED = "running", "ended", "recorded"
 
@@ -76,6 +76,7 @@ class Writer:
     def __init__(self, store: Store, journal: Journal) -> None:
         self.store = store
         self.journal = journal
+        self.error: str | None = None  # the last write that failed; a rollback never stops for the journal
 
     @classmethod
     def begin(cls, store: Store, stack: str, holder: str, start: Mapping[str, int], final: Mapping[str, int],
@@ -85,12 +86,17 @@ class Writer:
                     percents=list(percents))
         writer = cls(store, j)
         writer.save("flip started")
+        if writer.error:  # before anything is written: a flip without its journal does not start
+            raise LeaseError(writer.error)
         return writer
 
     def save(self, event: str) -> None:
         self.journal.updated = now()
         self.journal.events.append(f"{self.journal.updated} {event}")
-        self.store.write(key(self.journal.stack, "journal.json"), self.journal.to_json())
+        try:
+            self.store.write(key(self.journal.stack, "journal.json"), self.journal.to_json())
+        except Exception as error:
+            self.error = f"{self.store.where}: the journal could not be written ({error}) at: {event}"
 
     def applying(self, weights: Mapping[str, int], urns: Sequence[str] = ()) -> None:
         if self.journal.deployed is not None:

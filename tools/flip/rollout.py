@@ -182,36 +182,35 @@ class Flip:
 
     # -- the run
 
-    def run(self, *, gate_preview: bool = True) -> int:
+    def run(self) -> int:
         r = self.request
         self.last_good = dict(r.start)
         self.records = [StepRecord(s) for s in r.steps]
         first_targets: list[str] | None = None
-        if gate_preview:
+        try:
+            self.expected = self.expected or self.expected_changes()
+            # Gate: the first step's preview may change only the routing objects (and the policy pack must pass).
             try:
-                self.expected = self.expected or self.expected_changes()
-                # Gate: the first step's preview may change only the routing objects (and the policy pack must pass).
-                try:
-                    first_targets = self.preview_checked(r.steps[0].weights)
-                    failure = ""
-                except StepFailed as error:
-                    failure = str(error)
-                except StackError as error:
-                    failure = f"the preview failed (policy pack or program): {error}"
-                if failure:
-                    self.restore_file()
-                    self.say(f"flip stopped before it started: {failure}")
-                    self.say(f"stack file restored to {format_weights(self.last_good)}; nothing was applied")
-                    return EXIT_GATE
-            except KeyboardInterrupt as stop:
+                first_targets = self.preview_checked(r.steps[0].weights)
+                failure = ""
+            except StepFailed as error:
+                failure = str(error)
+            except StackError as error:
+                failure = f"the preview failed (policy pack or program): {error}"
+            if failure:
                 self.restore_file()
-                self.say(f"interrupted ({stop}) before anything was applied; stack file at "
-                         f"{format_weights(self.last_good)}")
-                return exit_for(stop)
-            except Exception as error:  # a missing CLI, a broken engine: nothing was applied yet
-                self.say(f"flip stopped before it started: {_describe(error)}")
-                self.restore_file()
+                self.say(f"flip stopped before it started: {failure}")
+                self.say(f"stack file restored to {format_weights(self.last_good)}; nothing was applied")
                 return EXIT_GATE
+        except KeyboardInterrupt as stop:
+            self.restore_file()
+            self.say(f"interrupted ({stop}) before anything was applied; stack file at "
+                     f"{format_weights(self.last_good)}")
+            return exit_for(stop)
+        except Exception as error:  # a missing CLI, a broken engine: nothing was applied yet
+            self.say(f"flip stopped before it started: {_describe(error)}")
+            self.restore_file()
+            return EXIT_GATE
         code = EXIT_OK
         try:
             for i, record in enumerate(self.records):
@@ -253,6 +252,8 @@ class Flip:
             code = EXIT_ROLLBACK_FAILED
         if code in (EXIT_OK, EXIT_ROLLED_BACK) and self.stopper.stopped:
             code = exit_for(Stopped(self.stopper.signum or signal.SIGINT))
+        if self.journal and self.journal.error:
+            self.say(f"WARNING: {self.journal.error}; the journal may not show the end of this flip")
         self.say("\n" + report(self.records, r))
         outcome = {EXIT_OK: "flip complete", EXIT_ROLLBACK_FAILED: "written, NOT confirmed applied"}
         self.say(f"final weights: {format_weights(self.last_good)} ({outcome.get(code, 'rolled back')})")
