@@ -591,3 +591,26 @@ def test_the_stopper_raises_once_records_while_shielded_and_forwards_one_sigint_
     assert out.strip() == "1"
     with pytest.raises(Stopped):
         s2.raise_if_stopped()
+
+
+def test_a_cli_that_never_finishes_cancelling_gets_a_second_sigint_then_is_killed_and_said_so() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tools.flip.stack import _wait
+    from tools.flip.stop import Stopper
+
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                              "signal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+                              "time.sleep(60)"], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    s = Stopper()
+    notes: list[str] = []
+    with s.child():
+        s.child_pid = child.pid
+        s.handle(signal.SIGINT)
+        started = time.monotonic()
+        code = _wait(child, s, 0.3, 0.3, notes)
+    assert code == -signal.SIGKILL and time.monotonic() - started < 5
+    assert "sent a second SIGINT (terminate)" in notes[0] and "`pulumi cancel`, `pulumi refresh`" in notes[1]

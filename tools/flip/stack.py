@@ -6,7 +6,7 @@ directory, so the stack file is the one in git: weights are written with
 `pulumi config set --path traffic.weights.green 90` writes, all clusters at once so the
 file never holds a half-written split. Previews and updates enforce the policy pack.
 
-The CLI runs through `PulumiRunner`, the SDK's own `PulumiCommand` with one change: the child
+The CLI runs through `pulumi_runner`, the SDK's own `PulumiCommand` with one change: the child
 gets its own session (process group), and an interrupt is forwarded to it once and waited for
 (bounded) instead of abandoning it (tools/flip/stop.py). An update refused because the stack is
 locked (a cancelled update still releasing its lock) is retried until `lock_wait` runs out.
@@ -86,58 +86,57 @@ def urn_key(urn: str) -> str:
     return f"{parts[2].split('$')[-1]}::{parts[3]}"
 
 
-class PulumiRunner:
-    """`PulumiCommand` whose `run` keeps the child: own session, one forwarded SIGINT, bounded waits.
+def pulumi_runner(stopper: Stopper, *, cancel_wait: float = CANCEL_WAIT_SECONDS,
+                  terminate_wait: float = TERMINATE_WAIT_SECONDS) -> Any:
+    """A `PulumiCommand` whose `run` keeps the child: own session, one forwarded SIGINT, bounded waits.
 
-    The body is the SDK's `PulumiCommand.run` (pulumi/automation/_cmd.py, pulumi 3.272) with
-    `start_new_session=True` and a wait loop instead of `with Popen(...)`, whose `__exit__` on
-    KeyboardInterrupt waits 0.25 s and abandons the child with its pipes closed.
+    Plugged in through `LocalWorkspaceOptions(pulumi_command=...)`. The body is the SDK's
+    `PulumiCommand.run` (pulumi/automation/_cmd.py, pulumi 3.272) with `start_new_session=True` and
+    a wait loop instead of `with Popen(...)`, whose `__exit__` on KeyboardInterrupt waits 0.25 s and
+    abandons the child with its pipes closed.
     """
+    from pulumi.automation import PulumiCommand
+    from pulumi.automation._cmd import CommandResult
+    from pulumi.automation.errors import create_command_error
 
-    def __new__(cls, stopper: Stopper, *, cancel_wait: float = CANCEL_WAIT_SECONDS,
-                terminate_wait: float = TERMINATE_WAIT_SECONDS) -> Any:
-        from pulumi.automation import PulumiCommand
-        from pulumi.automation._cmd import CommandResult
-        from pulumi.automation.errors import create_command_error
+    class Runner(PulumiCommand):
+        def run(self, args: list[str], cwd: str, additional_env: Mapping[str, str],
+                on_output: Callable[[str], Any] | None = None,
+                on_error: Callable[[str], Any] | None = None) -> Any:
+            sep = args.index("--") if "--" in args else len(args)
+            if "--non-interactive" not in args[:sep]:
+                args.insert(0, "--non-interactive")
+            env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
+            out: list[str] = []
+            err: list[str] = []
 
-        class Runner(PulumiCommand):
-            def run(self, args: list[str], cwd: str, additional_env: Mapping[str, str],
-                    on_output: Callable[[str], Any] | None = None,
-                    on_error: Callable[[str], Any] | None = None) -> Any:
-                sep = args.index("--") if "--" in args else len(args)
-                if "--non-interactive" not in args[:sep]:
-                    args.insert(0, "--non-interactive")
-                env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
-                out: list[str] = []
-                err: list[str] = []
+            def consume(stream: Any, callback: Callable[[str], Any] | None, chunks: list[str]) -> None:
+                for line in iter(stream.readline, ""):
+                    if callback:
+                        callback(line.rstrip())
+                    chunks.append(line.rstrip())
+                stream.close()
 
-                def consume(stream: Any, callback: Callable[[str], Any] | None, chunks: list[str]) -> None:
-                    for line in iter(stream.readline, ""):
-                        if callback:
-                            callback(line.rstrip())
-                        chunks.append(line.rstrip())
-                    stream.close()
+            with stopper.child():
+                process = subprocess.Popen([self.command, *args], stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, cwd=cwd, env=env, encoding="utf-8",
+                                           start_new_session=True)
+                stopper.child_pid = process.pid
+                stopper.forward()  # a signal that came while it started
+                readers = [threading.Thread(target=consume, args=(process.stdout, on_output, out), daemon=True),
+                           threading.Thread(target=consume, args=(process.stderr, on_error, err), daemon=True)]
+                for reader in readers:
+                    reader.start()
+                code = _wait(process, stopper, cancel_wait, terminate_wait, err)
+                for reader in readers:
+                    reader.join()
+            result = CommandResult(stdout="\n".join(out), stderr="\n".join(err), code=code)
+            stopper.raise_if_stopped()
+            if code != 0:
+                raise create_command_error(result)
+            return result
 
-                with stopper.child():
-                    process = subprocess.Popen([self.command, *args], stdout=subprocess.PIPE,
-                                               stderr=subprocess.PIPE, cwd=cwd, env=env, encoding="utf-8",
-                                               start_new_session=True)
-                    stopper.child_pid = process.pid
-                    stopper.forward()  # a signal that came while it started
-                    readers = [threading.Thread(target=consume, args=(process.stdout, on_output, out), daemon=True),
-                               threading.Thread(target=consume, args=(process.stderr, on_error, err), daemon=True)]
-                    for reader in readers:
-                        reader.start()
-                    code = _wait(process, stopper, cancel_wait, terminate_wait, err)
-                    for reader in readers:
-                        reader.join()
-                result = CommandResult(stdout="\n".join(out), stderr="\n".join(err), code=code)
-                stopper.raise_if_stopped()
-                if code != 0:
-                    raise create_command_error(result)
-                return result
-
-        return Runner()
+    return Runner()
 
 
 def _wait(process: subprocess.Popen[str], stopper: Stopper, cancel_wait: float, terminate_wait: float,
@@ -167,7 +166,7 @@ def _wait(process: subprocess.Popen[str], stopper: Stopper, cancel_wait: float, 
 
 
 class AutomationStack:
-    """The real stack, through `pulumi.automation` on the project directory, with `PulumiRunner`."""
+    """The real stack, through `pulumi.automation` on the project directory, with `pulumi_runner`."""
 
     def __init__(self, name: str, work_dir: Path = ROOT, *, stopper: Stopper | None = None,
                  lock_wait: float = LOCK_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -179,7 +178,7 @@ class AutomationStack:
         self.lock_wait = lock_wait
         self.sleep = sleep
         try:
-            runner = PulumiRunner(self.stopper)
+            runner = pulumi_runner(self.stopper)
             opts = auto.LocalWorkspaceOptions(pulumi_command=runner)
             self._stack = auto.select_stack(stack_name=name, work_dir=str(work_dir), opts=opts)
         except auto.errors.CommandError as error:

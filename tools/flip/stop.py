@@ -67,7 +67,7 @@ class Stopper:
 
     @contextlib.contextmanager
     def child(self) -> Iterator[None]:
-        """Mark the span in which a CLI child may exist (see `PulumiRunner.run`)."""
+        """Mark the span in which a CLI child may exist (see `stack.pulumi_runner`)."""
         self.starting = True
         try:
             yield
