@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.step("4/4 the offline test suite in a fresh interpreter (about a minute) …")
     suite = measure.suite() if args.suite else None
     text = report.render(ops, path, evals, suite, repeats=args.repeats,
-                         command=" ".join(["python -m bench", *argv]))
+                         command=" ".join(["python -m bench", *argv]), footprint=measure.flip_footprint())
     print(text)
     if args.output != "-":
         Path(args.output).write_text(text)

@@ -21,7 +21,7 @@ from typing import Any
 from bench import durations
 from bench.durations import LEVELS
 from offline import configs
-from offline.engine import ROOT, Program, run_program
+from offline.engine import ROOT, Program, changed_resources, run_program
 from offline.graph import (
     BlastRadius,
     Chain,
@@ -81,6 +81,29 @@ def operations(services: int = 2) -> tuple[OperationRow, ...]:
         _operation("remove a cluster", f"3 clusters to 2 (remove {n3[-1]})", three, two),
         _operation("destroy", "2 clusters to an empty stack", two, None),
     )
+
+
+@dataclass(frozen=True)
+class FlipFootprint:
+    """One flip's update (`tools.flip` applies only these URNs, `--target`) against the whole stack."""
+
+    clusters: int
+    resources: int
+    touched: int
+
+    @property
+    def ratio(self) -> float:
+        return self.touched / self.resources
+
+
+def flip_footprint(sizes: Sequence[int] = (2, 4, 8)) -> tuple[FlipFootprint, ...]:
+    """Resources a flip's update touches / resources in the stack, for N clusters (first cluster -> second)."""
+    rows = []
+    for n in sizes:
+        cfg = configs.n_clusters(n)
+        before, after = run_program(cfg), run_program(configs.flipped(cfg))
+        rows.append(FlipFootprint(n, len(before.resources), len(changed_resources(before, after).touched)))
+    return tuple(rows)
 
 
 # ------------------------------------------------------------------ 2. create's critical path against N

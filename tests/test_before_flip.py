@@ -162,3 +162,25 @@ def test_weights_given_on_the_command_line_are_gated_instead_of_the_stack_files(
 def test_bad_weights_are_refused_naming_the_argument(fakes, tmp_path, flags, message) -> None:
     code, text = run(fakes, tmp_path, base(), *flags)
     assert code == 2 and message in text
+
+
+def test_the_gate_is_a_typed_function_returning_structured_rows(fakes, tmp_path) -> None:
+    """tools.flip calls this, not verify's command line: rows it can print, no exit code or text to parse."""
+    from components import config as stack_config
+    from tools.verify.checks import parse_outputs
+    from tools.verify.gate import before_flip
+    from tools.verify.kube import default_client_factory
+
+    fakes["blue"].put(fake_kube.endpoint_slice("helloworld", "sample", ready=2))
+    outputs = parse_outputs({
+        "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
+                         "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
+        "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()}, "rootCertPem": root()})
+    cfg = stack_config.parse(base(), project="mesh-test-project")
+    report = before_flip(cfg, outputs, {"green": 100}, default_client_factory)
+    assert not report.ok and dict(report.weights) == {"blue": 0, "green": 100}
+    (failure,) = report.failures
+    assert (failure.cluster, failure.check, failure.detail) == (
+        "green", "before flip: helloworld.sample endpoints", "0/0 endpoints ready (new weight 100%)")
+    assert failure.fix.startswith("deploy helloworld to sample in green")
+    assert before_flip(cfg, outputs, {"blue": 100}, default_client_factory).ok

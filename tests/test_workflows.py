@@ -373,14 +373,31 @@ def test_flip_is_dispatched_by_hand_for_each_stack_behind_its_environment() -> N
 def test_flip_runs_the_command_with_inputs_as_variables_and_records_the_weights_in_a_pull_request() -> None:
     (job,) = _workflow("flip.yml")["jobs"].values()
     steps = _steps(job)
-    (flip,) = [s for s in steps if "python -m tools.flip" in s.get("run", "")]
+    flip = next(s for s in steps if "python -m tools.flip" in s.get("run", ""))
     assert "${{" not in flip["run"], "inputs must reach the shell as environment variables"
     backend = job["env"]["PULUMI_BACKEND_URL"]
     assert backend.startswith("gs://${{ inputs.stack == 'prod' && vars.PULUMI_STATE_BUCKET_PROD"), backend
     record = steps[steps.index(flip) + 1]
     assert record["if"] == "always()", "a rollback's weights must be recorded too"
     assert 'git add -- "$file"' in record["run"] and "gh pr create" in record["run"]
+    # The weights the journal says are deployed, written before the pull request is made of them.
+    assert record["run"].index('tools.flip --stack "$STACK" --record') < record["run"].index("git add")
+    assert job["if"] == "github.ref == 'refs/heads/main'", "the stacks' identities admit main only"
     assert job["permissions"] == {"contents": "write", "pull-requests": "write", "id-token": "write"}
+
+
+def test_every_deploy_refuses_to_revert_a_flip_before_pulumi_up() -> None:
+    jobs = _workflow("deploy.yml")["jobs"]
+    for job in jobs.values():
+        steps = _steps(job)
+        ups = [s for s in _pulumi_steps(job) if s["with"]["command"] == "up"]
+        if not ups:
+            continue
+        stack = ups[0]["with"]["stack-name"]
+        (check,) = [s for s in steps if "--deploy-check" in s.get("run", "")]
+        assert check["run"] == f"venv/bin/python -m tools.flip --stack {stack} --deploy-check"
+        assert check["env"]["PULUMI_BACKEND_URL"] == ups[0]["with"]["cloud-url"], "the lease lives beside the state"
+        assert steps.index(check) < steps.index(ups[0])
 
 
 def test_flip_pins_every_action_by_full_commit_sha_with_its_version() -> None:

@@ -24,23 +24,21 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 from components import config as stack_config
 from components.config import stack_file
 from tools.flip.plan import PlanError, parse_weights
-from tools.verify.checks import CheckResult, ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
+from tools.verify.checks import CheckResult, OutputsError, StackOutputs, evaluate, parse_outputs
 from tools.verify.expiry import DEFAULT_WARN_DAYS, ExpiryError, check_ca_expiry, parse_ca_expiry
-from tools.verify.gate import evaluate_gate, read_gate, targets
+from tools.verify.gate import gate_rows
 from tools.verify.kube import (
     ClientFactory,
     ProbeRunner,
     collect,
     connect,
     default_client_factory,
-    describe_failure,
     edge_get,
     edge_status,
 )
@@ -251,7 +249,7 @@ def main(
     errors += read_errors
     results = evaluate(outputs, snapshots, errors) + _expiry_rows(outputs, args.ca_warn_days)
     if args.before_flip and cfg is not None:
-        results += _gate(cfg, outputs, clients, errors)
+        results += gate_rows(cfg, outputs, clients, errors)
     out.write(format_checks(results, outputs) + "\n")
     ok = all(r.passed for r in results)
 
@@ -262,27 +260,6 @@ def main(
             return EXIT_FAILED
         ok = _probe(spec, clients, args, out, poll_interval, edge_request, edge_load) and ok
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def _gate(cfg: stack_config.StackConfig, outputs: StackOutputs, clients: dict[str, Any],
-          errors: list[Any]) -> list[Any]:
-    """Read every target cluster (in parallel) and judge the new weights against what runs there."""
-    wanted = targets(cfg)
-    services = list(dict.fromkeys((t.host, t.namespace) for t in wanted))
-    by_name = {c.name: c for c in outputs.clusters}
-    todo = [n for n in dict.fromkeys(t.cluster for t in wanted) if n in clients]
-
-    def one(name: str) -> Any:
-        try:
-            return read_gate(clients[name], name, services)
-        except Exception as error:
-            f = describe_failure(by_name[name], error)
-            return ClusterError(name, f.message, f.cause, f.fix)
-
-    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
-        done = list(pool.map(one, todo))
-    snapshots = [d for d in done if not isinstance(d, ClusterError)]
-    return evaluate_gate(cfg, outputs, snapshots, [*errors, *(d for d in done if isinstance(d, ClusterError))])
 
 
 def _expiry_rows(outputs: StackOutputs, warn_days: int) -> list[Any]:
