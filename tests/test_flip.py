@@ -22,8 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.config import FlipSpec
-from offline import fake_kube
 from offline.configs import base, three_clusters, write_stack_file
+from tests.fakes import fake_kube
 from tests.fakes.fake_automation import FakeStack
 from tests.fakes.fake_kube import FakeCluster
 from tests.fakes.fake_prometheus import FakePrometheus, traffic
@@ -427,6 +427,7 @@ def test_plan_prints_the_steps_and_touches_nothing(mesh: Mesh) -> None:
     (["--to", "purple"], "--to 'purple' is not a cluster of this stack"),
     (["--weights", "green=60,blue=30"], "--weights 'green=60,blue=30' sums to 90"),
     (["--to", "green", "--hold", "soon"], "--hold 'soon' must be a duration"),
+    (["--to", "green", "--hold", "30s"], "--hold 30s is shorter than one judgement needs"),
 ])
 def test_bad_arguments_exit_2_naming_the_argument_before_anything_is_written(mesh: Mesh, argv, message) -> None:
     before = mesh.stack_file.read_text()

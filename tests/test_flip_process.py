@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from offline.fake_kube import FakeCluster
-from offline.fake_prometheus import FakePrometheus, traffic
 
 from components.traffic import virtual_service
-from offline import fake_kube
 from offline.configs import base, write_stack_file
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster
+from tests.fakes.fake_prometheus import FakePrometheus, traffic
 from tests.fakes.stand_in import FINAL, STAND_IN, START, install, parse, seed
 from tools.flip import cli
 from tools.flip import journal as journals
@@ -259,7 +259,7 @@ def test_ctrl_c_during_an_update_waits_for_the_cli_to_cancel_then_rolls_back(pro
     Without the fix the SDK abandons the CLI 0.25 s after KeyboardInterrupt, the cancelling update
     keeps the lock and the rollback's update is refused (exit 4, lock left).
     """
-    flip = start_flip(project, "--steps", "100", "--hold", "1s", "--interval", "1s",
+    flip = start_flip(project, "--steps", "100", "--hold", "60s", "--interval", "1s",
                       FAKE_PULUMI_UP_SECONDS="3", FAKE_PULUMI_CANCEL_SECONDS="1.5")
     try:
         wait_for(lambda: ups_started(project) == 1 and any(project.locks.glob("*.json")))

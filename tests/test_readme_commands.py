@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from offline.fake_kube import FakeCluster
 
 from components import config as stack_config
 from components.traffic import virtual_service
-from offline import fake_kube
 from offline.configs import base, write_stack_file
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster
 from tests.fakes.stand_in import install, root_pem, seed
 
 CLUSTERS = [("blue", "network1", "us-west1", "34.82.10.1", "34.83.20.1"),

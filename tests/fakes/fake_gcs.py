@@ -19,7 +19,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from offline.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
 
 class FakeGcs(LoopbackServer):
