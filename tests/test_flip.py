@@ -284,8 +284,10 @@ def test_a_healthy_rollout_writes_applies_and_confirms_every_step(mesh: Mesh) ->
     # live progress: the hold's time left and the metrics so far
     # The split is seen first (a read of the last two scrape intervals, 60 s after the update), then the
     # hold's first read comes two scrape intervals after that, over those 60 s only: increase() needs two samples.
-    assert "step 2/3 blue=50,green=50  split converged after 1m00s: blue 50.0% green 50.0%" in out
-    assert "step 2/3 blue=50,green=50  hold 1m00s left  blue: 600 req 100.00% ok p99 80ms | green: 600 req" in out
+    assert ("step 2/3 blue=50,green=50  split converged after 1m00s  blue: weight 50 share 50.0% 600 req 100.00% ok "
+            "p99 80ms | green: weight 50 share 50.0% 600 req 100.00% ok p99 80ms") in out
+    assert ("step 2/3 blue=50,green=50  hold 1m00s left  blue: weight 50 share 50.0% 600 req 100.00% ok p99 80ms | "
+            "green: weight 50 share 50.0% 600 req") in out
     table = out.split("step      weights", 1)[1]
     assert "3 (100%)  blue=0,green=100  green    2400      100.00%  80 ms  pass" in table
 
