@@ -10,6 +10,8 @@ scenario asserts the weights written and applied at every step; holds run on a f
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -623,3 +625,115 @@ def test_a_cli_that_never_finishes_cancelling_gets_a_second_sigint_then_is_kille
         code = _wait(child, s, 0.3, 0.3, notes)
     assert code == -signal.SIGKILL and time.monotonic() - started < 5
     assert "sent a second SIGINT (terminate)" in notes[0] and "`pulumi cancel`, `pulumi refresh`" in notes[1]
+
+
+# ------------------------------------------------------------------ the recording and its report, however a flip ends
+
+
+class Tap:
+    """The real Prometheus client, keeping every answer it gave the judge: (window, time, measurements)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = PrometheusClient(url)
+        self.answers: list[tuple[int, float, dict[str, ClusterMeasurement]]] = []
+
+    def measure(self, services: Any, window_seconds: int, at: float) -> dict[str, ClusterMeasurement]:
+        measured = self.client.measure(services, window_seconds, at)
+        self.answers.append((window_seconds, at, measured))
+        return measured
+
+
+def _report(mesh: Mesh, out: str) -> Path:
+    (folder,) = (mesh.tmp / "build" / "flip").iterdir()
+    assert folder.name.startswith("dev-") and folder.name.endswith("Z")  # build/flip/<stack>-<UTC time>/
+    assert "report (" in out and str(folder / "flip-report.png") in out and str(folder / "recording.json") in out
+    return folder
+
+
+def test_a_flip_writes_its_recording_from_the_judges_reads_and_renders_the_report(mesh: Mesh) -> None:
+    from tools.flip.report_chart import parse
+
+    assert mesh.prometheus is not None
+    tap = Tap(mesh.prometheus.url)
+    clock = FakeClock()
+    started = clock.now
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", metrics=tap, clock=clock)
+    assert code == cli.EXIT_OK, out
+    folder = _report(mesh, out)
+    recording = parse(json.loads((folder / "recording.json").read_text()))
+    assert recording.outcome == "completed" and recording.stack == "dev"
+    assert (recording.start_weights, recording.target_weights) == (START, {"blue": 0, "green": 100})
+    assert recording.services == ["helloworld.sample.svc.cluster.local"]
+    # One sample per read the judge made, in order: its time, window and what each cluster got.
+    assert [(s.window_seconds, s.at, {c: ClusterMeasurement(m.requests, m.errors, m.p99_ms)
+                                      for c, m in s.clusters.items()}) for s in recording.samples] == \
+        [(w, at - started, measured) for w, at, measured in tap.answers]
+    # ... with the weights applied when it was read: a convergence read and three hold reads per step.
+    assert [s.weights for s in recording.samples] == [w for w in STEPS for _ in range(4)]
+    assert [s.phase for s in recording.samples] == ["converge", "hold", "hold", "hold"] * 3
+    assert [(g.name, g.passed) for g in recording.gates] == [
+        ("readiness", True), ("preview", True), ("step 10%", True), ("step 50%", True), ("step 100%", True)]
+    png = (folder / "flip-report.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    report = json.loads((folder / "flip-report.json").read_text())
+    # Overlapping windows are counted once: step 2's last hold read (120 s, 1200 each) and the convergence read
+    # just before the hold (60 s, 600 each) - not the sum of every read (3300).
+    assert report["steps"][1]["clusters"]["blue"]["requests"] == 1800
+    assert "| step 100% | passed |" in (folder / "flip-report.md").read_text()
+
+
+def test_a_rolled_back_flips_report_carries_the_verdict_and_the_reason(mesh: Mesh) -> None:
+    mesh.responder = lambda applied: traffic(applied, rps=20,
+                                             error_pct=lambda c, w: 5.0 if c == "green" and w["green"] >= 50 else 0)
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert code == cli.EXIT_ROLLED_BACK, out
+    folder = _report(mesh, out)
+    report = json.loads((folder / "flip-report.json").read_text())
+    assert report["outcome"] == "rolled back"
+    assert report["reason"] == "step 50%: green: success rate 95.00% < 99%"
+    assert [(g["name"], g["passed"]) for g in report["gates"]] == [
+        ("readiness", True), ("preview", True), ("step 10%", True), ("step 50%", False), ("rollback", True)]
+    assert report["gates"][-1]["detail"] == "every primary serves blue=90,green=10"
+    table = (folder / "flip-report.md").read_text()
+    assert table.startswith("### flip of `dev` (blue=100,green=0 → blue=0,green=100): rolled back")
+    assert "| step 50% | **failed** | green: success rate 95.00% < 99% |" in table
+
+
+def test_an_interrupted_flip_and_a_refused_one_leave_a_report_too(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", clock=FakeClock(interrupt_after=5))
+    assert code == cli.EXIT_INTERRUPTED
+    report = json.loads((_report(mesh, out) / "flip-report.json").read_text())
+    assert report["outcome"] == "interrupted"
+    assert [g["name"] for g in report["gates"]][-2:] == ["interrupted", "rollback"]
+    assert report["gates"][-1]["passed"] is True
+
+    for folder in (mesh.tmp / "build" / "flip").iterdir():
+        shutil.rmtree(folder)
+    mesh.clusters["green"].remove("/apis/discovery.k8s.io/v1/namespaces/sample/endpointslices/helloworld-abc12")
+    code, out, _ = mesh.run("--to", "green")
+    assert code == cli.EXIT_GATE
+    report = json.loads((_report(mesh, out) / "flip-report.json").read_text())
+    assert report["outcome"] == "stopped" and report["steps"] == []
+    assert report["reason"].startswith("readiness: green: before flip: helloworld.sample endpoints")
+
+
+def test_a_report_that_cannot_be_written_is_reported_and_never_breaks_the_rollback(mesh: Mesh) -> None:
+    mesh.responder = lambda applied: traffic(applied, rps=20, error_pct=lambda c, w: 5.0 if c == "green" else 0)
+    blocked = mesh.tmp / "not-a-folder"
+    blocked.write_text("a file where the report folder should be")
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100", "--report-dir", str(blocked / "report"))
+    assert code == cli.EXIT_ROLLED_BACK, out
+    assert mesh.stack is not None and mesh.stack.applied() == [STEPS[0], START]
+    assert mesh.file_weights() == START and mesh.served()["green"] == START
+    assert f"WARNING: the flip's report could not be written to {blocked / 'report'}: " in out
+    assert "final weights: blue=100,green=0 (rolled back)" in out
+
+
+def test_report_dir_puts_the_recording_and_report_where_asked(mesh: Mesh) -> None:
+    folder = mesh.tmp / "flip-report"
+    code, out, _ = mesh.run("--to", "green", "--steps", "100", "--report-dir", str(folder))
+    assert code == cli.EXIT_OK, out
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "flip-report.json", "flip-report.md", "flip-report.png", "recording.json"]
+    assert f"report (completed): {folder / 'flip-report.png'}" in out
+    assert not (mesh.tmp / "build").exists()

@@ -2,7 +2,8 @@
 
 Composition only: read the request (request.py), take the stack's lease (lease.py) and start the
 journal (journal.py), run the readiness gate (`tools.verify.gate.before_flip`), run the rollout
-(rollout.py), report (report.py). Also the journal's commands: `--resume`, `--abort`, and for the
+(rollout.py), report (report.py) and, whatever the outcome, write the recording and its chart
+(recorder.py). Also the journal's commands: `--resume`, `--abort`, and for the
 workflows `--deploy-check` and `--record`. Exit codes: rollout.py and docs/flip.md.
 """
 
@@ -20,6 +21,7 @@ from tools.flip import journal as journals
 from tools.flip.lease import Lease, LeaseError, LeaseHeld, Store, acquire, holder, open_store, read_lease
 from tools.flip.plan import format_weights, plan
 from tools.flip.prometheus import PrometheusClient, adc_token, cloud_monitoring_url
+from tools.flip.recorder import Recorder, default_dir
 from tools.flip.report import format_plan
 from tools.flip.request import FlipRequest, UsageError, build_parser, read_request, read_stack
 from tools.flip.rollout import (
@@ -35,6 +37,7 @@ from tools.flip.rollout import (
     Flip,
     Metrics,
     exit_for,
+    outcome_for,
 )
 from tools.flip.stack import ROOT, AutomationStack, FlipStack, StackError
 from tools.flip.stop import Stopper
@@ -82,7 +85,8 @@ def main(
             if args.record:
                 return record(args.stack, store, opener, out, err)
             return _with_stopper(stopper, lambda: resume_or_abort(
-                args, stack_dir, store, opener, stopper, metrics, client_factory, clock, sleep, out, err))
+                args, stack_dir, store, opener, stopper, metrics, client_factory, clock, sleep, out, err,
+                _reports(args.report_dir, stack_dir)))
         request = read_request(args, stack_dir)
         if args.plan:
             out.write(format_plan(request) + "\n")
@@ -97,8 +101,40 @@ def main(
     except (LeaseError, ValueError) as error:
         err.write(f"flip: --stack {args.stack!r}: {error}\n")
         return EXIT_USAGE
+    reports = _reports(args.report_dir, stack_dir)
     return _with_stopper(stopper, lambda: flip(request, store, opener, gate, stopper, metrics, client_factory,
-                                                clock, sleep, out, err))
+                                                clock, sleep, out, err, reports))
+
+
+# (stack, the flip's start time) -> the folder of its recording and report
+Reports = Callable[[str, float], Path]
+
+
+def _reports(report_dir: str | None, stack_dir: Path) -> Reports:
+    if report_dir:
+        return lambda stack, at: Path(report_dir)
+    return lambda stack, at: default_dir(stack_dir, stack, at)
+
+
+def _recorder(request: FlipRequest, clock: Callable[[], float]) -> Recorder:
+    return Recorder(stack=request.stack, services=[s.fqdn for s in request.moved_services], start=request.start,
+                    target=request.final, rules=request.cfg.flip, clock=clock)
+
+
+def _write_report(recorder: Recorder, reports: Reports, outcome: str, stopper: Stopper, out: TextIO,
+                  reason: str = "") -> None:
+    """After the flip (and its rollback) ended: shielded, and a failure is printed, never raised."""
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    with stopper.shield():
+        try:
+            folder = reports(recorder.stack, recorder.t0)
+        except Exception as error:
+            say(f"WARNING: no folder for the flip's report: {error}")
+            return
+        recorder.write(folder, outcome, say, reason)
 
 
 def _with_stopper(stopper: Stopper, run: Callable[[], int]) -> int:
@@ -137,7 +173,7 @@ def _take(store: Store, stack: str, out: TextIO, *, take_over: bool = False) -> 
 
 def flip(request: FlipRequest, store: Store, opener: Callable[[str], FlipStack], gate: Gate, stopper: Stopper,
          metrics: Metrics | None, client_factory: ClientFactory, clock: Callable[[], float],
-         sleep: Callable[[float], None], out: TextIO, err: TextIO) -> int:
+         sleep: Callable[[float], None], out: TextIO, err: TextIO, reports: Reports | None = None) -> int:
     previous = journals.read(store, request.stack)
     if previous is not None and previous.phase == journals.RUNNING and read_lease(store, request.stack) is None:
         out.write(f"flip: the flip started by {previous.holder} at {previous.started} did not finish (its journal "
@@ -149,42 +185,61 @@ def flip(request: FlipRequest, store: Store, opener: Callable[[str], FlipStack],
     lease = _take(store, request.stack, out)
     if lease is None:
         return EXIT_LEASE_HELD
+    recorder = _recorder(request, clock)
+    code: int | None = None
     try:
-        try:
-            outputs = parse_outputs(stack.outputs())
-        except (OutputsError, StackError) as error:
-            detail = "; ".join(error.problems) if isinstance(error, OutputsError) else str(error)
-            out.write(f"flip stopped before it started: the stack outputs cannot be read: {detail}\n")
-            return EXIT_GATE
-        result = gate(request.cfg, outputs, request.final, client_factory)
-        if not result.ok:
-            out.write(f"flip stopped before it started: the readiness gate refused {format_weights(request.final)}\n")
-            for row in result.failures:
-                out.write(f"  {row.cluster}: {row.check}: {row.detail}\n")
-                if row.cause:
-                    out.write(f"    cause: {row.cause}\n")
-                if row.fix:
-                    out.write(f"    fix:   {row.fix}\n")
-            return EXIT_GATE
-        try:
-            journal = journals.Writer.begin(store, request.stack, lease.holder, request.start, request.final,
-                                            [s.weights for s in request.steps], request.percents)
-        except LeaseError as error:
-            out.write(f"flip stopped before it started: {error}\n")
-            return EXIT_GATE
-        out.write(f"flip {request.stack}: {format_weights(request.start)} -> {format_weights(request.final)} "
-                  f"in {len(request.steps)} steps, hold {request.hold}s (lease {store.where})\n")
-        code = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
-                    out=out, clock=clock, sleep=sleep, stopper=stopper, journal=journal).run()
-        journal.end(code)
+        code = _gated_flip(request, stack, store, lease, gate, stopper, metrics, client_factory, clock, sleep, out,
+                           recorder)
         return code
+    except KeyboardInterrupt as stop:
+        code = exit_for(stop)
+        raise
     finally:
+        _write_report(recorder, reports or _reports(None, ROOT), outcome_for(code), stopper, out)
         lease.release()
+
+
+def _gated_flip(request: FlipRequest, stack: FlipStack, store: Store, lease: Lease, gate: Gate, stopper: Stopper,
+                metrics: Metrics | None, client_factory: ClientFactory, clock: Callable[[], float],
+                sleep: Callable[[float], None], out: TextIO, recorder: Recorder) -> int:
+    """The readiness gate, the journal, the rollout: the flip's exit code."""
+    try:
+        outputs = parse_outputs(stack.outputs())
+    except (OutputsError, StackError) as error:
+        detail = "; ".join(error.problems) if isinstance(error, OutputsError) else str(error)
+        recorder.gate("outputs", False, f"the stack outputs cannot be read: {detail}")
+        out.write(f"flip stopped before it started: the stack outputs cannot be read: {detail}\n")
+        return EXIT_GATE
+    result = gate(request.cfg, outputs, request.final, client_factory)
+    recorder.gate("readiness", result.ok, "every cluster that will receive weight can take it" if result.ok else
+                  "; ".join(f"{row.cluster}: {row.check}: {row.detail}" for row in result.failures))
+    if not result.ok:
+        out.write(f"flip stopped before it started: the readiness gate refused {format_weights(request.final)}\n")
+        for row in result.failures:
+            out.write(f"  {row.cluster}: {row.check}: {row.detail}\n")
+            if row.cause:
+                out.write(f"    cause: {row.cause}\n")
+            if row.fix:
+                out.write(f"    fix:   {row.fix}\n")
+        return EXIT_GATE
+    try:
+        journal = journals.Writer.begin(store, request.stack, lease.holder, request.start, request.final,
+                                        [s.weights for s in request.steps], request.percents)
+    except LeaseError as error:
+        out.write(f"flip stopped before it started: {error}\n")
+        return EXIT_GATE
+    out.write(f"flip {request.stack}: {format_weights(request.start)} -> {format_weights(request.final)} "
+              f"in {len(request.steps)} steps, hold {request.hold}s (lease {store.where})\n")
+    code = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
+                out=out, clock=clock, sleep=sleep, stopper=stopper, journal=journal, recorder=recorder).run()
+    journal.end(code)
+    return code
 
 
 def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callable[[str], FlipStack],
                     stopper: Stopper, metrics: Metrics | None, client_factory: ClientFactory,
-                    clock: Callable[[], float], sleep: Callable[[float], None], out: TextIO, err: TextIO) -> int:
+                    clock: Callable[[], float], sleep: Callable[[float], None], out: TextIO, err: TextIO,
+                    reports: Reports | None = None) -> int:
     name = args.stack  # type: ignore[attr-defined]
     flag = "--resume" if args.resume else "--abort"  # type: ignore[attr-defined]
     j = journals.read(store, name)
@@ -204,32 +259,43 @@ def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callabl
     if stack is None:
         return EXIT_USAGE
     lease = acquire(store, name, take_over=True)
+    recorder = _recorder(request, clock)
+    code: int | None = None
+    outcome, reason = "", ""
     try:
         writer = journals.Writer(store, j)
         writer.journal.holder = lease.holder
         writer.save(f"{flag} by {holder()}")
         back = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
-                    out=out, clock=clock, sleep=sleep, stopper=stopper, journal=writer)
+                    out=out, clock=clock, sleep=sleep, stopper=stopper, journal=writer, recorder=recorder)
         back.last_good = dict(j.last_good)
         back.routing_urns = set(j.routing_urns)
         if not back.roll_back():
             writer.end(EXIT_ROLLBACK_FAILED)
-            return EXIT_ROLLBACK_FAILED
+            code = EXIT_ROLLBACK_FAILED
+            return code
         if args.abort or remaining_from >= len(j.steps):  # type: ignore[attr-defined]
             writer.end(EXIT_ROLLED_BACK if j.last_good != j.final else EXIT_OK)
             out.write(f"flip {name}: ended at the last good weights {format_weights(j.last_good)}\n")
-            return EXIT_OK
+            code = EXIT_OK
+            outcome = "completed" if j.last_good == j.final else "rolled back"
+            reason = f"{flag}: ended at the last good weights {format_weights(j.last_good)}"
+            return code
         steps = plan(j.start, j.final, percents)[remaining_from:]
         request = FlipRequest(**{**request.__dict__, "start": dict(j.last_good), "steps": tuple(steps)})
         out.write(f"flip {name}: resuming from {format_weights(j.last_good)} with steps "
                   f"{', '.join(str(s.percent) + '%' for s in steps)}\n")
         run = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
-                   out=out, clock=clock, sleep=sleep, stopper=stopper, journal=writer)
+                   out=out, clock=clock, sleep=sleep, stopper=stopper, journal=writer, recorder=recorder)
         run.routing_urns = set(j.routing_urns)
         code = run.run()
         writer.end(code)
         return code
+    except KeyboardInterrupt as stop:
+        code = exit_for(stop)
+        raise
     finally:
+        _write_report(recorder, reports or _reports(None, ROOT), outcome or outcome_for(code), stopper, out, reason)
         lease.release()
 
 
