@@ -28,6 +28,7 @@ from offline.configs import base, three_clusters, write_stack_file
 from tests.fakes import fake_kube
 from tests.fakes.fake_automation import FakeStack
 from tests.fakes.fake_kube import FakeCluster
+from tests.fakes.fake_monitoring import FakeMonitoring
 from tests.fakes.fake_prometheus import FakePrometheus, traffic
 from tools.flip import cli
 from tools.flip import journal as journals
@@ -35,6 +36,7 @@ from tools.flip.judge import ClusterMeasurement, Verdict, judge
 from tools.flip.lease import FileStore
 from tools.flip.plan import PlanError, interpolate, parse_steps, parse_weights, plan
 from tools.flip.prometheus import PrometheusClient, PrometheusError, cloud_monitoring_url, queries
+from tools.flip.snooze import SnoozeClient
 from tools.flip.stack import StackError, urn_key, weights_config
 from tools.verify.gate import before_flip
 
@@ -199,6 +201,8 @@ class Mesh:
     prometheus: FakePrometheus | None = None
     stack: FakeStack | None = None
     gate_calls: list[dict[str, int]] = field(default_factory=list)
+    # Cloud Monitoring's snooze API, on the run's clock, knowing the stack's alert policies.
+    monitoring: FakeMonitoring = field(default_factory=lambda: FakeMonitoring(time.time, set()))
 
     @property
     def store(self) -> FileStore:
@@ -224,6 +228,8 @@ class Mesh:
         clock = clock or FakeClock()
         self.stack = FakeStack(self.stack_name, self.stack_file, self.clusters, error=StackError, **stack_kwargs)
         stack = self.stack
+        self.monitoring.now = clock
+        self.monitoring.policies = set(stack.alert_policies().values())
         assert self.prometheus is not None
         self.prometheus.responder = self.responder(lambda: stack.deployed)
 
@@ -234,7 +240,8 @@ class Mesh:
         out, err = io.StringIO(), io.StringIO()
         code = cli.main(["--stack", self.stack_name, "--prometheus-url", self.prometheus.url, *argv],
                         open_stack=lambda name: stack, gate=gate, clock=clock, sleep=clock.sleep,
-                        store=self.store, metrics=metrics, stack_dir=self.tmp, out=out, err=err)
+                        store=self.store, metrics=metrics, stack_dir=self.tmp, out=out, err=err,
+                        snoozes=SnoozeClient(self.monitoring.url, token=lambda: "flip-test-token"))
         return code, out.getvalue(), err.getvalue()
 
     responder: Any = None
@@ -263,10 +270,12 @@ def mesh(tmp_path: Path) -> Iterator[Mesh]:
     m.clusters = {name: _ready(FakeCluster(name).start()) for name in ("blue", "green")}
     m.prometheus = FakePrometheus(lambda kind, window, at: {}).start()
     m.responder = lambda applied: traffic(applied, rps=20)
+    m.monitoring.start()
     yield m
     for fake in m.clusters.values():
         fake.stop()
     m.prometheus.stop()
+    m.monitoring.stop()
 
 
 START = {"blue": 100, "green": 0}
@@ -456,12 +465,14 @@ def test_three_clusters_flip_to_a_final_split(tmp_path: Path) -> None:
     m.clusters = {name: _ready(FakeCluster(name).start()) for name in ("blue", "green", "teal")}
     m.prometheus = FakePrometheus(lambda kind, window, at: {}).start()
     m.responder = lambda applied: traffic(applied, rps=40)
+    m.monitoring.start()
     try:
         code, out, _ = m.run("--weights", "green=50,teal=50", "--steps", "25,100")
     finally:
         for fake in m.clusters.values():
             fake.stop()
         m.prometheus.stop()
+        m.monitoring.stop()
     assert code == cli.EXIT_OK, out
     final = {"blue": 0, "green": 50, "teal": 50}
     assert m.stack is not None
@@ -737,3 +748,45 @@ def test_report_dir_puts_the_recording_and_report_where_asked(mesh: Mesh) -> Non
         "flip-report.json", "flip-report.md", "flip-report.png", "recording.json"]
     assert f"report (completed): {folder / 'flip-report.png'}" in out
     assert not (mesh.tmp / "build").exists()
+
+
+# ------------------------------------------------------------------ the success-rate alert is snoozed during a flip
+
+
+def test_a_flip_snoozes_the_success_rate_policy_while_it_runs_and_ends_the_snooze_after_it(mesh: Mesh) -> None:
+    from tools.flip.snooze import LOOKBACK_SECONDS, expected_seconds, rfc3339
+
+    mesh.responder = lambda applied: traffic(applied, rps=20,
+                                             error_pct=lambda c, w: 5.0 if c == "green" and w["green"] >= 50 else 0)
+    clock = FakeClock()
+    begun = clock.now
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", clock=clock)
+    assert code == cli.EXIT_ROLLED_BACK, out
+    assert mesh.stack is not None
+    policy = mesh.stack.alert_policies()["success"]
+    ((name, snooze),) = mesh.monitoring.snoozes.items()
+    assert name.startswith("projects/mesh-test-project/snoozes/")
+    assert snooze["criteria"] == {"policies": [policy]}  # that one policy, nothing else
+    bound = expected_seconds(3, 120, 30, mesh.stack.parsed().flip)
+    methods = [(m, path.split("?")[0], auth) for m, path, _, auth in mesh.monitoring.requests]
+    assert methods == [("POST", "/v3/projects/mesh-test-project/snoozes", "Bearer flip-test-token"),
+                       ("PATCH", f"/v3/{name}", "Bearer flip-test-token")]
+    create, end = (body for _, _, body, _ in mesh.monitoring.requests)
+    # Bounded from the start: it ends by itself when the longest 3 steps and a rollback would have ended.
+    assert create["interval"] == {"startTime": rfc3339(begun), "endTime": rfc3339(begun + bound)}
+    # Ended after the rollback, once the policy's 10-minute window no longer holds the failed step's 5xx.
+    assert mesh.monitoring.requests[1][1].endswith("?updateMask=interval.end_time")
+    assert snooze["interval"]["endTime"] == rfc3339(clock.now + LOOKBACK_SECONDS) == end["interval"]["endTime"]
+    assert out.index("snoozed the success-rate alert policy until") < out.index("step 1/3")
+    assert out.index("rolled back: every primary serves") < out.index("the success-rate alert policy is snoozed "
+                                                                       "until")
+
+
+def test_a_snooze_the_api_refuses_is_said_and_the_flip_goes_on(mesh: Mesh) -> None:
+    mesh.monitoring.fail = lambda method: (403, "Permission monitoring.snoozes.create denied")
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_OK, out
+    assert ("WARNING: the success-rate alert policy could not be snoozed (POST projects/mesh-test-project/snoozes "
+            "answered 403 Forbidden: Permission monitoring.snoozes.create denied)") in out
+    assert mesh.stack is not None and mesh.stack.applied() == [STEPS[0], {"blue": 0, "green": 100}]
+    assert mesh.monitoring.snoozes == {}

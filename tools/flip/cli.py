@@ -39,6 +39,7 @@ from tools.flip.rollout import (
     exit_for,
     outcome_for,
 )
+from tools.flip.snooze import SUCCESS_POLICY, FlipSnooze, SnoozeClient, expected_seconds
 from tools.flip.stack import ROOT, AutomationStack, FlipStack, StackError
 from tools.flip.stop import Stopper
 from tools.verify.checks import OutputsError, StackOutputs, parse_outputs
@@ -66,8 +67,10 @@ def main(
     stack_dir: Path = ROOT,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    snoozes: SnoozeClient | None = None,
 ) -> int:
     out = out or sys.stdout
+    snoozes = snoozes or SnoozeClient()
     err = err or sys.stderr
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -86,7 +89,7 @@ def main(
                 return record(args.stack, store, opener, out, err)
             return _with_stopper(stopper, lambda: resume_or_abort(
                 args, stack_dir, store, opener, stopper, metrics, client_factory, clock, sleep, out, err,
-                _reports(args.report_dir, stack_dir)))
+                _reports(args.report_dir, stack_dir), snoozes))
         request = read_request(args, stack_dir)
         if args.plan:
             out.write(format_plan(request) + "\n")
@@ -103,7 +106,7 @@ def main(
         return EXIT_USAGE
     reports = _reports(args.report_dir, stack_dir)
     return _with_stopper(stopper, lambda: flip(request, store, opener, gate, stopper, metrics, client_factory,
-                                                clock, sleep, out, err, reports))
+                                                clock, sleep, out, err, reports, snoozes))
 
 
 # (stack, the flip's start time) -> the folder of its recording and report
@@ -135,6 +138,23 @@ def _write_report(recorder: Recorder, reports: Reports, outcome: str, stopper: S
             say(f"WARNING: no folder for the flip's report: {error}")
             return
         recorder.write(folder, outcome, say, reason)
+
+
+def _snooze(request: FlipRequest, raw_outputs: object, client: SnoozeClient | None, clock: Callable[[], float],
+            out: TextIO) -> FlipSnooze | None:
+    """Snooze the stack's success-rate alert policy (output `alertPolicies.success`) for the flip's longest run."""
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    policies = raw_outputs.get("alertPolicies") if isinstance(raw_outputs, Mapping) else None
+    policy = policies.get(SUCCESS_POLICY) if isinstance(policies, Mapping) else None
+    if client is None or not isinstance(policy, str) or not policy:
+        say("no alertPolicies.success stack output: no alert policy to snooze during the flip")
+        return None
+    snooze = FlipSnooze(client, policy, request.stack, clock, say)
+    snooze.begin(expected_seconds(len(request.steps), request.hold, request.interval, request.cfg.flip))
+    return snooze
 
 
 def _with_stopper(stopper: Stopper, run: Callable[[], int]) -> int:
@@ -173,7 +193,8 @@ def _take(store: Store, stack: str, out: TextIO, *, take_over: bool = False) -> 
 
 def flip(request: FlipRequest, store: Store, opener: Callable[[str], FlipStack], gate: Gate, stopper: Stopper,
          metrics: Metrics | None, client_factory: ClientFactory, clock: Callable[[], float],
-         sleep: Callable[[float], None], out: TextIO, err: TextIO, reports: Reports | None = None) -> int:
+         sleep: Callable[[float], None], out: TextIO, err: TextIO, reports: Reports | None = None,
+         snoozes: SnoozeClient | None = None) -> int:
     previous = journals.read(store, request.stack)
     if previous is not None and previous.phase == journals.RUNNING and read_lease(store, request.stack) is None:
         out.write(f"flip: the flip started by {previous.holder} at {previous.started} did not finish (its journal "
@@ -189,7 +210,7 @@ def flip(request: FlipRequest, store: Store, opener: Callable[[str], FlipStack],
     code: int | None = None
     try:
         code = _gated_flip(request, stack, store, lease, gate, stopper, metrics, client_factory, clock, sleep, out,
-                           recorder)
+                           recorder, snoozes)
         return code
     except KeyboardInterrupt as stop:
         code = exit_for(stop)
@@ -201,10 +222,12 @@ def flip(request: FlipRequest, store: Store, opener: Callable[[str], FlipStack],
 
 def _gated_flip(request: FlipRequest, stack: FlipStack, store: Store, lease: Lease, gate: Gate, stopper: Stopper,
                 metrics: Metrics | None, client_factory: ClientFactory, clock: Callable[[], float],
-                sleep: Callable[[float], None], out: TextIO, recorder: Recorder) -> int:
-    """The readiness gate, the journal, the rollout: the flip's exit code."""
+                sleep: Callable[[float], None], out: TextIO, recorder: Recorder,
+                snoozes: SnoozeClient | None = None) -> int:
+    """The readiness gate, the journal, the snooze, the rollout: the flip's exit code."""
     try:
-        outputs = parse_outputs(stack.outputs())
+        raw_outputs = stack.outputs()
+        outputs = parse_outputs(raw_outputs)
     except (OutputsError, StackError) as error:
         detail = "; ".join(error.problems) if isinstance(error, OutputsError) else str(error)
         recorder.gate("outputs", False, f"the stack outputs cannot be read: {detail}")
@@ -230,8 +253,15 @@ def _gated_flip(request: FlipRequest, stack: FlipStack, store: Store, lease: Lea
         return EXIT_GATE
     out.write(f"flip {request.stack}: {format_weights(request.start)} -> {format_weights(request.final)} "
               f"in {len(request.steps)} steps, hold {request.hold}s (lease {store.where})\n")
-    code = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
-                out=out, clock=clock, sleep=sleep, stopper=stopper, journal=journal, recorder=recorder).run()
+    snooze = _snooze(request, raw_outputs, snoozes, clock, out)
+    try:
+        code = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
+                    out=out, clock=clock, sleep=sleep, stopper=stopper, journal=journal, recorder=recorder,
+                    snooze=snooze).run()
+    finally:
+        if snooze is not None:
+            with stopper.shield():
+                snooze.finish()
     journal.end(code)
     return code
 
@@ -239,7 +269,7 @@ def _gated_flip(request: FlipRequest, stack: FlipStack, store: Store, lease: Lea
 def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callable[[str], FlipStack],
                     stopper: Stopper, metrics: Metrics | None, client_factory: ClientFactory,
                     clock: Callable[[], float], sleep: Callable[[float], None], out: TextIO, err: TextIO,
-                    reports: Reports | None = None) -> int:
+                    reports: Reports | None = None, snoozes: SnoozeClient | None = None) -> int:
     name = args.stack  # type: ignore[attr-defined]
     flag = "--resume" if args.resume else "--abort"  # type: ignore[attr-defined]
     j = journals.read(store, name)
@@ -262,6 +292,7 @@ def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callabl
     recorder = _recorder(request, clock)
     code: int | None = None
     outcome, reason = "", ""
+    snooze: FlipSnooze | None = None
     try:
         writer = journals.Writer(store, j)
         writer.journal.holder = lease.holder
@@ -285,8 +316,14 @@ def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callabl
         request = FlipRequest(**{**request.__dict__, "start": dict(j.last_good), "steps": tuple(steps)})
         out.write(f"flip {name}: resuming from {format_weights(j.last_good)} with steps "
                   f"{', '.join(str(s.percent) + '%' for s in steps)}\n")
+        try:
+            raw_outputs: object = stack.outputs()
+        except StackError:
+            raw_outputs = None  # the rollout reads them again and stops on them
+        snooze = _snooze(request, raw_outputs, snoozes, clock, out)
         run = Flip(request=request, stack=stack, metrics=_metrics(request, metrics), client_factory=client_factory,
-                   out=out, clock=clock, sleep=sleep, stopper=stopper, journal=writer, recorder=recorder)
+                   out=out, clock=clock, sleep=sleep, stopper=stopper, journal=writer, recorder=recorder,
+                   snooze=snooze)
         run.routing_urns = set(j.routing_urns)
         code = run.run()
         writer.end(code)
@@ -295,6 +332,9 @@ def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callabl
         code = exit_for(stop)
         raise
     finally:
+        if snooze is not None:
+            with stopper.shield():
+                snooze.finish()
         _write_report(recorder, reports or _reports(None, ROOT), outcome or outcome_for(code), stopper, out, reason)
         lease.release()
 

@@ -29,6 +29,7 @@ from tools.flip.prometheus import PrometheusError
 from tools.flip.recorder import Recorder
 from tools.flip.report import StepRecord, report
 from tools.flip.request import FlipRequest
+from tools.flip.snooze import FlipSnooze, expected_seconds
 from tools.flip.stack import Change, FlipStack, StackError, urn_key
 from tools.flip.stop import Stopped, Stopper
 from tools.verify.checks import OutputsError, parse_outputs
@@ -76,6 +77,8 @@ class Flip:
     routing_urns: set[str] = field(default_factory=set)
     # Every read and gate, for the report written at the flip's end (recorder.py).
     recorder: Recorder | None = None
+    # The success-rate alert policy's snooze (snooze.py): kept long enough for the steps left.
+    snooze: FlipSnooze | None = None
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -212,6 +215,9 @@ class Flip:
             for i, record in enumerate(self.records):
                 step = record.step
                 self.say(f"step {step.index}/{len(r.steps)} ({step.percent}%): {format_weights(step.weights)}")
+                if self.snooze is not None:
+                    self.snooze.keep_until(self.clock() + expected_seconds(len(r.steps) - i, r.hold, r.interval,
+                                                                           r.cfg.flip))
                 try:
                     targets = first_targets if i == 0 and first_targets is not None \
                         else self.preview_checked(step.weights)
