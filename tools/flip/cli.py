@@ -13,6 +13,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -39,7 +40,7 @@ from tools.flip.rollout import (
     exit_for,
     outcome_for,
 )
-from tools.flip.snooze import SUCCESS_POLICY, FlipSnooze, SnoozeClient, expected_seconds
+from tools.flip.snooze import SUCCESS_POLICY, FlipSnooze, SnoozeClient
 from tools.flip.stack import ROOT, AutomationStack, FlipStack, StackError
 from tools.flip.stop import Stopper
 from tools.verify.checks import OutputsError, StackOutputs, parse_outputs
@@ -68,6 +69,7 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     snoozes: SnoozeClient | None = None,
+    chart: bool = True,
 ) -> int:
     out = out or sys.stdout
     snoozes = snoozes or SnoozeClient()
@@ -89,7 +91,7 @@ def main(
                 return record(args.stack, store, opener, out, err)
             return _with_stopper(stopper, lambda: resume_or_abort(
                 args, stack_dir, store, opener, stopper, metrics, client_factory, clock, sleep, out, err,
-                _reports(args.report_dir, stack_dir), snoozes))
+                _reports(args.report_dir, stack_dir, chart), snoozes))
         request = read_request(args, stack_dir)
         if args.plan:
             out.write(format_plan(request) + "\n")
@@ -104,19 +106,26 @@ def main(
     except (LeaseError, ValueError) as error:
         err.write(f"flip: --stack {args.stack!r}: {error}\n")
         return EXIT_USAGE
-    reports = _reports(args.report_dir, stack_dir)
+    reports = _reports(args.report_dir, stack_dir, chart)
     return _with_stopper(stopper, lambda: flip(request, store, opener, gate, stopper, metrics, client_factory,
                                                 clock, sleep, out, err, reports, snoozes))
 
 
-# (stack, the flip's start time) -> the folder of its recording and report
-Reports = Callable[[str, float], Path]
+@dataclass(frozen=True)
+class Reports:
+    """Where a flip's recording and report go (--report-dir, else build/flip/<stack>-<UTC time>/), and
+    whether the chart is drawn (always, but for the tests that do not look at it)."""
+
+    report_dir: str | None
+    root: Path
+    chart: bool = True
+
+    def folder(self, stack: str, at: float) -> Path:
+        return Path(self.report_dir) if self.report_dir else default_dir(self.root, stack, at)
 
 
-def _reports(report_dir: str | None, stack_dir: Path) -> Reports:
-    if report_dir:
-        return lambda stack, at: Path(report_dir)
-    return lambda stack, at: default_dir(stack_dir, stack, at)
+def _reports(report_dir: str | None, stack_dir: Path, chart: bool = True) -> Reports:
+    return Reports(report_dir, stack_dir, chart)
 
 
 def _recorder(request: FlipRequest, clock: Callable[[], float]) -> Recorder:
@@ -133,16 +142,16 @@ def _write_report(recorder: Recorder, reports: Reports, outcome: str, stopper: S
 
     with stopper.shield():
         try:
-            folder = reports(recorder.stack, recorder.t0)
+            folder = reports.folder(recorder.stack, recorder.t0)
         except Exception as error:
             say(f"WARNING: no folder for the flip's report: {error}")
             return
-        recorder.write(folder, outcome, say, reason)
+        recorder.write(folder, outcome, say, reason, chart=reports.chart)
 
 
 def _snooze(request: FlipRequest, raw_outputs: object, client: SnoozeClient | None, clock: Callable[[], float],
             out: TextIO) -> FlipSnooze | None:
-    """Snooze the stack's success-rate alert policy (output `alertPolicies.success`) for the flip's longest run."""
+    """The snooze of the stack's success-rate alert policy (output `alertPolicies.success`); the rollout begins it."""
     def say(text: str) -> None:
         out.write(text + "\n")
         out.flush()
@@ -152,9 +161,7 @@ def _snooze(request: FlipRequest, raw_outputs: object, client: SnoozeClient | No
     if client is None or not isinstance(policy, str) or not policy:
         say("no alertPolicies.success stack output: no alert policy to snooze during the flip")
         return None
-    snooze = FlipSnooze(client, policy, request.stack, clock, say)
-    snooze.begin(expected_seconds(len(request.steps), request.hold, request.interval, request.cfg.flip))
-    return snooze
+    return FlipSnooze(client, policy, request.stack, clock, say)
 
 
 def _with_stopper(stopper: Stopper, run: Callable[[], int]) -> int:

@@ -70,7 +70,8 @@ class Recorder:
             min_requests=self.rules.min_requests, samples=sorted(self.samples, key=lambda s: s.at),
             gates=list(self.gates), outcome=outcome, reason=reason)
 
-    def write(self, folder: Path, outcome: str, say: Callable[[str], None], reason: str = "") -> list[Path]:
+    def write(self, folder: Path, outcome: str, say: Callable[[str], None], reason: str = "",
+              chart: bool = True) -> list[Path]:
         """The recording and its report in `folder`; a failure is said, never raised. The paths written."""
         written: list[Path] = []
         try:
@@ -79,11 +80,10 @@ class Recorder:
             path = folder / RECORDING_FILE
             path.write_text(json.dumps(to_json(recording), indent=1) + "\n")
             written.append(path)
-            written += write_report(recording, folder)
+            written += write_report(recording, folder, chart=chart)
         except Exception as error:  # a full disk, a broken matplotlib: the flip's outcome stands
             say(f"WARNING: the flip's report could not be written to {folder}: {type(error).__name__}: {error}"
                 + (f" (written: {', '.join(str(p) for p in written)})" if written else ""))
             return written
-        say(f"report ({recording.outcome}): {written[1]}\n  summary {written[2]}, verdict table {written[3]}, "
-            f"recording {written[0]}")
+        say(f"report ({recording.outcome}): {', '.join(str(p) for p in written[1:])}, recording {written[0]}")
         return written

@@ -300,13 +300,14 @@ def _minutes(seconds: float) -> str:
 REPORT_FILES = ("flip-report.png", "flip-report.json", "flip-report.md")
 
 
-def write_report(recording: FlipRecording, out: Path) -> list[Path]:
-    """The chart, the JSON summary and the Markdown verdict table in `out` (which must exist)."""
+def write_report(recording: FlipRecording, out: Path, *, chart: bool = True) -> list[Path]:
+    """The chart (unless `chart` is off), the JSON summary and the Markdown verdict table in `out` (which exists)."""
     png, summary_json, md = (out / name for name in REPORT_FILES)
-    draw(recording, png)
+    if chart:
+        draw(recording, png)
     summary_json.write_text(json.dumps(summary(recording), indent=2) + "\n")
     md.write_text(markdown(recording))
-    return [png, summary_json, md]
+    return [png, summary_json, md] if chart else [summary_json, md]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

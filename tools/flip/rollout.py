@@ -77,7 +77,8 @@ class Flip:
     routing_urns: set[str] = field(default_factory=set)
     # Every read and gate, for the report written at the flip's end (recorder.py).
     recorder: Recorder | None = None
-    # The success-rate alert policy's snooze (snooze.py): kept long enough for the steps left.
+    # The success-rate alert policy's snooze (snooze.py): begun once the gates passed, kept long enough
+    # for the steps left; the caller ends it after the flip (and its rollback).
     snooze: FlipSnooze | None = None
 
     def say(self, text: str) -> None:
@@ -212,6 +213,8 @@ class Flip:
             return EXIT_GATE
         code = EXIT_OK
         try:
+            if self.snooze is not None:
+                self.snooze.begin(expected_seconds(len(r.steps), r.hold, r.interval, r.cfg.flip))
             for i, record in enumerate(self.records):
                 step = record.step
                 self.say(f"step {step.index}/{len(r.steps)} ({step.percent}%): {format_weights(step.weights)}")
