@@ -660,7 +660,7 @@ class Tap:
 def _report(mesh: Mesh, out: str) -> Path:
     (folder,) = (mesh.tmp / "build" / "flip").iterdir()
     assert folder.name.startswith("dev-") and folder.name.endswith("Z")  # build/flip/<stack>-<UTC time>/
-    assert "report (" in out and str(folder / "flip-report.json") in out and str(folder / "recording.json") in out
+    assert f") in {folder}/: " in out and "flip-report.json, flip-report.md and the recording recording.json" in out
     return folder
 
 
@@ -754,7 +754,8 @@ def test_report_dir_puts_the_recording_and_report_where_asked(mesh: Mesh) -> Non
     assert code == cli.EXIT_OK, out
     assert sorted(p.name for p in folder.iterdir()) == [
         "flip-report.json", "flip-report.md", "flip-report.png", "recording.json"]
-    assert f"report (completed): {folder / 'flip-report.png'}" in out
+    assert (f"report (completed) in {folder}/: flip-report.png, flip-report.json, flip-report.md and the recording "
+            "recording.json") in out
     assert not (mesh.tmp / "build").exists()
 
 

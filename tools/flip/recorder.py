@@ -85,5 +85,6 @@ class Recorder:
             say(f"WARNING: the flip's report could not be written to {folder}: {type(error).__name__}: {error}"
                 + (f" (written: {', '.join(str(p) for p in written)})" if written else ""))
             return written
-        say(f"report ({recording.outcome}): {', '.join(str(p) for p in written[1:])}, recording {written[0]}")
+        say(f"report ({recording.outcome}) in {folder}/: {', '.join(p.name for p in written[1:])} and the recording "
+            f"{written[0].name}")
         return written
