@@ -374,6 +374,13 @@ def test_a_failed_update_rolls_back_and_a_failed_rollback_says_what_to_run(mesh:
     journal = journals.read(mesh.store, "dev")
     assert journal is not None and journal.exit == 4 and journal.deployed is None
     assert (journal.applying, journal.previous) == ({"blue": 90, "green": 10}, {"blue": 45, "green": 55})
+    # Each flip has its own report folder, and the second says the rollback failed and what is live.
+    first, second = sorted((mesh.tmp / "build" / "flip").iterdir())
+    assert second.name == f"{first.name}-2"
+    assert json.loads((first / "flip-report.json").read_text())["outcome"] == "rolled back"
+    report = json.loads((second / "flip-report.json").read_text())
+    assert report["outcome"] == "rollback failed" and report["gates"][-1]["name"] == "rollback"
+    assert "an update to blue=90,green=10 did not complete" in report["reason"]
 
 
 def test_a_primary_that_does_not_serve_the_split_stops_the_flip(mesh: Mesh) -> None:

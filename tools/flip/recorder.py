@@ -24,8 +24,13 @@ RECORDING_FILE = "recording.json"
 
 
 def default_dir(root: Path, stack: str, at: float) -> Path:
-    """`build/flip/<stack>-<UTC time>/` under the project: one folder per flip, never overwritten."""
-    return root / "build" / "flip" / f"{stack}-{datetime.fromtimestamp(at, UTC):%Y%m%dT%H%M%SZ}"
+    """`build/flip/<stack>-<UTC time>/` under the project: one folder per flip, never overwritten (`-2`, ...)."""
+    base = root / "build" / "flip" / f"{stack}-{datetime.fromtimestamp(at, UTC):%Y%m%dT%H%M%SZ}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
 
 
 @dataclass
