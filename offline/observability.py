@@ -22,18 +22,19 @@ INSTALL_HINT = "promtool is missing: run `make test` (it installs Debian's `prom
 
 
 @cache
-def discovery_schemas() -> dict[str, Any]:
+def discovery_schemas(version: str = "v1") -> dict[str, Any]:
+    """The schemas of Cloud Monitoring's discovery document: v1 (dashboards) or v3 (alert policies, snoozes)."""
     import googleapiclient
 
-    path = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "monitoring.v1.json"
+    path = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / f"monitoring.{version}.json"
     return json.loads(path.read_text())["schemas"]
 
 
-def schema_problems(value: Any, schema: Mapping[str, Any], path: str = "$") -> list[str]:
+def schema_problems(value: Any, schema: Mapping[str, Any], path: str = "$", version: str = "v1") -> list[str]:
     """Problems of `value` against a discovery-document schema (a `$ref` or an inline one)."""
-    schemas = discovery_schemas()
+    schemas = discovery_schemas(version)
     if "$ref" in schema:
-        return schema_problems(value, schemas[schema["$ref"]], path)
+        return schema_problems(value, schemas[schema["$ref"]], path, version)
     kind = schema.get("type")
     if kind == "object":
         if not isinstance(value, dict):
@@ -43,16 +44,16 @@ def schema_problems(value: Any, schema: Mapping[str, Any], path: str = "$") -> l
         extra = schema.get("additionalProperties")
         for k, v in value.items():
             if k in props:
-                problems += schema_problems(v, props[k], f"{path}.{k}")
+                problems += schema_problems(v, props[k], f"{path}.{k}", version)
             elif extra is not None:
-                problems += schema_problems(v, extra, f"{path}.{k}")
+                problems += schema_problems(v, extra, f"{path}.{k}", version)
             else:
                 problems.append(f"{path}.{k}: no such field")
         return problems
     if kind == "array":
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {type(value).__name__}"]
-        return [p for i, v in enumerate(value) for p in schema_problems(v, schema["items"], f"{path}[{i}]")]
+        return [p for i, v in enumerate(value) for p in schema_problems(v, schema["items"], f"{path}[{i}]", version)]
     if kind == "string":
         if not isinstance(value, str):
             return [f"{path}: expected a string, got {value!r}"]

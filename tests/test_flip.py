@@ -10,6 +10,8 @@ scenario asserts the weights written and applied at every step; holds run on a f
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from offline.configs import base, three_clusters, write_stack_file
 from tests.fakes import fake_kube
 from tests.fakes.fake_automation import FakeStack
 from tests.fakes.fake_kube import FakeCluster
+from tests.fakes.fake_monitoring import FakeMonitoring
 from tests.fakes.fake_prometheus import FakePrometheus, traffic
 from tools.flip import cli
 from tools.flip import journal as journals
@@ -33,6 +36,7 @@ from tools.flip.judge import ClusterMeasurement, Verdict, judge
 from tools.flip.lease import FileStore
 from tools.flip.plan import PlanError, interpolate, parse_steps, parse_weights, plan
 from tools.flip.prometheus import PrometheusClient, PrometheusError, cloud_monitoring_url, queries
+from tools.flip.snooze import SnoozeClient
 from tools.flip.stack import StackError, urn_key, weights_config
 from tools.verify.gate import before_flip
 
@@ -197,6 +201,10 @@ class Mesh:
     prometheus: FakePrometheus | None = None
     stack: FakeStack | None = None
     gate_calls: list[dict[str, int]] = field(default_factory=list)
+    # Cloud Monitoring's snooze API, on the run's clock, knowing the stack's alert policies.
+    monitoring: FakeMonitoring = field(default_factory=lambda: FakeMonitoring(time.time, set()))
+    # Draw the report's chart (the tests of the report do; the others save the ~0.3 s per flip).
+    chart: bool = False
 
     @property
     def store(self) -> FileStore:
@@ -222,6 +230,8 @@ class Mesh:
         clock = clock or FakeClock()
         self.stack = FakeStack(self.stack_name, self.stack_file, self.clusters, error=StackError, **stack_kwargs)
         stack = self.stack
+        self.monitoring.now = clock
+        self.monitoring.policies = set(stack.alert_policies().values())
         assert self.prometheus is not None
         self.prometheus.responder = self.responder(lambda: stack.deployed)
 
@@ -232,7 +242,8 @@ class Mesh:
         out, err = io.StringIO(), io.StringIO()
         code = cli.main(["--stack", self.stack_name, "--prometheus-url", self.prometheus.url, *argv],
                         open_stack=lambda name: stack, gate=gate, clock=clock, sleep=clock.sleep,
-                        store=self.store, metrics=metrics, stack_dir=self.tmp, out=out, err=err)
+                        store=self.store, metrics=metrics, stack_dir=self.tmp, out=out, err=err,
+                        snoozes=SnoozeClient(self.monitoring.url, token=lambda: "flip-test-token"), chart=self.chart)
         return code, out.getvalue(), err.getvalue()
 
     responder: Any = None
@@ -261,10 +272,12 @@ def mesh(tmp_path: Path) -> Iterator[Mesh]:
     m.clusters = {name: _ready(FakeCluster(name).start()) for name in ("blue", "green")}
     m.prometheus = FakePrometheus(lambda kind, window, at: {}).start()
     m.responder = lambda applied: traffic(applied, rps=20)
+    m.monitoring.start()
     yield m
     for fake in m.clusters.values():
         fake.stop()
     m.prometheus.stop()
+    m.monitoring.stop()
 
 
 START = {"blue": 100, "green": 0}
@@ -284,8 +297,10 @@ def test_a_healthy_rollout_writes_applies_and_confirms_every_step(mesh: Mesh) ->
     # live progress: the hold's time left and the metrics so far
     # The split is seen first (a read of the last two scrape intervals, 60 s after the update), then the
     # hold's first read comes two scrape intervals after that, over those 60 s only: increase() needs two samples.
-    assert "step 2/3 blue=50,green=50  split converged after 1m00s: blue 50.0% green 50.0%" in out
-    assert "step 2/3 blue=50,green=50  hold 1m00s left  blue: 600 req 100.00% ok p99 80ms | green: 600 req" in out
+    assert ("step 2/3 blue=50,green=50  split converged after 1m00s  blue: weight 50 share 50.0% 600 req 100.00% ok "
+            "p99 80ms | green: weight 50 share 50.0% 600 req 100.00% ok p99 80ms") in out
+    assert ("step 2/3 blue=50,green=50  hold 1m00s left  blue: weight 50 share 50.0% 600 req 100.00% ok p99 80ms | "
+            "green: weight 50 share 50.0% 600 req") in out
     table = out.split("step      weights", 1)[1]
     assert "3 (100%)  blue=0,green=100  green    2400      100.00%  80 ms  pass" in table
 
@@ -359,6 +374,13 @@ def test_a_failed_update_rolls_back_and_a_failed_rollback_says_what_to_run(mesh:
     journal = journals.read(mesh.store, "dev")
     assert journal is not None and journal.exit == 4 and journal.deployed is None
     assert (journal.applying, journal.previous) == ({"blue": 90, "green": 10}, {"blue": 45, "green": 55})
+    # Each flip has its own report folder, and the second says the rollback failed and what is live.
+    first, second = sorted((mesh.tmp / "build" / "flip").iterdir())
+    assert second.name == f"{first.name}-2"
+    assert json.loads((first / "flip-report.json").read_text())["outcome"] == "rolled back"
+    report = json.loads((second / "flip-report.json").read_text())
+    assert report["outcome"] == "rollback failed" and report["gates"][-1]["name"] == "rollback"
+    assert "an update to blue=90,green=10 did not complete" in report["reason"]
 
 
 def test_a_primary_that_does_not_serve_the_split_stops_the_flip(mesh: Mesh) -> None:
@@ -390,6 +412,7 @@ def test_a_preview_with_more_than_routing_changes_stops_the_flip_before_it_start
     assert f"replace {nodes}" in out
     assert mesh.stack is not None and mesh.stack.applied() == []
     assert mesh.file_weights() == START
+    assert mesh.monitoring.snoozes == {}, "nothing moves: the alert policy is not snoozed"
 
 
 def test_an_unexpected_change_in_a_later_steps_preview_rolls_back_before_it_is_applied(mesh: Mesh) -> None:
@@ -452,12 +475,14 @@ def test_three_clusters_flip_to_a_final_split(tmp_path: Path) -> None:
     m.clusters = {name: _ready(FakeCluster(name).start()) for name in ("blue", "green", "teal")}
     m.prometheus = FakePrometheus(lambda kind, window, at: {}).start()
     m.responder = lambda applied: traffic(applied, rps=40)
+    m.monitoring.start()
     try:
         code, out, _ = m.run("--weights", "green=50,teal=50", "--steps", "25,100")
     finally:
         for fake in m.clusters.values():
             fake.stop()
         m.prometheus.stop()
+        m.monitoring.stop()
     assert code == cli.EXIT_OK, out
     final = {"blue": 0, "green": 50, "teal": 50}
     assert m.stack is not None
@@ -621,3 +646,163 @@ def test_a_cli_that_never_finishes_cancelling_gets_a_second_sigint_then_is_kille
         code = _wait(child, s, 0.3, 0.3, notes)
     assert code == -signal.SIGKILL and time.monotonic() - started < 5
     assert "sent a second SIGINT (terminate)" in notes[0] and "`pulumi cancel`, `pulumi refresh`" in notes[1]
+
+
+# ------------------------------------------------------------------ the recording and its report, however a flip ends
+
+
+class Tap:
+    """The real Prometheus client, keeping every answer it gave the judge: (window, time, measurements)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = PrometheusClient(url)
+        self.answers: list[tuple[int, float, dict[str, ClusterMeasurement]]] = []
+
+    def measure(self, services: Any, window_seconds: int, at: float) -> dict[str, ClusterMeasurement]:
+        measured = self.client.measure(services, window_seconds, at)
+        self.answers.append((window_seconds, at, measured))
+        return measured
+
+
+def _report(mesh: Mesh, out: str) -> Path:
+    (folder,) = (mesh.tmp / "build" / "flip").iterdir()
+    assert folder.name.startswith("dev-") and folder.name.endswith("Z")  # build/flip/<stack>-<UTC time>/
+    assert f") in {folder}/: " in out and "flip-report.json, flip-report.md and the recording recording.json" in out
+    return folder
+
+
+def test_a_flip_writes_its_recording_from_the_judges_reads_and_renders_the_report(mesh: Mesh) -> None:
+    mesh.chart = True
+    from tools.flip.report_chart import parse, to_json
+
+    assert mesh.prometheus is not None
+    tap = Tap(mesh.prometheus.url)
+    clock = FakeClock()
+    started = clock.now
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", metrics=tap, clock=clock)
+    assert code == cli.EXIT_OK, out
+    folder = _report(mesh, out)
+    raw = json.loads((folder / "recording.json").read_text())
+    recording = parse(raw)
+    assert to_json(recording) == raw, "the renderer reads back exactly what the flip wrote"
+    assert recording.outcome == "completed" and recording.stack == "dev"
+    assert (recording.start_weights, recording.target_weights) == (START, {"blue": 0, "green": 100})
+    assert recording.services == ["helloworld.sample.svc.cluster.local"]
+    # One sample per read the judge made, in order: its time, window and what each cluster got.
+    assert [(s.window_seconds, s.at, {c: ClusterMeasurement(m.requests, m.errors, m.p99_ms)
+                                      for c, m in s.clusters.items()}) for s in recording.samples] == \
+        [(w, at - started, measured) for w, at, measured in tap.answers]
+    # ... with the weights applied when it was read: a convergence read and three hold reads per step.
+    assert [s.weights for s in recording.samples] == [w for w in STEPS for _ in range(4)]
+    assert [s.phase for s in recording.samples] == ["converge", "hold", "hold", "hold"] * 3
+    assert [(g.name, g.passed) for g in recording.gates] == [
+        ("readiness", True), ("preview", True), ("step 10%", True), ("step 50%", True), ("step 100%", True)]
+    png = (folder / "flip-report.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    report = json.loads((folder / "flip-report.json").read_text())
+    # Overlapping windows are counted once: step 2's last hold read (120 s, 1200 each) and the convergence read
+    # just before the hold (60 s, 600 each) - not the sum of every read (3300).
+    assert report["steps"][1]["clusters"]["blue"]["requests"] == 1800
+    assert "| step 100% | passed |" in (folder / "flip-report.md").read_text()
+
+
+def test_a_rolled_back_flips_report_carries_the_verdict_and_the_reason(mesh: Mesh) -> None:
+    mesh.responder = lambda applied: traffic(applied, rps=20,
+                                             error_pct=lambda c, w: 5.0 if c == "green" and w["green"] >= 50 else 0)
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert code == cli.EXIT_ROLLED_BACK, out
+    folder = _report(mesh, out)
+    report = json.loads((folder / "flip-report.json").read_text())
+    assert report["outcome"] == "rolled back"
+    assert report["reason"] == "step 50%: green: success rate 95.00% < 99%"
+    assert [(g["name"], g["passed"]) for g in report["gates"]] == [
+        ("readiness", True), ("preview", True), ("step 10%", True), ("step 50%", False), ("rollback", True)]
+    assert report["gates"][-1]["detail"] == "every primary serves blue=90,green=10"
+    table = (folder / "flip-report.md").read_text()
+    assert table.startswith("### flip of `dev` (blue=100,green=0 → blue=0,green=100): rolled back")
+    assert "| step 50% | **failed** | green: success rate 95.00% < 99% |" in table
+
+
+def test_an_interrupted_flip_and_a_refused_one_leave_a_report_too(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", clock=FakeClock(interrupt_after=5))
+    assert code == cli.EXIT_INTERRUPTED
+    report = json.loads((_report(mesh, out) / "flip-report.json").read_text())
+    assert report["outcome"] == "interrupted"
+    assert [g["name"] for g in report["gates"]][-2:] == ["interrupted", "rollback"]
+    assert report["gates"][-1]["passed"] is True
+
+    for folder in (mesh.tmp / "build" / "flip").iterdir():
+        shutil.rmtree(folder)
+    mesh.clusters["green"].remove("/apis/discovery.k8s.io/v1/namespaces/sample/endpointslices/helloworld-abc12")
+    code, out, _ = mesh.run("--to", "green")
+    assert code == cli.EXIT_GATE
+    report = json.loads((_report(mesh, out) / "flip-report.json").read_text())
+    assert report["outcome"] == "stopped" and report["steps"] == []
+    assert report["reason"].startswith("readiness: green: before flip: helloworld.sample endpoints")
+
+
+def test_a_report_that_cannot_be_written_is_reported_and_never_breaks_the_rollback(mesh: Mesh) -> None:
+    mesh.chart = True
+    mesh.responder = lambda applied: traffic(applied, rps=20, error_pct=lambda c, w: 5.0 if c == "green" else 0)
+    blocked = mesh.tmp / "not-a-folder"
+    blocked.write_text("a file where the report folder should be")
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100", "--report-dir", str(blocked / "report"))
+    assert code == cli.EXIT_ROLLED_BACK, out
+    assert mesh.stack is not None and mesh.stack.applied() == [STEPS[0], START]
+    assert mesh.file_weights() == START and mesh.served()["green"] == START
+    assert f"WARNING: the flip's report could not be written to {blocked / 'report'}: " in out
+    assert "final weights: blue=100,green=0 (rolled back)" in out
+
+
+def test_report_dir_puts_the_recording_and_report_where_asked(mesh: Mesh) -> None:
+    mesh.chart = True
+    folder = mesh.tmp / "flip-report"
+    code, out, _ = mesh.run("--to", "green", "--steps", "100", "--report-dir", str(folder))
+    assert code == cli.EXIT_OK, out
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "flip-report.json", "flip-report.md", "flip-report.png", "recording.json"]
+    assert (f"report (completed) in {folder}/: flip-report.png, flip-report.json, flip-report.md and the recording "
+            "recording.json") in out
+    assert not (mesh.tmp / "build").exists()
+
+
+# ------------------------------------------------------------------ the success-rate alert is snoozed during a flip
+
+
+def test_a_flip_snoozes_the_success_rate_policy_while_it_runs_and_ends_the_snooze_after_it(mesh: Mesh) -> None:
+    from tools.flip.snooze import LOOKBACK_SECONDS, expected_seconds, rfc3339
+
+    mesh.responder = lambda applied: traffic(applied, rps=20,
+                                             error_pct=lambda c, w: 5.0 if c == "green" and w["green"] >= 50 else 0)
+    clock = FakeClock()
+    begun = clock.now
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100", clock=clock)
+    assert code == cli.EXIT_ROLLED_BACK, out
+    assert mesh.stack is not None
+    policy = mesh.stack.alert_policies()["success"]
+    ((name, snooze),) = mesh.monitoring.snoozes.items()
+    assert name.startswith("projects/mesh-test-project/snoozes/")
+    assert snooze["criteria"] == {"policies": [policy]}  # that one policy, nothing else
+    bound = expected_seconds(3, 120, 30, mesh.stack.parsed().flip)
+    methods = [(m, path.split("?")[0], auth) for m, path, _, auth in mesh.monitoring.requests]
+    assert methods == [("POST", "/v3/projects/mesh-test-project/snoozes", "Bearer flip-test-token"),
+                       ("PATCH", f"/v3/{name}", "Bearer flip-test-token")]
+    create, end = (body for _, _, body, _ in mesh.monitoring.requests)
+    # Bounded from the start: it ends by itself when the longest 3 steps and a rollback would have ended.
+    assert create["interval"] == {"startTime": rfc3339(begun), "endTime": rfc3339(begun + bound)}
+    # Ended after the rollback, once the policy's 10-minute window no longer holds the failed step's 5xx.
+    assert mesh.monitoring.requests[1][1].endswith("?updateMask=interval.end_time")
+    assert snooze["interval"]["endTime"] == rfc3339(clock.now + LOOKBACK_SECONDS) == end["interval"]["endTime"]
+    assert out.index("snoozed the success-rate alert policy until") < out.index("step 1/3")
+    assert out.index("rolled back: every primary serves") < out.index("the success-rate alert policy is snoozed "
+                                                                       "until")
+
+
+def test_a_snooze_the_api_refuses_is_said_and_the_flip_goes_on(mesh: Mesh) -> None:
+    mesh.monitoring.fail = lambda method: (403, "Permission monitoring.snoozes.create denied")
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_OK, out
+    assert ("WARNING: the success-rate alert policy could not be snoozed (POST projects/mesh-test-project/snoozes "
+            "answered 403 Forbidden: Permission monitoring.snoozes.create denied)") in out
+    assert mesh.stack is not None and mesh.stack.applied() == [STEPS[0], {"blue": 0, "green": 100}]
+    assert mesh.monitoring.snoozes == {}

@@ -146,7 +146,11 @@ def test_the_hold_starts_when_the_split_is_seen_and_its_window_never_reaches_bac
     holding = [r for r in verdict.reads if r.phase == "hold"]
     # reads every 30 s from 60 s after the update (the first window lies wholly after it) until the split shows
     assert [r.at - applied for r in converging] == [60, 90, 120, 150]
-    assert lines[-4] == "  step  split converged after 2m30s: blue 54.2% green 45.8%"
+    assert lines[-4].startswith("  step  split converged after 2m30s  blue: weight 50 share 54.2% ")
+    assert "| green: weight 50 share 45.8% " in lines[-4]
+    # while waiting: the time spent, the time left before flip.convergeTimeout, and what each cluster gets
+    assert lines[0] == ("  step  converging 1m00s of 5m00s, 4m00s left  blue: weight 50 share 100.0% 1200 req "
+                        "100.00% ok p99 80ms | green: weight 50 share 0.0% 0 req")
     converged = converging[-1].at
     assert all(r.at - r.window_seconds >= converged for r in holding)
     assert [(r.at - converged, r.window_seconds) for r in holding] == [(60, 60), (90, 90), (120, 120)]

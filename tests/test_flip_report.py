@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offline import ROOT
 from tools.flip import report_chart
-from tools.flip.report_chart import RecordingError, parse, summary
+from tools.flip.report_chart import ClusterSample, RecordingError, Sample, counted, markdown, parse, summary
 
 RECORDING = ROOT / "tests" / "data" / "flip-recording.json"
 
@@ -70,3 +73,28 @@ def test_the_command_writes_the_chart_and_the_json(tmp_path: Path) -> None:
     done = subprocess.run([str(ROOT / "venv" / "bin" / "python"), "-m", "tools.flip.report_chart", str(broken),
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 2 and "recording.samples is missing" in done.stderr
+
+
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 400)), min_size=1, max_size=12))
+def test_overlapping_read_windows_are_counted_once_and_the_last_read_always(reads) -> None:
+    """Each request counted once: the samples kept never overlap, and a sample left out overlaps a later kept one."""
+    at, samples = 0.0, []
+    for gap, window in reads:
+        at += gap
+        samples.append(Sample(at, {"blue": 100}, {"blue": ClusterSample(window, 0, 80.0)}, float(window), "hold"))
+    kept = counted(samples)
+    assert kept[-1] is samples[-1]
+    for earlier, later in itertools.pairwise(kept):
+        assert earlier.at <= later.at - (later.window_seconds or 0)
+    for s in samples:
+        if s not in kept:
+            after = next(k for k in kept if k.at > s.at)
+            assert s.at > after.at - (after.window_seconds or 0)
+
+
+def test_the_verdict_table_is_markdown_with_each_gate_and_split(raw: dict) -> None:
+    table = markdown(parse(raw))
+    assert table.startswith("### flip of `dev` (blue=100,green=0 → blue=0,green=100): rolled back\n")
+    assert "| 13m30s | step 50% | **failed** | green: success rate 97.00 % < 99 % |" in table
+    assert "| blue=50,green=50 | 10m30s | 13m00s | blue | 50.2 % | 3679 | 99.95 % | 91 ms |" in table
+    assert all(line.count("|") in (5, 9) for line in table.splitlines() if line.startswith("|"))

@@ -377,13 +377,39 @@ def test_flip_runs_the_command_with_inputs_as_variables_and_records_the_weights_
     assert "${{" not in flip["run"], "inputs must reach the shell as environment variables"
     backend = job["env"]["PULUMI_BACKEND_URL"]
     assert backend.startswith("gs://${{ inputs.stack == 'prod' && vars.PULUMI_STATE_BUCKET_PROD"), backend
-    record = steps[steps.index(flip) + 1]
+    (record,) = [s for s in steps if "--record" in s.get("run", "")]
+    assert steps.index(record) > steps.index(flip)
     assert record["if"] == "always()", "a rollback's weights must be recorded too"
     assert 'git add -- "$file"' in record["run"] and "gh pr create" in record["run"]
     # The weights the journal says are deployed, written before the pull request is made of them.
     assert record["run"].index('tools.flip --stack "$STACK" --record') < record["run"].index("git add")
     assert job["if"] == "github.ref == 'refs/heads/main'", "the stacks' identities admit main only"
     assert job["permissions"] == {"contents": "write", "pull-requests": "write", "id-token": "write"}
+
+
+def test_flip_attaches_its_report_to_the_run_and_its_verdict_table_to_the_pull_request() -> None:
+    (job,) = _workflow("flip.yml")["jobs"].values()
+    steps = _steps(job)
+    flip = next(s for s in steps if "python -m tools.flip" in s.get("run", ""))
+    report_dir = job["env"]["REPORT_DIR"]
+    assert flip["run"].rstrip().endswith('--report-dir "$REPORT_DIR"'), "the report goes where the upload looks"
+    (upload,) = [s for s in steps if _action(s) == "actions/upload-artifact"]
+    # Also after a rollback, a refused gate or a cancel: every flip writes its report (tools/flip/recorder.py).
+    assert upload["if"] == "always()"
+    assert upload["with"]["path"] == "${{ env.REPORT_DIR }}/" and report_dir.startswith("build/")
+    assert "${{ github.run_id }}" in upload["with"]["name"]
+    # The same pinned commit as e2e.yml's uploads: one version of the action in the repository.
+    e2e_uploads = {s["uses"] for j in _workflow("e2e.yml")["jobs"].values() for s in _steps(j)
+                   if _action(s) == "actions/upload-artifact"}
+    assert e2e_uploads == {upload["uses"]}
+    (record,) = [s for s in steps if "--record" in s.get("run", "")]
+    assert steps.index(flip) < steps.index(upload) < steps.index(record), "the pull request links the uploaded report"
+    script = record["run"]
+    assert 'table="$REPORT_DIR/flip-report.md"' in script
+    assert 'cat "$table" >> "$GITHUB_STEP_SUMMARY"' in script
+    assert script.index('cat "$table"; else') < script.index("gh pr create") and '--body-file "$body"' in script
+    assert "$REPORT_URL" in script and "steps.report.outputs.artifact-url" in record["env"]["REPORT_URL"]
+    assert upload["id"] == "report"
 
 
 def test_every_deploy_refuses_to_revert_a_flip_before_pulumi_up() -> None:

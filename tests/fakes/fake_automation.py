@@ -24,6 +24,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from components import config as stack_config
+from components.alerts import POLICIES
 from components.traffic import virtual_service
 from offline.engine import PROJECT, changed_resources, run_with_weights
 from tests.fakes.fake_kube import FakeCluster
@@ -170,7 +171,13 @@ class FakeStack:
             "kubeconfigs": {name: cluster.kubeconfig() for name, cluster in self.clusters.items()},
             "rootCertPem": FAKE_ROOT_PEM,
             "trafficSplit": {f"{s.host}.{s.namespace}": cfg.traffic.weights_for(s) for s in cfg.traffic.services},
+            # As __main__.py exports them (components/alerts.py MeshAlerts.names): policy key -> resource name.
+            "alertPolicies": self.alert_policies(),
         }
+
+    def alert_policies(self) -> dict[str, str]:
+        project = self._load()["config"].get("gcp:project", "fake-project")
+        return {p.key: f"projects/{project}/alertPolicies/{1000 + i}" for i, p in enumerate(POLICIES)}
 
     # -- what the tests ask
 

@@ -58,9 +58,14 @@ class HoldSpec:
 
 
 def hold_and_judge(spec: HoldSpec, metrics: Metrics, *, clock: Callable[[], float],
-                   sleep: Callable[[float], None], say: Callable[[str], None]) -> StepVerdict:
-    """Converge, hold and judge one applied step (see the module docstring)."""
-    return _Step(spec, metrics, clock, sleep, say).run()
+                   sleep: Callable[[float], None], say: Callable[[str], None],
+                   on_read: Callable[[Read], None] | None = None) -> StepVerdict:
+    """Converge, hold and judge one applied step (see the module docstring).
+
+    `on_read` sees every read as it is made (the flip's recording), so a step cut short by a
+    signal still leaves its reads behind; the verdict carries the same reads.
+    """
+    return _Step(spec, metrics, clock, sleep, say, on_read).run()
 
 
 @dataclass
@@ -70,6 +75,7 @@ class _Step:
     clock: Callable[[], float]
     sleep: Callable[[float], None]
     say: Callable[[str], None]
+    on_read: Callable[[Read], None] | None = None
 
     def __post_init__(self) -> None:
         self.reads: list[Read] = []
@@ -94,7 +100,7 @@ class _Step:
             if read.conclusive:
                 last = read
                 self.say(f"  {s.label}  hold {_clock(max(end - now, 0))} left  "
-                         f"{_metrics_line(s.weights, read.measured)}")
+                         f"{metrics_line(s.weights, read.measured)}")
                 if failing_early(s.weights, read.measured, t):
                     return self.verdict(judge(s.weights, read.measured, t))
                 if now >= end:
@@ -115,16 +121,15 @@ class _Step:
             if read.conclusive:
                 if failing_early(s.weights, read.measured, t):
                     self.say(f"  {s.label}  before the hold ({_clock(now - applied)} after the update): "
-                             f"{_metrics_line(s.weights, read.measured)}")
+                             f"{metrics_line(s.weights, read.measured)}")
                     return self.verdict(judge(s.weights, read.measured, t))
                 problems = off_split(s.weights, read.measured, t)
-                observed = shares(read.measured)
-                split = " ".join(f"{c} {observed.get(c, 0.0):.1f}%" for c in s.weights) if observed else "no requests"
                 if not problems:
-                    self.say(f"  {s.label}  split converged after {_clock(now - applied)}: {split}")
+                    self.say(f"  {s.label}  split converged after {_clock(now - applied)}  "
+                             f"{metrics_line(s.weights, read.measured)}")
                     return now
-                self.say(f"  {s.label}  converging ({_clock(now - applied)} of {_clock(t.converge_timeout_seconds)})"
-                         f": {split}")
+                self.say(f"  {s.label}  converging {_clock(now - applied)} of {_clock(t.converge_timeout_seconds)}, "
+                         f"{_clock(max(deadline - now, 0))} left  {metrics_line(s.weights, read.measured)}")
             elif self.streak > t.inconclusive_limit:
                 return self.exhausted(None)
             if now >= deadline:
@@ -142,6 +147,8 @@ class _Step:
             measured, problems = {}, [str(error)]
         read = Read(phase, now, window, dict(measured), "; ".join(problems))
         self.reads.append(read)
+        if self.on_read is not None:
+            self.on_read(read)
         if read.conclusive:
             self.streak = 0
         else:
@@ -172,16 +179,26 @@ def _clock(seconds: float) -> str:
     return f"{s // 60}m{s % 60:02d}s"
 
 
-def _metrics_line(weights: Mapping[str, int], measured: Mapping[str, ClusterMeasurement]) -> str:
+def metrics_line(weights: Mapping[str, int], measured: Mapping[str, ClusterMeasurement]) -> str:
+    """One read, per destination cluster: weight -> observed share, requests, success rate, p99.
+
+    Every cluster with weight or with requests is shown (a cluster at weight 0 that still
+    receives traffic is what a converging split looks like). One line, plain text: a terminal
+    and a CI log read it the same.
+    """
+    observed = shares(measured)
+    if not observed:
+        return "no requests"
     parts = []
     for c, w in weights.items():
-        if w <= 0:
-            continue
         m = measured.get(c)
-        if m is None:
-            parts.append(f"{c}: no requests")
+        if w <= 0 and (m is None or m.requests <= 0):
+            continue
+        share = f"{observed.get(c, 0.0):.1f}%"
+        if m is None or m.requests <= 0:
+            parts.append(f"{c}: weight {w} share {share} 0 req")
             continue
         rate = "-" if m.success_rate is None else f"{m.success_rate:.2f}%"
         p99 = "-" if m.p99_ms is None else f"{m.p99_ms:.0f}ms"
-        parts.append(f"{c}: {m.requests:.0f} req {rate} ok p99 {p99}")
+        parts.append(f"{c}: weight {w} share {share} {m.requests:.0f} req {rate} ok p99 {p99}")
     return " | ".join(parts)

@@ -2,10 +2,10 @@
 
     venv/bin/python -m tools.flip.report_chart RECORDING.json --out DIR
 
-The recording is what the flip loop writes as it runs (`FlipRecording`, format 1, below): the
-thresholds, every measurement it judged by (per destination cluster: requests, 5xx, p99) with the
-weights applied at the time, every gate and step verdict, and the outcome. The chart stacks, over
-the flip's minutes: the configured weights (dashed) and the observed share (solid) per cluster;
+The recording is what the flip writes at its end (`FlipRecording`, format 1, below; tools/flip/recorder.py):
+the thresholds, every measurement it judged by (per destination cluster: requests, 5xx, p99, over the
+read's window) with the weights applied at the time, every gate and step verdict, and the outcome.
+The chart stacks, over the flip's minutes: the configured weights (dashed) and the observed share (solid) per cluster;
 success rate per cluster against `flip.minSuccessRate`; p99 per cluster against `flip.maxP99Ms`;
 each gate as a vertical line (green passed, red failed) and the verdict in the title.
 """
@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
-OUTCOMES = ("completed", "rolled back", "stopped")
+# completed: every step passed; rolled back: a step failed and the last good weights are applied again;
+# stopped: a gate refused before anything was applied; interrupted: SIGINT/SIGTERM, rolled back;
+# rollback failed: the way back did not complete (exit 4: what is live is in the reason).
+OUTCOMES = ("completed", "rolled back", "stopped", "interrupted", "rollback failed")
 
 
 class RecordingError(ValueError):
@@ -40,6 +43,10 @@ class Sample:
     at: float  # seconds since the flip started
     weights: dict[str, int]  # the split applied at that moment
     clusters: dict[str, ClusterSample]
+    # The read's window (it covers `at - window_seconds` .. `at`) and its phase ("converge", "hold").
+    # None: the sample covers the time since the previous sample.
+    window_seconds: float | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,14 @@ def parse(raw: Any) -> FlipRecording:
             clusters[c] = ClusterSample(float(_need(m, "requests", number, f"{where}.clusters.{c}")),
                                         float(_need(m, "errors", number, f"{where}.clusters.{c}")),
                                         None if p99 is None else float(p99))
+        window = s.get("window_seconds")
+        if window is not None and (not isinstance(window, number) or isinstance(window, bool) or window <= 0):
+            raise RecordingError(f"{where}.window_seconds must be a positive number or absent, got {window!r}")
+        phase = s.get("phase")
+        if phase is not None and not isinstance(phase, str):
+            raise RecordingError(f"{where}.phase must be a string or absent, got {phase!r}")
         samples.append(Sample(float(_need(s, "at", number, where)), _weights(s.get("weights"), f"{where}.weights"),
-                              clusters))
+                              clusters, None if window is None else float(window), phase))
     gates = [Gate(float(_need(g, "at", number, f"gates[{i}]")), _need(g, "name", str, f"gates[{i}]"),
                   _need(g, "passed", bool, f"gates[{i}]"), str(g.get("detail", "")))
              for i, g in enumerate(_need(raw, "gates", list, "recording"))]
@@ -129,8 +142,13 @@ def parse(raw: Any) -> FlipRecording:
 
 
 def to_json(recording: FlipRecording) -> dict[str, Any]:
-    """The recording as the flip loop writes it."""
-    return asdict(recording)
+    """The recording as the flip writes it (a sample's absent window and phase stay absent)."""
+    body = asdict(recording)
+    for sample in body["samples"]:
+        for key in ("window_seconds", "phase"):
+            if sample[key] is None:
+                del sample[key]
+    return body
 
 
 def _share(sample: Sample, cluster: str) -> float | None:
@@ -142,20 +160,46 @@ def _rate(m: ClusterSample | None) -> float | None:
     return None if m is None or m.requests <= 0 else 100.0 * (m.requests - m.errors) / m.requests
 
 
+def counted(run: Sequence[Sample]) -> list[Sample]:
+    """The samples of one split whose windows do not overlap, latest first kept: each request counted once.
+
+    A hold's reads cover the time since the split was seen, so each contains the ones before it;
+    the convergence reads cover the last two scrape intervals. Walking back from the last sample,
+    a sample is counted when its window ends where (or before) the counted ones begin.
+    """
+    kept: list[Sample] = []
+    begin = float("inf")
+    for i in range(len(run) - 1, -1, -1):
+        s = run[i]
+        window = s.window_seconds if s.window_seconds is not None else (s.at - run[i - 1].at if i else 0.0)
+        if s.at <= begin:
+            kept.append(s)
+            begin = s.at - window
+    return kept[::-1]
+
+
+def _accumulate(step: dict[str, Any], s: Sample) -> None:
+    for c, m in s.clusters.items():
+        acc = step["clusters"].setdefault(c, {"requests": 0.0, "errors": 0.0, "worst_p99_ms": None})
+        acc["requests"] += m.requests
+        acc["errors"] += m.errors
+        if m.p99_ms is not None:
+            acc["worst_p99_ms"] = max(acc["worst_p99_ms"] or 0.0, m.p99_ms)
+
+
 def summary(recording: FlipRecording) -> dict[str, Any]:
     """The JSON report: per applied split, what each cluster received and how it answered; the gates; the verdict."""
     steps: list[dict[str, Any]] = []
+    runs: list[list[Sample]] = []
     for s in recording.samples:
         if not steps or steps[-1]["weights"] != s.weights:
             steps.append({"weights": s.weights, "from": s.at, "to": s.at, "clusters": {}})
-        step = steps[-1]
-        step["to"] = s.at
-        for c, m in s.clusters.items():
-            acc = step["clusters"].setdefault(c, {"requests": 0.0, "errors": 0.0, "worst_p99_ms": None})
-            acc["requests"] += m.requests
-            acc["errors"] += m.errors
-            if m.p99_ms is not None:
-                acc["worst_p99_ms"] = max(acc["worst_p99_ms"] or 0.0, m.p99_ms)
+            runs.append([])
+        steps[-1]["to"] = s.at
+        runs[-1].append(s)
+    for step, run in zip(steps, runs, strict=True):
+        for s in counted(run):
+            _accumulate(step, s)
     for step in steps:
         total = sum(a["requests"] for a in step["clusters"].values())
         for acc in step["clusters"].values():
@@ -215,10 +259,61 @@ def draw(recording: FlipRecording, path: Path) -> None:
     plt.close(fig)
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(recording: FlipRecording) -> str:
+    """The verdict table for a pull request or a job summary: the outcome, each gate, each split's figures."""
+    report = summary(recording)
+    arrow = f"{_fmt(recording.start_weights)} → {_fmt(recording.target_weights)}"
+    lines = [f"### flip of `{recording.stack}` ({arrow}): {recording.outcome}", ""]
+    if recording.reason:
+        lines += [_cell(recording.reason), ""]
+    lines += ["| at | gate | result | detail |", "| --- | --- | --- | --- |"]
+    lines += [f"| {_minutes(g.at)} | {_cell(g.name)} | {'passed' if g.passed else '**failed**'} | {_cell(g.detail)} |"
+              for g in recording.gates]
+    lines += ["", "| split | from | to | cluster | share | requests | success | worst p99 |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for step in report["steps"]:
+        for j, (c, acc) in enumerate(sorted(step["clusters"].items())):
+            share = "-" if acc["share_pct"] is None else f"{acc['share_pct']:.1f} %"
+            rate = "-" if acc["success_rate_pct"] is None else f"{acc['success_rate_pct']:.2f} %"
+            p99 = "-" if acc["worst_p99_ms"] is None else f"{acc['worst_p99_ms']:.0f} ms"
+            head = (f"{_fmt(step['weights'])} | {_minutes(step['from'])} | {_minutes(step['to'])}" if j == 0
+                    else " | | ")
+            lines.append(f"| {head} | {c} | {share} | {acc['requests']:.0f} | {rate} | {p99} |")
+    lines += ["", f"Thresholds: success ≥ {recording.min_success_rate:g} %, p99 ≤ {recording.max_p99_ms:g} ms, "
+              f"≥ {recording.min_requests} requests per receiving cluster. Started {recording.started}."]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(weights: Mapping[str, int]) -> str:
+    return ",".join(f"{c}={w}" for c, w in weights.items())
+
+
+def _minutes(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60}m{s % 60:02d}s"
+
+
+REPORT_FILES = ("flip-report.png", "flip-report.json", "flip-report.md")
+
+
+def write_report(recording: FlipRecording, out: Path, *, chart: bool = True) -> list[Path]:
+    """The chart (unless `chart` is off), the JSON summary and the Markdown verdict table in `out` (which exists)."""
+    png, summary_json, md = (out / name for name in REPORT_FILES)
+    if chart:
+        draw(recording, png)
+    summary_json.write_text(json.dumps(summary(recording), indent=2) + "\n")
+    md.write_text(markdown(recording))
+    return [png, summary_json, md] if chart else [summary_json, md]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.flip.report_chart", description=__doc__.splitlines()[0])
     parser.add_argument("recording", type=Path, help="the flip's recording (JSON, format 1)")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for flip-report.png and .json")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for flip-report.png, .json and .md")
     args = parser.parse_args(argv)
     try:
         recording = parse(json.loads(args.recording.read_text()))
@@ -227,9 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.out.is_dir():
         parser.error(f"--out {args.out}: no such folder")
-    draw(recording, args.out / "flip-report.png")
-    (args.out / "flip-report.json").write_text(json.dumps(summary(recording), indent=2) + "\n")
-    print(f"{recording.outcome}: wrote {args.out / 'flip-report.png'} and {args.out / 'flip-report.json'}")
+    written = write_report(recording, args.out)
+    print(f"{recording.outcome}: wrote {', '.join(str(p) for p in written)}")
     return 0
 
 

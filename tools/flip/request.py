@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", action="store_true", help="print the steps and their weights; touch nothing")
     p.add_argument("--prometheus-url", metavar="URL",
                    help="Prometheus HTTP API base (default: Cloud Monitoring's for gcp:project, with ADC)")
+    p.add_argument("--report-dir", metavar="DIR",
+                   help="folder for the flip's recording and report (default: build/flip/<stack>-<UTC time>/)")
     return p
 
 

@@ -26,8 +26,10 @@ from tools.flip.journal import Writer
 from tools.flip.judge import StepVerdict
 from tools.flip.plan import format_weights
 from tools.flip.prometheus import PrometheusError
+from tools.flip.recorder import Recorder
 from tools.flip.report import StepRecord, report
 from tools.flip.request import FlipRequest
+from tools.flip.snooze import FlipSnooze, expected_seconds
 from tools.flip.stack import Change, FlipStack, StackError, urn_key
 from tools.flip.stop import Stopped, Stopper
 from tools.verify.checks import OutputsError, parse_outputs
@@ -41,6 +43,12 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 class StepFailed(Exception):
     """This step cannot stand: roll back."""
+
+
+def outcome_for(code: int | None) -> str:
+    """The recording's outcome (report_chart.OUTCOMES) for an exit code; None: ended before a step by an error."""
+    return {EXIT_OK: "completed", EXIT_ROLLED_BACK: "rolled back", EXIT_ROLLBACK_FAILED: "rollback failed",
+            EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "interrupted"}.get(code, "stopped")  # type: ignore[arg-type]
 
 
 def exit_for(stop: KeyboardInterrupt) -> int:
@@ -67,10 +75,19 @@ class Flip:
     expected: frozenset[str] = frozenset()
     # Full URNs of the routing resources the previews showed changing: the rollback's --target.
     routing_urns: set[str] = field(default_factory=set)
+    # Every read and gate, for the report written at the flip's end (recorder.py).
+    recorder: Recorder | None = None
+    # The success-rate alert policy's snooze (snooze.py): begun once the gates passed, kept long enough
+    # for the steps left; the caller ends it after the flip (and its rollback).
+    snooze: FlipSnooze | None = None
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+    def gate(self, name: str, passed: bool, detail: str = "") -> None:
+        if self.recorder is not None:
+            self.recorder.gate(name, passed, detail)
 
     # -- gates
 
@@ -153,7 +170,10 @@ class Flip:
         spec = HoldSpec(weights=record.step.weights, services=[s.fqdn for s in r.moved_services], flip=r.cfg.flip,
                         hold_seconds=r.hold, interval_seconds=r.interval,
                         label=f"step {record.step.index}/{len(r.steps)} {format_weights(record.step.weights)}")
-        verdict = hold.hold_and_judge(spec, self.metrics, clock=self.clock, sleep=self.sleep, say=self.say)
+        weights = dict(record.step.weights)
+        on_read = None if self.recorder is None else (lambda read: self.recorder.read(read, weights))  # type: ignore[union-attr]
+        verdict = hold.hold_and_judge(spec, self.metrics, clock=self.clock, sleep=self.sleep, say=self.say,
+                                      on_read=on_read)
         record.measured = dict(verdict.measured)
         return verdict
 
@@ -175,6 +195,7 @@ class Flip:
                 failure = str(error)
             except StackError as error:
                 failure = f"the preview failed (policy pack or program): {error}"
+            self.gate("preview", not failure, failure or "only the routing objects change; policy pack passed")
             if failure:
                 self.restore_file()
                 self.say(f"flip stopped before it started: {failure}")
@@ -186,14 +207,20 @@ class Flip:
                      f"{format_weights(self.last_good)}")
             return exit_for(stop)
         except Exception as error:  # a missing CLI, a broken engine: nothing was applied yet
+            self.gate("preview", False, _describe(error))
             self.say(f"flip stopped before it started: {_describe(error)}")
             self.restore_file()
             return EXIT_GATE
         code = EXIT_OK
         try:
+            if self.snooze is not None:
+                self.snooze.begin(expected_seconds(len(r.steps), r.hold, r.interval, r.cfg.flip))
             for i, record in enumerate(self.records):
                 step = record.step
                 self.say(f"step {step.index}/{len(r.steps)} ({step.percent}%): {format_weights(step.weights)}")
+                if self.snooze is not None:
+                    self.snooze.keep_until(self.clock() + expected_seconds(len(r.steps) - i, r.hold, r.interval,
+                                                                           r.cfg.flip))
                 try:
                     targets = first_targets if i == 0 and first_targets is not None \
                         else self.preview_checked(step.weights)
@@ -201,12 +228,14 @@ class Flip:
                 except (StepFailed, StackError) as error:
                     record.result = "apply failed"
                     record.notes.append(str(error))
+                    self.gate(f"step {step.percent}%", False, f"apply failed: {error}")
                     self.say(f"  {error}")
                     code = EXIT_ROLLED_BACK
                     break
                 self.say(f"  applied; every primary serves {format_weights(step.weights)}")
                 verdict = self.hold_and_judge(record)
                 record.verdict = verdict
+                self.gate(f"step {step.percent}%", verdict.passed, _verdict_detail(verdict))
                 if not verdict.passed:
                     record.result = verdict.verdict.value
                     record.notes.extend(verdict.reasons)
@@ -220,10 +249,12 @@ class Flip:
                     self.journal.judged_good(step.weights)
         except KeyboardInterrupt as stop:
             self.mark("interrupted")
+            self.gate("interrupted", False, f"{stop or 'SIGINT'}: rolling back")
             self.say(f"\ninterrupted ({stop})")
             code = exit_for(stop)
         except Exception as error:
             self.mark("error")
+            self.gate("error", False, f"unexpected error: {_describe(error)}")
             self.say(f"  unexpected error: {_describe(error)}")
             code = EXIT_ROLLED_BACK
         if code != EXIT_OK and not self.roll_back():
@@ -261,8 +292,10 @@ class Flip:
                 targets = self.preview_checked(weights, sorted(self.routing_urns) or None)
                 self.apply(weights, targets)
             except Exception as error:
+                self.gate("rollback", False, f"{_describe(error)}; {self.what_is_live().strip()}")
                 self.say(f"ROLLBACK FAILED: {_describe(error)}\n{self.what_is_live()}")
                 return False
+        self.gate("rollback", True, f"every primary serves {format_weights(weights)}")
         self.say(f"rolled back: every primary serves {format_weights(weights)}")
         return True
 
@@ -289,6 +322,19 @@ def _describe(error: BaseException) -> str:
     frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
     where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
     return f"{type(error).__name__}: {error}{where}"
+
+
+def _verdict_detail(verdict: StepVerdict) -> str:
+    """The step's gate: its verdict's reasons, or what each receiving cluster showed when it passed."""
+    if verdict.reasons:
+        return "; ".join(verdict.reasons)
+    parts = []
+    for c, m in sorted(verdict.measured.items()):
+        if m.requests > 0:
+            rate = "-" if m.success_rate is None else f"{m.success_rate:.2f}%"
+            p99 = "-" if m.p99_ms is None else f"{m.p99_ms:.0f} ms"
+            parts.append(f"{c}: {m.requests:.0f} requests, {rate}, p99 {p99}")
+    return f"{verdict.verdict.value}: " + "; ".join(parts)
 
 
 def _route_weights(vs: Mapping[str, Any]) -> dict[str, int]:
