@@ -553,6 +553,50 @@ def test_deploy_check_refuses_while_a_flip_runs_or_was_killed(mesh: Mesh) -> Non
     assert code == cli.EXIT_DEPLOY_REFUSED and "did not finish (killed?)" in out and "--abort" in out
 
 
+def test_record_writes_the_weights_an_ended_flip_left_deployed(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert code == cli.EXIT_OK, out
+    write_stack_file(mesh.stack_file, mesh.config)  # the workflow's checkout: main's old split
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_OK, out
+    assert mesh.file_weights() == {"blue": 0, "green": 100}
+    assert "Pulumi.dev.yaml now says blue=0,green=100" in out and "exit 0" in out
+
+
+def test_record_never_rewrites_a_recorded_flip_over_later_edits(mesh: Mesh) -> None:
+    """flip.yml runs --record even when a later flip stopped at exit 2: an old journal must not revert main."""
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_OK, out
+    assert mesh.run("--deploy-check")[0] == cli.EXIT_OK  # main carries the flip: the journal is `recorded`
+    edited = {**mesh.config, "traffic": {**mesh.config["traffic"], "weights": {"blue": 50, "green": 50}}}
+    write_stack_file(mesh.stack_file, edited)  # a later weights edit by pull request
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_OK and "already recorded" in out and "nothing to record" in out
+    assert mesh.file_weights() == {"blue": 50, "green": 50}
+
+
+def test_record_refuses_while_another_flip_holds_the_lease(mesh: Mesh) -> None:
+    from tools.flip.lease import acquire
+
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_OK, out
+    write_stack_file(mesh.stack_file, mesh.config)
+    lease = acquire(mesh.store, "dev")  # another runner's flip is judging its split
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_LEASE_HELD, out
+    assert f"REFUSED: a flip holds the stack ({lease.holder}, since {lease.since})" in out
+    assert mesh.file_weights() == START, "nothing was written"
+
+
+def test_record_refuses_a_flip_that_did_not_end(mesh: Mesh) -> None:
+    _killed_flip(mesh, last_good=STEPS[0], applying=STEPS[1])
+    (mesh.tmp / "state" / ".pulumi-flip" / "gke-istio-mesh" / "dev" / "lease.json").unlink()
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_DEPLOY_REFUSED, out
+    assert "did not finish (journal: running)" in out and "--resume` or `--abort` first" in out
+    assert mesh.file_weights() == START, "nothing was written"
+
+
 def test_an_unexpected_error_mid_step_still_rolls_back(mesh: Mesh) -> None:
     """A bug or an answer nobody expected (here: the metrics client raises ValueError) is not an escape hatch."""
     class Broken:
