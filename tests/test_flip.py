@@ -553,6 +553,14 @@ def test_deploy_check_refuses_while_a_flip_runs_or_was_killed(mesh: Mesh) -> Non
     assert code == cli.EXIT_DEPLOY_REFUSED and "did not finish (killed?)" in out and "--abort" in out
 
 
+@pytest.mark.parametrize("url", ["localhost:9090", "ftp://metrics.example.com", "http://", "monitoring"])
+def test_a_bad_prometheus_url_is_refused_before_anything_is_written(mesh: Mesh, url: str) -> None:
+    code, out, err = mesh.run("--to", "green", "--prometheus-url", url)
+    assert code == cli.EXIT_USAGE, out
+    assert f"--prometheus-url {url!r} must be an http:// or https:// URL with a host" in err
+    assert mesh.stack is not None and mesh.stack.log == [] and mesh.file_weights() == START
+
+
 def test_record_writes_the_weights_an_ended_flip_left_deployed(mesh: Mesh) -> None:
     code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
     assert code == cli.EXIT_OK, out

@@ -6,6 +6,7 @@ Nothing here touches the cloud or writes anything; a bad argument exits 2 naming
 from __future__ import annotations
 
 import argparse
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +119,21 @@ def read_request(args: argparse.Namespace, stack_dir: Path, *, start: Mapping[st
     interval = _duration(args.interval, "--interval", cfg.flip.interval_seconds)
     if interval > hold:
         raise UsageError(f"--interval {interval}s is longer than --hold {hold}s")
+    _check_url(args.prometheus_url)
     begin = dict(start) if start is not None else dict(cfg.traffic.weights)
     return FlipRequest(stack=args.stack, raw=raw, gcp_project=gcp_project, cfg=cfg, start=begin, final=dict(final),
                        steps=tuple(plan(begin, final, percents)), hold=hold, interval=interval,
                        prometheus_url=args.prometheus_url, percents=tuple(percents))
+
+
+def _check_url(url: str | None) -> None:
+    """An http(s) URL with a host, or the flip would apply its first step before its first read fails."""
+    if url is None:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--prometheus-url {url!r} must be an http:// or https:// URL with a host "
+                         "(the Prometheus HTTP API base, e.g. http://localhost:9090)")
 
 
 def _duration(text: str | None, flag: str, default: int) -> int:
