@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from components.names import NETWORKING_API
 from components.traffic import resource_name
-from offline import changed_resources, run_with_weights
+from offline import changed_resources, configs, run_with_weights
 from tools.flip import hold
 from tools.flip.hold import HoldSpec, Metrics
 from tools.flip.journal import Writer
@@ -77,8 +77,7 @@ class Flip:
     def expected_changes(self) -> frozenset[str]:
         """`Type::name` of every resource the program changes between the start and the final split."""
         r = self.request
-        cfg = {k: v for k, v in r.raw.items() if k != "ca"}
-        cfg["ca"] = {"algorithm": "ECDSA"}  # the routing objects do not depend on the CA; ECDSA is fast offline
+        cfg = {**r.raw, "ca": configs.fast_ca()}  # the routing objects do not depend on the CA
         before = run_with_weights(cfg, r.start, stack=r.stack, gcp_project=r.gcp_project or None)
         after = run_with_weights(cfg, r.final, stack=r.stack, gcp_project=r.gcp_project or None)
         return frozenset(urn_key(u) for u in changed_resources(before, after).touched)
@@ -87,9 +86,6 @@ class Flip:
         # The stack resource itself only carries the outputs (trafficSplit changes with every step).
         return [c for c in changes if urn_key(c.urn) not in self.expected
                 and not urn_key(c.urn).startswith("pulumi:pulumi:Stack::")]
-
-    # -- one step
-
 
     def targets(self, changes: Sequence[Change]) -> list[str]:
         """The URNs an update may touch: the previewed routing resources (the Stack resource carries outputs only)."""
@@ -133,7 +129,7 @@ class Flip:
                 api = k8s.CustomObjectsApi(self.client_factory(cluster))
                 group, version = NETWORKING_API.split("/")
                 for service in self.request.cfg.traffic.services:
-                    key = f"{service.host}.{service.namespace}"
+                    key = service.key
                     vs = api.get_namespaced_custom_object(group, version, service.namespace, "virtualservices",
                                                           resource_name(service), _request_timeout=REQUEST_TIMEOUT)
                     served = _route_weights(vs)
