@@ -142,7 +142,6 @@ class Flip:
         if problems:
             raise StepFailed("not every primary serves the new split:\n" + "\n".join(f"    {p}" for p in problems))
 
-
     def hold_and_judge(self, record: StepRecord) -> StepVerdict:
         """Converge, hold and judge the applied step (tools/flip/hold.py)."""
         r = self.request
@@ -152,7 +151,6 @@ class Flip:
         verdict = hold.hold_and_judge(spec, self.metrics, clock=self.clock, sleep=self.sleep, say=self.say)
         record.measured = dict(verdict.measured)
         return verdict
-
 
     # -- the run
 
