@@ -34,6 +34,8 @@ CHAIN_EXPIRY = "citadel_server_cert_chain_expiry_timestamp"
 # Both deployments are named after their Helm release (the gateway chart's default name).
 EASTWEST_DEPLOYMENT = EASTWEST_RELEASE
 INGRESS_DEPLOYMENT = INGRESS_RELEASE
+# Istio's label for the cluster ID of the workload that answered (the stack's cluster name).
+DESTINATION_CLUSTER = "destination_cluster"
 # The clients whose requests a panel counts: the edge (ingress gateways) or the mesh (sidecars).
 EDGE, MESH = "edge", "mesh"
 RATE_WINDOW = "5m"
@@ -106,7 +108,13 @@ def request_count(services: Iterable[str], source: str | None, window: str) -> s
     return f"sum by (destination_cluster) (increase({REQUESTS}{requests_selector(services, source)}[{window}]))"
 
 
-def p99(services: Iterable[str], source: str, window: str = RATE_WINDOW) -> str:
+def error_count(services: Iterable[str], source: str | None, window: str) -> str:
+    """5xx answers per destination cluster over the window (the flip's judge counts them against request_count)."""
+    e = requests_selector(services, source, response_code='=~"5.."')
+    return f"sum by ({DESTINATION_CLUSTER}) (increase({REQUESTS}{e}[{window}]))"
+
+
+def p99(services: Iterable[str], source: str | None, window: str = RATE_WINDOW) -> str:
     s = requests_selector(services, source)
     return (f"histogram_quantile(0.99, sum by (destination_cluster, le) "
             f"(rate({DURATION_BUCKETS}{s}[{window}])))")

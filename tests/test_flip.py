@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from components.config import FlipSpec
 from offline.configs import base, three_clusters, write_stack_file
+from offline.observability import check_queries
 from tests.fakes import fake_kube
 from tests.fakes.fake_automation import FakeStack
 from tests.fakes.fake_kube import FakeCluster
@@ -147,11 +148,19 @@ def test_the_client_queries_istio_metrics_by_destination_cluster(prometheus: Fak
     assert measured == {"blue": ClusterMeasurement(450.0, 0.0, 80.0), "green": ClusterMeasurement(150.0, 3.0, 80.0)}
     sent = [q for q, _ in prometheus.queries]
     assert sent == list(queries(["helloworld.sample.svc.cluster.local"], 60).values())
-    assert all('reporter="source"' in q and 'destination_service=~"helloworld\\.sample\\.svc\\.cluster\\.local"' in q
+    # A PromQL string escapes the regex's backslash: `\.` alone is "unknown escape sequence" to Prometheus.
+    assert all('reporter="source"' in q and r'destination_service=~"helloworld\\.sample\\.svc\\.cluster\\.local"' in q
                for q in sent)
     assert "sum by (destination_cluster) (increase(istio_requests_total{" in sent[0]
     assert sent[2].startswith("histogram_quantile(0.99, sum by (destination_cluster, le) "
                               "(rate(istio_request_duration_milliseconds_bucket{")
+
+
+def test_the_judges_queries_parse_as_promql(tmp_path: Path) -> None:
+    """Prometheus' own parser (promtool, installed by `make test`) reads every query the judge sends."""
+    sent = list(queries(["helloworld.sample.svc.cluster.local", "cart.shop.svc.cluster.local"], 90).values())
+    done = check_queries(sent, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_an_api_error_is_reported_with_what_the_api_said(prometheus: FakePrometheus) -> None:
@@ -466,7 +475,8 @@ def test_an_unknown_stack_exits_2(mesh: Mesh) -> None:
     code = cli.main(["--stack", "staging", "--to", "green"], stack_dir=mesh.tmp, err=err, out=io.StringIO(),
                     open_stack=lambda name: pytest.fail("nothing may be opened"))
     assert code == cli.EXIT_USAGE
-    assert "--stack 'staging': there is no Pulumi.staging.yaml (stacks: dev)" in err.getvalue()
+    assert "--stack 'staging': there is no Pulumi.staging.yaml in " in err.getvalue()
+    assert "(stacks: dev)" in err.getvalue()
 
 
 def test_three_clusters_flip_to_a_final_split(tmp_path: Path) -> None:
@@ -576,6 +586,58 @@ def test_deploy_check_refuses_while_a_flip_runs_or_was_killed(mesh: Mesh) -> Non
     (mesh.tmp / "state" / ".pulumi-flip" / "gke-istio-mesh" / "dev" / "lease.json").unlink()
     code, out, _ = mesh.run("--deploy-check")
     assert code == cli.EXIT_DEPLOY_REFUSED and "did not finish (killed?)" in out and "--abort" in out
+
+
+@pytest.mark.parametrize("url", ["localhost:9090", "ftp://metrics.example.com", "http://", "monitoring"])
+def test_a_bad_prometheus_url_is_refused_before_anything_is_written(mesh: Mesh, url: str) -> None:
+    code, out, err = mesh.run("--to", "green", "--prometheus-url", url)
+    assert code == cli.EXIT_USAGE, out
+    assert f"--prometheus-url {url!r} must be an http:// or https:// URL with a host" in err
+    assert mesh.stack is not None and mesh.stack.log == [] and mesh.file_weights() == START
+
+
+def test_record_writes_the_weights_an_ended_flip_left_deployed(mesh: Mesh) -> None:
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,50,100")
+    assert code == cli.EXIT_OK, out
+    write_stack_file(mesh.stack_file, mesh.config)  # the workflow's checkout: main's old split
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_OK, out
+    assert mesh.file_weights() == {"blue": 0, "green": 100}
+    assert "Pulumi.dev.yaml now says blue=0,green=100" in out and "exit 0" in out
+
+
+def test_record_never_rewrites_a_recorded_flip_over_later_edits(mesh: Mesh) -> None:
+    """flip.yml runs --record even when a later flip stopped at exit 2: an old journal must not revert main."""
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_OK, out
+    assert mesh.run("--deploy-check")[0] == cli.EXIT_OK  # main carries the flip: the journal is `recorded`
+    edited = {**mesh.config, "traffic": {**mesh.config["traffic"], "weights": {"blue": 50, "green": 50}}}
+    write_stack_file(mesh.stack_file, edited)  # a later weights edit by pull request
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_OK and "already recorded" in out and "nothing to record" in out
+    assert mesh.file_weights() == {"blue": 50, "green": 50}
+
+
+def test_record_refuses_while_another_flip_holds_the_lease(mesh: Mesh) -> None:
+    from tools.flip.lease import acquire
+
+    code, out, _ = mesh.run("--to", "green", "--steps", "10,100")
+    assert code == cli.EXIT_OK, out
+    write_stack_file(mesh.stack_file, mesh.config)
+    lease = acquire(mesh.store, "dev")  # another runner's flip is judging its split
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_LEASE_HELD, out
+    assert f"REFUSED: a flip holds the stack ({lease.holder}, since {lease.since})" in out
+    assert mesh.file_weights() == START, "nothing was written"
+
+
+def test_record_refuses_a_flip_that_did_not_end(mesh: Mesh) -> None:
+    _killed_flip(mesh, last_good=STEPS[0], applying=STEPS[1])
+    (mesh.tmp / "state" / ".pulumi-flip" / "gke-istio-mesh" / "dev" / "lease.json").unlink()
+    code, out, _ = mesh.run("--record")
+    assert code == cli.EXIT_DEPLOY_REFUSED, out
+    assert "did not finish (journal: running)" in out and "--resume` or `--abort` first" in out
+    assert mesh.file_weights() == START, "nothing was written"
 
 
 def test_an_unexpected_error_mid_step_still_rolls_back(mesh: Mesh) -> None:

@@ -312,3 +312,26 @@ def test_a_github_cancel_ends_rolled_back_or_with_a_journal_that_abort_completes
         assert project.served() == {"blue": START, "green": START}
         assert journals.read(store, "dev").phase == "ended"  # type: ignore[union-attr]
     assert not any(project.locks.glob("*.json"))
+
+
+def test_sigterm_alone_during_a_hold_rolls_back_to_the_last_good_weights(project: Project) -> None:
+    """A runner shut down (or `kill` on the group) with SIGTERM only: the rollback runs, exit 143."""
+    flip = start_flip(project, "--steps", "100", "--hold", "60s", "--interval", "1s")
+    try:
+        store = FileStore(project.backend)
+        # The journal says every primary serves step 1 only once it was read back: its hold runs.
+        wait_for(lambda: (j := journals.read(store, "dev")) is not None and j.deployed == FINAL)
+        time.sleep(0.5)
+        os.killpg(flip.pid, signal.SIGTERM)
+        out, _ = flip.communicate(timeout=30)
+    finally:
+        if flip.poll() is None:
+            flip.kill()
+    assert flip.returncode == cli.EXIT_TERMINATED, out
+    assert "applied; every primary serves blue=0,green=100" in out and "interrupted (SIGTERM)" in out
+    assert "rolled back: every primary serves blue=100,green=0" in out
+    assert project.served() == {"blue": START, "green": START}
+    journal = journals.read(store, "dev")
+    assert journal is not None
+    assert (journal.phase, journal.deployed, journal.exit) == ("ended", START, cli.EXIT_TERMINATED)
+    assert not any(project.locks.glob("*.json")) and no_stand_in_left()

@@ -21,6 +21,7 @@ from components.config.loading import load, read_raw
 from components.config.model import (
     DEFAULT_CHART_REPOSITORY,
     DEFAULT_ISTIO_VERSION,
+    HOLD_RULE,
     MAX_CLUSTERS,
     MIN_ISTIO_VERSION,
     MIN_WINDOW_SECONDS,
@@ -52,6 +53,7 @@ from components.names import MAX_CLUSTER_NAME, MAX_NETWORK_NAME, PROJECT
 __all__ = [
     "DEFAULT_CHART_REPOSITORY",
     "DEFAULT_ISTIO_VERSION",
+    "HOLD_RULE",
     "MAX_CLUSTERS",
     "MAX_CLUSTER_NAME",
     "MAX_NETWORK_NAME",

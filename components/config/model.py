@@ -74,6 +74,9 @@ DEFAULT_FLIP_MIN_REQUESTS = 50
 # convergence wait, shorter than that cannot be judged.
 SCRAPE_INTERVAL_SECONDS = 30
 MIN_WINDOW_SECONDS = 2 * SCRAPE_INTERVAL_SECONDS
+# The rule of a hold (`flip.hold`, and `--hold` of tools.flip); `{s}` is the hold in seconds.
+HOLD_RULE = ("{s}s is shorter than one judgement needs: the query window must span two scrape intervals "
+             f"({MIN_WINDOW_SECONDS}s)")
 # Before a hold starts, each cluster's observed share must be within this many percentage
 # points of its weight (the split judged is the split deployed); tools.verify --probe's default.
 DEFAULT_FLIP_SHARE_TOLERANCE = 5.0
@@ -482,9 +485,8 @@ class FlipSpec:
     steps: Annotated[tuple[int, ...], checks.steps(), about(
         "`tools.flip`'s steps: percent of the way from the current to the final split; `--steps` overrides",
         example=[5, 20, 50, 100])] = DEFAULT_FLIP_STEPS
-    hold_seconds: Annotated[int, checks.duration("300, '90s', '5m' or '1h'", low=MIN_WINDOW_SECONDS, rule=(
-        "{s}s is shorter than one judgement needs: the query window must span two scrape intervals "
-        f"({MIN_WINDOW_SECONDS}s)")), about(
+    hold_seconds: Annotated[int, checks.duration("300, '90s', '5m' or '1h'", low=MIN_WINDOW_SECONDS,
+                                                 rule=HOLD_RULE), about(
         "how long each step is held and watched before it is judged; `--hold` overrides", example="10m",
         alias="hold")] = DEFAULT_FLIP_HOLD_SECONDS
     interval_seconds: Annotated[int, checks.duration("30, '30s' or '1m'"), about(

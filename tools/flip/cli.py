@@ -3,8 +3,8 @@
 Composition only: read the request (request.py), take the stack's lease (lease.py) and start the
 journal (journal.py), run the readiness gate (`tools.verify.gate.before_flip`), run the rollout
 (rollout.py), report (report.py) and, whatever the outcome, write the recording and its chart
-(recorder.py). Also the journal's commands: `--resume`, `--abort`, and for the
-workflows `--deploy-check` and `--record`. Exit codes: rollout.py and docs/flip.md.
+(recorder.py). `--resume` and `--abort` run a flip from the journal here too; the workflows'
+`--deploy-check` and `--record` are journal_commands.py. Exit codes: rollout.py and docs/flip.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TextIO
 
 from components.config import StackConfig
 from tools.flip import journal as journals
+from tools.flip import journal_commands as commands
 from tools.flip.lease import Lease, LeaseError, LeaseHeld, Store, acquire, holder, open_store, read_lease
 from tools.flip.plan import format_weights, plan
 from tools.flip.prometheus import PrometheusClient, adc_token, cloud_monitoring_url
@@ -86,9 +87,9 @@ def main(
             _, _, cfg = read_stack(args, stack_dir)
             store = store or open_store(stack_dir)
             if args.deploy_check:
-                return deploy_check(args.stack, dict(cfg.traffic.weights), store, out)
+                return commands.deploy_check(args.stack, dict(cfg.traffic.weights), store, out)
             if args.record:
-                return record(args.stack, store, opener, out, err)
+                return commands.record(args.stack, store, opener, out, err)
             return _with_stopper(stopper, lambda: resume_or_abort(
                 args, stack_dir, store, opener, stopper, metrics, client_factory, clock, sleep, out, err,
                 _reports(args.report_dir, stack_dir, chart), snoozes))
@@ -344,61 +345,3 @@ def resume_or_abort(args: object, stack_dir: Path, store: Store, opener: Callabl
                 snooze.finish()
         _write_report(recorder, reports or _reports(None, ROOT), outcome or outcome_for(code), stopper, out, reason)
         lease.release()
-
-
-def deploy_check(stack: str, file_weights: Mapping[str, int], store: Store, out: TextIO) -> int:
-    """May a deploy of this stack file go ahead? Not while a flip runs or its applied weights are not in it."""
-    held = read_lease(store, stack)
-    if held is not None:
-        out.write(f"deploy-check {stack}: REFUSED: a flip holds the stack ({held.get('holder')}, since "
-                  f"{held.get('since')}); deploying now would overwrite the weights it is judging\n")
-        return EXIT_LEASE_HELD
-    j = journals.read(store, stack)
-    if j is None or j.phase == journals.RECORDED:
-        out.write(f"deploy-check {stack}: ok (no flip to record)\n")
-        return EXIT_OK
-    flip_name = f"the flip started by {j.holder} at {j.started}"
-    if j.phase == journals.RUNNING:
-        out.write(f"deploy-check {stack}: REFUSED: {flip_name} did not finish (killed?); run `python -m tools.flip "
-                  f"--stack {stack} --resume` or `--abort`, then merge its weights\n")
-        return EXIT_DEPLOY_REFUSED
-    if j.deployed is None:
-        out.write(f"deploy-check {stack}: REFUSED: {flip_name} ended (exit {j.exit}) without a confirmed split; run "
-                  f"`python -m tools.flip --stack {stack} --abort`\n")
-        return EXIT_DEPLOY_REFUSED
-    if dict(file_weights) != dict(j.deployed):
-        out.write(f"deploy-check {stack}: REFUSED: {flip_name} left {format_weights(j.deployed)} applied, but this "
-                  f"Pulumi.{stack}.yaml says {format_weights(file_weights)}: the deploy would revert the flip. "
-                  f"Merge the flip's pull request (branch flip/{stack}-<run>) first; change weights after it by "
-                  "pull request as usual\n")
-        return EXIT_DEPLOY_REFUSED
-    writer = journals.Writer(store, j)
-    writer.journal.phase = journals.RECORDED
-    writer.save("deploy-check: the stack file carries the applied weights")
-    out.write(f"deploy-check {stack}: ok ({flip_name} left {format_weights(j.deployed)}, which this stack file "
-              "carries; the flip is recorded)\n")
-    return EXIT_OK
-
-
-def record(stack_name: str, store: Store, opener: Callable[[str], FlipStack], out: TextIO, err: TextIO) -> int:
-    """Write the weights the last flip left deployed (from its journal) into the stack file."""
-    j = journals.read(store, stack_name)
-    if j is None:
-        out.write(f"record {stack_name}: no flip journal; nothing to record\n")
-        return EXIT_OK
-    if j.deployed is None:
-        out.write(f"record {stack_name}: the flip left no confirmed split (an update to "
-                  f"{format_weights(j.applying or {})} was interrupted); run --abort first\n")
-        return EXIT_ROLLBACK_FAILED
-    try:
-        opener(stack_name).set_weights(j.deployed)
-    except StackError as error:
-        err.write(f"record {stack_name}: {error}\n")
-        return EXIT_USAGE
-    out.write(f"record {stack_name}: Pulumi.{stack_name}.yaml now says {format_weights(j.deployed)} (applied by the "
-              f"flip of {j.holder}, journal phase {j.phase})\n")
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

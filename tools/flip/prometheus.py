@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import re
 import threading
 import urllib.error
 import urllib.parse
@@ -25,6 +24,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from components import promql
 from tools.deadline import DeadlineExceeded, call_with_deadline
 from tools.flip.judge import ClusterMeasurement
 
@@ -36,20 +36,18 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 REQUEST_DEADLINE_SECONDS = 30.0
 # An instant vector per destination cluster is a few hundred bytes; anything this large is not one.
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
-REQUESTS_METRIC = "istio_requests_total"
-DURATION_METRIC = "istio_request_duration_milliseconds_bucket"
-CLUSTER_LABEL = "destination_cluster"
+CLUSTER_LABEL = promql.DESTINATION_CLUSTER
 # Istio's value of destination_cluster when the request reached no workload it knows.
 UNKNOWN_CLUSTER = "unknown"
-# The reporter counted, once per request: `source`. Istio's standard metrics
-# (https://istio.io/latest/docs/reference/config/metrics/, label "Reporter") set `source` when the
-# report comes from a client proxy OR A GATEWAY and `destination` when it comes from the server's
-# proxy. So each request to a routed service is reported once as `source` - by the ingress gateway
-# for users of the global load balancer, by the caller's sidecar inside the mesh (the east-west
-# gateway passes mTLS through, AUTO_PASSTHROUGH, and reports no HTTP request) - while summing both
-# reporters would count it twice, and `destination` alone would miss every request that never
-# reached a server proxy: `no healthy upstream` (503 UH) at a gateway, refused connections, timeouts.
-REPORTER = "source"
+# The queries count each request once, as `reporter="source"` reports it (components/promql.py's
+# requests_selector). Istio's standard metrics (https://istio.io/latest/docs/reference/config/metrics/,
+# label "Reporter") set `source` when the report comes from a client proxy OR A GATEWAY and
+# `destination` when it comes from the server's proxy. So each request to a routed service is reported
+# once as `source` - by the ingress gateway for users of the global load balancer, by the caller's
+# sidecar inside the mesh (the east-west gateway passes mTLS through, AUTO_PASSTHROUGH, and reports no
+# HTTP request) - while summing both reporters would count it twice, and `destination` alone would
+# miss every request that never reached a server proxy: `no healthy upstream` (503 UH) at a gateway,
+# refused connections, timeouts. Both the edge's and the mesh's clients count (no `source` filter).
 
 TokenSource = Callable[[], str | None]
 
@@ -76,20 +74,14 @@ def adc_token() -> str | None:
     return credentials.token
 
 
-def _selector(services: Sequence[str], extra: str = "") -> str:
-    hosts = "|".join(re.escape(s) for s in services)
-    return f'{{reporter="{REPORTER}",destination_service=~"{hosts}"{extra}}}'
-
-
 def queries(services: Sequence[str], window_seconds: int) -> dict[str, str]:
-    """The three PromQL queries of a step, over the last `window_seconds`."""
+    """The three PromQL queries of a step over the last `window_seconds`, per destination cluster, from
+    every client (edge and mesh) of the routed services (components/promql.py builds them)."""
     w = f"{max(int(window_seconds), 1)}s"
     return {
-        "requests": f"sum by ({CLUSTER_LABEL}) (increase({REQUESTS_METRIC}{_selector(services)}[{w}]))",
-        "errors": (f"sum by ({CLUSTER_LABEL}) (increase({REQUESTS_METRIC}"
-                   f'{_selector(services, ",response_code=~" + chr(34) + "5.." + chr(34))}[{w}]))'),
-        "p99": (f"histogram_quantile(0.99, sum by ({CLUSTER_LABEL}, le) "
-                f"(rate({DURATION_METRIC}{_selector(services)}[{w}])))"),
+        "requests": promql.request_count(services, None, w),
+        "errors": promql.error_count(services, None, w),
+        "p99": promql.p99(services, None, w),
     }
 
 

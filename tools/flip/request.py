@@ -6,6 +6,7 @@ Nothing here touches the cloud or writes anything; a bad argument exits 2 naming
 from __future__ import annotations
 
 import argparse
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 @dataclass(frozen=True)
 class FlipRequest:
     stack: str
-    raw: dict[str, Any]  # the stack file's project keys
+    raw: dict[str, Any]  # the stack file's project keys an offline run can parse (stack_file's readable())
     gcp_project: str
     cfg: stack_config.StackConfig
     start: dict[str, int]
@@ -75,26 +76,22 @@ class FlipRequest:
         return [s for s in self.cfg.traffic.services if s.weights is None]
 
     def expected_split(self, weights: Mapping[str, int]) -> dict[str, dict[str, int]]:
-        return {f"{s.host}.{s.namespace}": (dict(weights) if s.weights is None else dict(s.weights))
-                for s in self.cfg.traffic.services}
+        """Every routed service's split by its key when the mesh-wide split is `weights`."""
+        return self.cfg.traffic.splits(weights)
 
 
 def read_stack(args: argparse.Namespace, stack_dir: Path) -> tuple[dict[str, Any], str, stack_config.StackConfig]:
-    """The stack file's project keys, its gcp:project and its parsed config; UsageError naming the file."""
-    path = stack_file.path_for(args.stack, stack_dir)
-    if not path.is_file():
-        known = stack_file.stacks(stack_dir)
-        raise UsageError(f"--stack {args.stack!r}: there is no {path.name} (stacks: {', '.join(known) or 'none'})")
+    """The stack file's readable project keys, its gcp:project and its parsed config; UsageError naming the file."""
     try:
-        found = stack_file.read(path)
+        found = stack_file.read_stack(args.stack, stack_dir)
     except stack_file.StackFileError as error:
         raise UsageError(f"--stack {args.stack!r}: {error}") from None
-    raw = found.project
+    raw = found.readable()
     gcp_project = found.gcp_project or ""
     try:
-        cfg = stack_config.parse(found.readable(), project=gcp_project or None)
+        cfg = stack_config.parse(raw, project=gcp_project or None)
     except stack_config.ConfigError as error:
-        raise UsageError(f"--stack {args.stack!r}: {path.name} is invalid:\n"
+        raise UsageError(f"--stack {args.stack!r}: {found.path.name} is invalid:\n"
                          + "\n".join(f"  - {p}" for p in error.problems)) from None
     return raw, gcp_project, cfg
 
@@ -115,15 +112,25 @@ def read_request(args: argparse.Namespace, stack_dir: Path, *, start: Mapping[st
         raise UsageError(str(error)) from None
     hold = _duration(args.hold, "--hold", cfg.flip.hold_seconds)
     if hold < stack_config.MIN_WINDOW_SECONDS:
-        raise UsageError(f"--hold {hold}s is shorter than one judgement needs: the query window must span two "
-                         f"scrape intervals ({stack_config.MIN_WINDOW_SECONDS}s)")
+        raise UsageError("--hold " + stack_config.HOLD_RULE.format(s=hold))
     interval = _duration(args.interval, "--interval", cfg.flip.interval_seconds)
     if interval > hold:
         raise UsageError(f"--interval {interval}s is longer than --hold {hold}s")
+    _check_url(args.prometheus_url)
     begin = dict(start) if start is not None else dict(cfg.traffic.weights)
     return FlipRequest(stack=args.stack, raw=raw, gcp_project=gcp_project, cfg=cfg, start=begin, final=dict(final),
                        steps=tuple(plan(begin, final, percents)), hold=hold, interval=interval,
                        prometheus_url=args.prometheus_url, percents=tuple(percents))
+
+
+def _check_url(url: str | None) -> None:
+    """An http(s) URL with a host, or the flip would apply its first step before its first read fails."""
+    if url is None:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--prometheus-url {url!r} must be an http:// or https:// URL with a host "
+                         "(the Prometheus HTTP API base, e.g. http://localhost:9090)")
 
 
 def _duration(text: str | None, flag: str, default: int) -> int:

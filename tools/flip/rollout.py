@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from components.names import NETWORKING_API
 from components.traffic import resource_name
-from offline import changed_resources, run_with_weights
+from offline import changed_resources, configs, run_with_weights
 from tools.flip import hold
 from tools.flip.hold import HoldSpec, Metrics
 from tools.flip.journal import Writer
@@ -94,8 +94,7 @@ class Flip:
     def expected_changes(self) -> frozenset[str]:
         """`Type::name` of every resource the program changes between the start and the final split."""
         r = self.request
-        cfg = {k: v for k, v in r.raw.items() if k != "ca"}
-        cfg["ca"] = {"algorithm": "ECDSA"}  # the routing objects do not depend on the CA; ECDSA is fast offline
+        cfg = {**r.raw, "ca": configs.fast_ca()}  # the routing objects do not depend on the CA
         before = run_with_weights(cfg, r.start, stack=r.stack, gcp_project=r.gcp_project or None)
         after = run_with_weights(cfg, r.final, stack=r.stack, gcp_project=r.gcp_project or None)
         return frozenset(urn_key(u) for u in changed_resources(before, after).touched)
@@ -104,9 +103,6 @@ class Flip:
         # The stack resource itself only carries the outputs (trafficSplit changes with every step).
         return [c for c in changes if urn_key(c.urn) not in self.expected
                 and not urn_key(c.urn).startswith("pulumi:pulumi:Stack::")]
-
-    # -- one step
-
 
     def targets(self, changes: Sequence[Change]) -> list[str]:
         """The URNs an update may touch: the previewed routing resources (the Stack resource carries outputs only)."""
@@ -150,7 +146,7 @@ class Flip:
                 api = k8s.CustomObjectsApi(self.client_factory(cluster))
                 group, version = NETWORKING_API.split("/")
                 for service in self.request.cfg.traffic.services:
-                    key = f"{service.host}.{service.namespace}"
+                    key = service.key
                     vs = api.get_namespaced_custom_object(group, version, service.namespace, "virtualservices",
                                                           resource_name(service), _request_timeout=REQUEST_TIMEOUT)
                     served = _route_weights(vs)
@@ -162,7 +158,6 @@ class Flip:
                 problems.append(f"{cluster.name}: {failure.message} ({failure.cause})")
         if problems:
             raise StepFailed("not every primary serves the new split:\n" + "\n".join(f"    {p}" for p in problems))
-
 
     def hold_and_judge(self, record: StepRecord) -> StepVerdict:
         """Converge, hold and judge the applied step (tools/flip/hold.py)."""
@@ -176,7 +171,6 @@ class Flip:
                                       on_read=on_read)
         record.measured = dict(verdict.measured)
         return verdict
-
 
     # -- the run
 
