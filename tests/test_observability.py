@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 
 from components import alerts, dashboard, promql
 from components.config import FlipSpec, NatSpec
+from components.config import parse as parse_config
 from components.dashboard import ObservedCluster, ObservedService
 from components.names import ALERT_POLICY, DASHBOARD
 from offline import Program
+from offline.configs import base, with_edge
 from offline.observability import check_queries, dashboard_problems, run_rule_tests
 
 FQDN = "helloworld.sample.svc.cluster.local"
@@ -298,3 +300,16 @@ def test_the_edge_is_the_ingress_gateway_in_its_namespace_and_the_mesh_is_every_
     assert done.returncode == 0, done.stdout + done.stderr
     panel = [q for q in dashboard.queries(build()) if "istio-ingressgateway" in q and "kube_deployment" in q]
     assert panel and all('namespace="istio-ingress"' in q for q in panel)
+
+
+def test_the_dashboard_watches_each_routed_service_by_its_key_and_the_edge_only_where_it_serves() -> None:
+    config = with_edge(base())
+    config["traffic"]["weights"] = {"blue": 70, "green": 30}
+    config["traffic"]["services"].append({"host": "cart", "namespace": "sample", "weights": {"blue": 100}})
+    cfg = parse_config(config, project="mesh-test-project")
+    assert dashboard.observed_services(cfg) == [
+        ObservedService("helloworld.sample", FQDN, (("blue", 70), ("green", 30)), edge=True),
+        ObservedService("cart.sample", "cart.sample.svc.cluster.local", (("blue", 100), ("green", 0)), edge=False)]
+    assert dashboard.observed_clusters(cfg.clusters, {"blue": "gke-b", "green": "gke-g"},
+                                       {"blue": "nat-b", "green": "nat-g"}) == [
+        ("blue", "network1", "gke-b", "nat-b"), ("green", "network2", "gke-g", "nat-g")]
