@@ -35,11 +35,11 @@ CHAIN_EXPIRY = "citadel_server_cert_chain_expiry_timestamp"
 # their release's namespace: the east-west gateway in istio-system, the ingress in its own.
 EASTWEST_DEPLOYMENT = EASTWEST_RELEASE
 INGRESS_DEPLOYMENT = INGRESS_RELEASE
-# Gateway pods report requests as clients too; the mesh's callers are the sidecars outside these.
-GATEWAY_NAMESPACES = (ISTIO_NAMESPACE, INGRESS_NAMESPACE)
 # The clients whose requests a panel counts: the edge (ingress gateways) or the mesh (sidecars).
 EDGE, MESH = "edge", "mesh"
 RATE_WINDOW = "5m"
+# Gateway pods report requests as clients too; the mesh's callers are the sidecars outside these.
+GATEWAY_NAMESPACES = (ISTIO_NAMESPACE, INGRESS_NAMESPACE)
 
 
 def cloud_monitoring_metric(metric_type: str) -> str:
