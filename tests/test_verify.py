@@ -943,3 +943,18 @@ def test_the_documented_load_commands_send_what_they_say(mesh) -> None:
         assert code == 0, out + err
         assert len(sent) == 5 * 30 * 60 and sent[-1][0] - sent[0][0] == pytest.approx(30 * 60 - 0.2)
         assert judged(sent, clock()).verdict is Verdict.PASS
+
+
+def test_ctrl_c_ends_the_load_early_and_it_still_reports_what_was_sent() -> None:
+    clock, lines, sent = Clock(), [], []
+
+    def edge(url: str, host: str) -> int:
+        if len(sent) == 10:
+            raise KeyboardInterrupt
+        sent.append(clock())
+        return 200
+
+    counts = sustained_load("http://edge", LoadPlan((LOAD_HOST,), 5.0, 600), edge, clock=clock, sleep=clock.sleep,
+                            report=lines.append)
+    assert counts == [LoadCount(LOAD_HOST, 10, 0)]
+    assert lines[-1] == "load: stopped by Ctrl-C after 10 requests (2 s)"

@@ -54,29 +54,37 @@ class LoadPlan:
 
 def sustained_load(url: str, plan: LoadPlan, send: Send, *, clock: Callable[[], float],
                    sleep: Callable[[float], None], report: Callable[[str], None]) -> list[LoadCount]:
-    """Request k to each host at start + k / rate, until `plan.seconds` are over; what each host answered."""
+    """Request k to each host at start + k / rate, until `plan.seconds` are over; what each host answered.
+
+    Ctrl-C ends it early and still reports what was sent."""
     start = clock()
     end = start + plan.seconds
     statuses: dict[str, list[int | None]] = {h: [] for h in plan.hosts}
     next_report = start + PROGRESS_SECONDS
-    for k in range(plan.per_host):
-        due = start + k / plan.rate
-        now = clock()
-        if due > now:
-            sleep(due - now)
-        if clock() >= end:
-            break  # behind schedule: the edge answers slower than the rate
-        for host in plan.hosts:
-            statuses[host].append(send(url, host))
-        if clock() >= next_report:
-            sent = sum(len(s) for s in statuses.values())
-            failed = sum(1 for s in statuses.values() for x in s if x is None or x >= 500)
-            report(f"load: {sent}/{plan.per_host * len(plan.hosts)} requests sent, {failed} failed or 5xx, "
-                   f"{max(0.0, end - clock()):.0f} s left")
-            next_report += PROGRESS_SECONDS
+    stopped = False
+    try:
+        for k in range(plan.per_host):
+            due = start + k / plan.rate
+            now = clock()
+            if due > now:
+                sleep(due - now)
+            if clock() >= end:
+                break  # behind schedule: the edge answers slower than the rate
+            for host in plan.hosts:
+                statuses[host].append(send(url, host))
+            if clock() >= next_report:
+                sent = sum(len(s) for s in statuses.values())
+                failed = sum(1 for s in statuses.values() for x in s if x is None or x >= 500)
+                report(f"load: {sent}/{plan.per_host * len(plan.hosts)} requests sent, {failed} failed or 5xx, "
+                       f"{max(0.0, end - clock()):.0f} s left")
+                next_report += PROGRESS_SECONDS
+    except KeyboardInterrupt:
+        stopped = True
     counts = [load_count(h, s) for h, s in statuses.items()]
     sent = sum(len(s) for s in statuses.values())
-    if sent < plan.per_host * len(plan.hosts):
+    if stopped:
+        report(f"load: stopped by Ctrl-C after {sent} requests ({clock() - start:.0f} s)")
+    elif sent < plan.per_host * len(plan.hosts):
         report(f"load: the edge answered slower than --rate {plan.rate:g}: {sent} of "
                f"{plan.per_host * len(plan.hosts)} requests sent in {plan.seconds} s")
     return counts
