@@ -6,7 +6,7 @@ from components import config
 from components.alerts import MeshAlerts, MeshAlertsArgs
 from components.certificate_authority import IstioCertificateAuthority, IstioCertificateAuthorityArgs
 from components.cluster import GkeCluster, GkeClusterArgs
-from components.dashboard import MeshDashboard, MeshDashboardArgs, ObservedService
+from components.dashboard import MeshDashboard, MeshDashboardArgs, observed_clusters, observed_services
 from components.edge import GlobalEdge, GlobalEdgeArgs
 from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
@@ -58,18 +58,13 @@ MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
     cluster=clusters[c.name].handle, ready=primaries[c.name].link_ready) for c in cfg.clusters},
     reader_token_generation=cfg.mesh_link.reader_token_generation), gated)
 
-for c in cfg.clusters:
-    MeshTelemetry(cluster_component(TELEMETRY_TYPE, c.name), MeshTelemetryArgs(
-        target=clusters[c.name].handle, mesh_namespaces=cfg.mesh_namespaces,
-        depends_on=primaries[c.name].routing_ready), gated)
-
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
 routing = {c.name: ClusterRouting(cluster_component(CLUSTER_ROUTING_TYPE, c.name), ClusterRoutingArgs(
     cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
     target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
 ), gated) for c in cfg.clusters}
 
-edge = None
+edge, ingress = None, {}
 if cfg.edge.enabled:
     ingress = {c.name: IngressGateway(cluster_component(INGRESS_GATEWAY_TYPE, c.name), IngressGatewayArgs(
         cluster=c, target=clusters[c.name].handle, network=networks[c.name], istio_version=cfg.istio_version(c),
@@ -81,10 +76,15 @@ if cfg.edge.enabled:
         negs={n: g.neg_self_links for n, g in ingress.items()}, ingress=ingress,
     ), gated)
 
-# What the dashboard and the alert policies watch: each cluster by the names its metrics carry.
-observed = [(c.name, c.network, clusters[c.name].cluster.name, networks[c.name].nat.name) for c in cfg.clusters]
-watched = [ObservedService(f"{s.host}.{s.namespace}", s.fqdn, tuple(w.items()), cfg.edge.enabled and bool(s.hosts))
-           for s, w in services]
+# The ingress gateway's monitor goes in its namespace: after it, and only with the edge.
+for c in cfg.clusters:
+    MeshTelemetry(cluster_component(TELEMETRY_TYPE, c.name), MeshTelemetryArgs(
+        target=clusters[c.name].handle, mesh_namespaces=cfg.mesh_namespaces, depends_on=primaries[c.name].routing_ready,
+        ingress_namespace=ingress[c.name].namespace if c.name in ingress else None), gated)
+
+observed = observed_clusters(cfg.clusters, {n: g.cluster.name for n, g in clusters.items()},
+                             {n: m.nat.name for n, m in networks.items()})
+watched = observed_services(cfg)
 dashboard = MeshDashboard("mesh-dashboard", MeshDashboardArgs(
     title=f"Mesh {cfg.mesh_id} ({pulumi.get_stack()})", project=cfg.project, clusters=observed, services=watched,
     flip=cfg.flip, nat=cfg.nat, edge=cfg.edge.enabled), gated)

@@ -19,7 +19,7 @@ import pulumi_gcp as gcp
 from components import promql
 from components.certificate_authority import INTERMEDIATE_EARLY_RENEWAL_HOURS
 from components.config import FlipSpec
-from components.dashboard import ObservedCluster, ObservedService
+from components.dashboard import ClusterNames, ObservedCluster, ObservedService
 from components.names import ALERTS_TYPE, ISTIO_NAMESPACE
 
 # A root transition is three `up`s with workloads rotating their certificates in between
@@ -159,8 +159,7 @@ def rules_file(rules: Sequence[AlertRule]) -> dict[str, Any]:
 class MeshAlertsArgs:
     project: str
     mesh_id: str
-    # (cluster, network, GKE cluster name, Cloud NAT gateway name) per cluster, in config order.
-    clusters: Sequence[tuple[str, str, pulumi.Input[str], pulumi.Input[str]]]
+    clusters: Sequence[ClusterNames]  # components.dashboard.observed_clusters
     services: Sequence[ObservedService]
     flip: FlipSpec
     notification_channels: Sequence[str] = ()

@@ -17,8 +17,8 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components import promql
-from components.config import FlipSpec, NatSpec
-from components.names import DASHBOARD_TYPE
+from components.config import ClusterSpec, FlipSpec, NatSpec, StackConfig
+from components.names import DASHBOARD_TYPE, INGRESS_NAMESPACE, ISTIO_NAMESPACE
 
 COLUMNS = 48
 CHART_HEIGHT = 16
@@ -44,6 +44,22 @@ class ObservedService:
     fqdn: str
     weights: tuple[tuple[str, int], ...]
     edge: bool
+
+
+# (cluster, network, GKE cluster name, Cloud NAT gateway name): a cluster before its names resolve.
+ClusterNames = tuple[str, str, pulumi.Input[str], pulumi.Input[str]]
+
+
+def observed_clusters(clusters: Sequence[ClusterSpec], gke_names: Mapping[str, pulumi.Input[str]],
+                      nat_gateways: Mapping[str, pulumi.Input[str]]) -> list[ClusterNames]:
+    """Each cluster by the names its metrics carry, in config order (the GKE and NAT names resolve at deploy)."""
+    return [(c.name, c.network, gke_names[c.name], nat_gateways[c.name]) for c in clusters]
+
+
+def observed_services(cfg: StackConfig) -> list[ObservedService]:
+    """Each routed service with its configured split; the edge panels only where the edge serves it."""
+    return [ObservedService(s.key, s.fqdn, tuple(cfg.traffic.weights_for(s).items()),
+                            cfg.edge.enabled and bool(s.hosts)) for s in cfg.traffic.services]
 
 
 def _chart(title: str, datasets: Sequence[tuple[str, str]], y_label: str,
@@ -98,9 +114,9 @@ def service_panels(s: ObservedService, flip: FlipSpec) -> list[list[dict[str, An
 
 def cluster_panels(c: ObservedCluster, edge: bool) -> list[dict[str, Any]]:
     """One row for one cluster: gateway readiness and cross-network requests."""
-    gateways = [(promql.gateway_available(c.gke_name, promql.EASTWEST_DEPLOYMENT), "LINE")]
+    gateways = [(promql.gateway_available(c.gke_name, ISTIO_NAMESPACE, promql.EASTWEST_DEPLOYMENT), "LINE")]
     if edge:
-        gateways.append((promql.gateway_available(c.gke_name, promql.INGRESS_DEPLOYMENT), "LINE"))
+        gateways.append((promql.gateway_available(c.gke_name, INGRESS_NAMESPACE, promql.INGRESS_DEPLOYMENT), "LINE"))
     return [
         _chart(f"{c.name}: available east-west{' and ingress' if edge else ''} gateway replicas", gateways,
                "replicas", [(1, "none ready", "BELOW")]),
@@ -158,8 +174,7 @@ def console_url(dashboard_id: str, project: str) -> str:
 class MeshDashboardArgs:
     title: str
     project: str
-    # (cluster, network, GKE cluster name, Cloud NAT gateway name) per cluster, in config order.
-    clusters: Sequence[tuple[str, str, pulumi.Input[str], pulumi.Input[str]]]
+    clusters: Sequence[ClusterNames]  # observed_clusters
     services: Sequence[ObservedService]
     flip: FlipSpec
     nat: NatSpec

@@ -305,7 +305,7 @@ class IngressGateway(pulumi.ComponentResource):
         )
         self.virtual_services: dict[str, k8s.apiextensions.CustomResource] = {}
         for routed in args.services:
-            key = f"{routed.host}.{routed.namespace}"
+            key = routed.key
             vs = edge_virtual_service(routed, spec.name)
             self.virtual_services[key] = k8s.apiextensions.CustomResource(
                 f"{name}.{key}-edge-vs", api_version=vs["apiVersion"], kind=vs["kind"],

@@ -24,14 +24,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from components.names import EASTWEST_RELEASE, INGRESS_RELEASE, ISTIO_NAMESPACE
+from components.names import EASTWEST_RELEASE, INGRESS_NAMESPACE, INGRESS_RELEASE, ISTIO_NAMESPACE
 
 REQUESTS = "istio_requests_total"
 DURATION_BUCKETS = "istio_request_duration_milliseconds_bucket"
 DEPLOYMENT_AVAILABLE = "kube_deployment_status_replicas_available"
 ROOT_EXPIRY = "citadel_server_root_cert_expiry_timestamp"
 CHAIN_EXPIRY = "citadel_server_cert_chain_expiry_timestamp"
-# Both deployments are named after their Helm release (the gateway chart's default name).
+# Both deployments are named after their Helm release (the gateway chart's default name) and run in
+# their release's namespace: the east-west gateway in istio-system, the ingress in its own.
 EASTWEST_DEPLOYMENT = EASTWEST_RELEASE
 INGRESS_DEPLOYMENT = INGRESS_RELEASE
 # Istio's label for the cluster ID of the workload that answered (the stack's cluster name).
@@ -39,6 +40,8 @@ DESTINATION_CLUSTER = "destination_cluster"
 # The clients whose requests a panel counts: the edge (ingress gateways) or the mesh (sidecars).
 EDGE, MESH = "edge", "mesh"
 RATE_WINDOW = "5m"
+# Gateway pods report requests as clients too; the mesh's callers are the sidecars outside these.
+GATEWAY_NAMESPACES = (ISTIO_NAMESPACE, INGRESS_NAMESPACE)
 
 
 def cloud_monitoring_metric(metric_type: str) -> str:
@@ -76,9 +79,9 @@ def requests_selector(services: Iterable[str], source: str | None = None, **extr
     matchers = {"destination_service": "=~" + one_of(services)}
     if source == EDGE:
         matchers |= {"source_workload": "=" + quote(INGRESS_DEPLOYMENT),
-                     "source_workload_namespace": "=" + quote(ISTIO_NAMESPACE)}
+                     "source_workload_namespace": "=" + quote(INGRESS_NAMESPACE)}
     elif source == MESH:
-        matchers["source_workload_namespace"] = "!=" + quote(ISTIO_NAMESPACE)
+        matchers["source_workload_namespace"] = "!~" + one_of(GATEWAY_NAMESPACES)
     return selector({"reporter": "source"}, **matchers, **extra)
 
 
@@ -132,9 +135,9 @@ def cross_network_in(cluster: str, window: str = RATE_WINDOW) -> str:
     return f"sum by (source_cluster) (rate({REQUESTS}{s}[{window}]))"
 
 
-def gateway_available(gke_cluster: str, deployment: str) -> str:
-    """Available (ready for minReadySeconds) replicas of a gateway Deployment in istio-system."""
-    s = selector({"cluster": gke_cluster, "namespace": ISTIO_NAMESPACE, "deployment": deployment})
+def gateway_available(gke_cluster: str, namespace: str, deployment: str) -> str:
+    """Available (ready for minReadySeconds) replicas of a gateway Deployment in its namespace."""
+    s = selector({"cluster": gke_cluster, "namespace": namespace, "deployment": deployment})
     return f"max({DEPLOYMENT_AVAILABLE}{s})"
 
 

@@ -9,12 +9,20 @@ doc/api.md). Two per cluster and mesh namespace:
   `http-envoy-prom` (15090) at `/stats/prometheus`, which carries Istio's standard metrics
   (`istio_requests_total`, `istio_request_duration_milliseconds_bucket`);
 - istiod in istio-system: its monitoring port 15014 at `/metrics`;
-- the gateways in istio-system (the edge's ingress gateway and the east-west gateway): the same
-  Envoy endpoint, which the `gateway` chart declares on its proxy container (Istio 1.30.3
+- the gateways, each in its own namespace: the east-west gateway in istio-system and, with the
+  edge on, the ingress gateway in istio-ingress (components/ingress.py). Same Envoy endpoint,
+  which the `gateway` chart declares on its proxy container (Istio 1.30.3
   manifests/charts/gateway/templates/deployment.yaml). A PodMonitoring selects pods in its own
-  namespace only (prometheus-engine pkg/operator/apis/monitoring/v1/pod_types.go), so the mesh
-  namespaces' monitors never see them; without this one the ingress gateway, which reports every
-  request that enters through the global load balancer, would go unscraped.
+  namespace only (prometheus-engine pkg/operator/apis/monitoring/v1/pod_types.go), so each
+  gateway namespace needs its own; without the istio-ingress one the ingress gateway, which
+  reports every request that enters through the global load balancer (`reporter="source"`, what
+  the flip's judge counts), would go unscraped. The istio-system monitor still also selects
+  `istio: ingressgateway`: the pods of a stack deployed before the move run there until the
+  move's `up` deletes them (docs/edge.md, "Moving a deployed edge").
+
+The monitors belong to this component, not to IngressGateway: one component holds everything the
+collectors of a cluster scrape (what a flip can judge by). The ingress one waits for
+IngressGateway's namespace and goes when the edge is turned off, before that namespace.
 
 Nothing is installed besides these objects: no Prometheus, no operator. `tools.flip` queries
 the result through Cloud Monitoring's Prometheus API.
@@ -32,7 +40,7 @@ import pulumi_kubernetes as k8s
 from components.cluster import ClusterHandle
 from components.config import SCRAPE_INTERVAL_SECONDS
 from components.istio_primary import EASTWEST_SELECTOR
-from components.names import INGRESS_SELECTOR, ISTIO_NAMESPACE, TELEMETRY_TYPE
+from components.names import INGRESS_NAMESPACE, INGRESS_SELECTOR, ISTIO_NAMESPACE, TELEMETRY_TYPE
 
 GMP_API = "monitoring.googleapis.com/v1"
 SCRAPE_INTERVAL = f"{SCRAPE_INTERVAL_SECONDS}s"
@@ -66,12 +74,17 @@ def sidecar_monitoring(namespace: str) -> dict[str, Any]:
 
 
 def gateway_monitoring() -> dict[str, Any]:
-    """The ingress and east-west gateways' Envoys: the ingress reports edge requests (reporter="source")."""
+    """The gateways' Envoys in istio-system: the east-west gateway (and a not yet moved ingress gateway)."""
     # The chart labels its pods with the `istio` label of its values (gateway.selectorLabels).
     document = pod_monitoring(GATEWAYS_NAME, ISTIO_NAMESPACE, {}, ENVOY_PROM_PORT, ENVOY_PROM_PATH)
     document["spec"]["selector"] = {"matchExpressions": [{
         "key": "istio", "operator": "In", "values": [INGRESS_SELECTOR["istio"], EASTWEST_SELECTOR["istio"]]}]}
     return document
+
+
+def ingress_monitoring() -> dict[str, Any]:
+    """The ingress gateway's Envoys in their own namespace: they report every edge request (reporter="source")."""
+    return pod_monitoring(GATEWAYS_NAME, INGRESS_NAMESPACE, INGRESS_SELECTOR, ENVOY_PROM_PORT, ENVOY_PROM_PATH)
 
 
 def istiod_monitoring() -> dict[str, Any]:
@@ -84,6 +97,8 @@ class MeshTelemetryArgs:
     mesh_namespaces: Sequence[str]
     # IstioPrimary.routing_ready: istiod and the mesh namespaces the monitors live in.
     depends_on: Sequence[pulumi.Resource]
+    # IngressGateway.namespace when the edge is on: the ingress gateway's monitor goes in it.
+    ingress_namespace: pulumi.Resource | None = None
 
 
 class MeshTelemetry(pulumi.ComponentResource):
@@ -94,12 +109,15 @@ class MeshTelemetry(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshTelemetryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TELEMETRY_TYPE, name, None, opts)
         child = args.target.in_cluster(self, args.depends_on)
-        documents = [istiod_monitoring(), gateway_monitoring()] + [sidecar_monitoring(ns)
-                                                                   for ns in args.mesh_namespaces]
+        documents = [(istiod_monitoring(), child), (gateway_monitoring(), child)]
+        documents += [(sidecar_monitoring(ns), child) for ns in args.mesh_namespaces]
+        if args.ingress_namespace is not None:
+            documents.append((ingress_monitoring(),
+                              args.target.in_cluster(self, [*args.depends_on, args.ingress_namespace])))
         self.monitors = [
             k8s.apiextensions.CustomResource(
                 f"{name}.{d['metadata']['namespace']}.{d['metadata']['name']}",
-                api_version=d["apiVersion"], kind=d["kind"], metadata=d["metadata"], spec=d["spec"], opts=child)
-            for d in documents
+                api_version=d["apiVersion"], kind=d["kind"], metadata=d["metadata"], spec=d["spec"], opts=opts)
+            for d, opts in documents
         ]
         self.register_outputs({})

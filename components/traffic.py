@@ -130,7 +130,7 @@ class ClusterRouting(pulumi.ComponentResource):
         for service, weights in args.services:
             # `host.namespace`, as in the trafficSplit output: dot-joined, so `shop`/`cart-api` and
             # `shop-cart`/`api` stay apart (neither part may contain a dot).
-            key = f"{service.host}.{service.namespace}"
+            key = service.key
             dr = destination_rule(service, args.clusters, args.subset_label, args.cluster)
             rule = k8s.apiextensions.CustomResource(
                 f"{name}.{key}-dr", api_version=dr["apiVersion"], kind=dr["kind"],

@@ -110,7 +110,7 @@ def n_clusters(n: int, *, services: int = 1, base: dict[str, Any] | None = None)
         {"host": first_host if k == 0 else f"{first_host}{k + 1}", "namespace": namespace} for k in range(services)
     ]
     config["traffic"]["weights"] = {NAMES[0]: 100}
-    config["ca"] = {"algorithm": "ECDSA"}
+    config["ca"] = fast_ca()
     return config
 
 

@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 
 from components import alerts, dashboard, promql
 from components.config import FlipSpec, NatSpec
+from components.config import parse as parse_config
 from components.dashboard import ObservedCluster, ObservedService
 from components.names import ALERT_POLICY, DASHBOARD
 from offline import Program
+from offline.configs import base, with_edge
 from offline.observability import check_queries, dashboard_problems, run_rule_tests
 
 FQDN = "helloworld.sample.svc.cluster.local"
@@ -261,3 +263,53 @@ def test_a_name_matcher_matches_exactly_the_names_it_lists(names: list[str]) -> 
     for name in names:
         assert re.fullmatch(pattern, name)
         assert not re.fullmatch(pattern, name + "x") or name + "x" in names
+
+
+# ------------------------------------------------------------------ who the edge and the mesh are
+
+# One edge request stream and one mesh stream to the same service, as the pods report them: the
+# ingress gateway runs in istio-ingress (components/ingress.py), the caller's sidecar in `sample`.
+SOURCE = ('istio_requests_total{reporter="source",destination_service="' + FQDN + '",source_workload="%s",'
+          'source_workload_namespace="%s",source_cluster="blue",destination_cluster="%s",response_code="200"}')
+WHO = {SOURCE % ("istio-ingressgateway", "istio-ingress", "blue"): "0+60x20",
+       SOURCE % ("curl", "sample", "green"): "0+30x20",
+       'kube_deployment_status_replicas_available{cluster="gke-blue",namespace="istio-ingress",'
+       'deployment="istio-ingressgateway"}': "2x20"}
+
+
+def expr_case(expr: str, samples: list[tuple[dict[str, str], float]]) -> dict[str, Any]:
+    return {"interval": "1m", "input_series": [{"series": s, "values": v} for s, v in WHO.items()],
+            "promql_expr_test": [{"expr": expr, "eval_time": "15m",
+                                  "exp_samples": [{"labels": "{" + ",".join(f'{k}="{v}"' for k, v in labels.items())
+                                                   + "}", "value": value} for labels, value in samples]}]}
+
+
+def test_the_edge_is_the_ingress_gateway_in_its_namespace_and_the_mesh_is_every_sidecar(tmp_path: Path) -> None:
+    """Against series shaped like the pods': the edge panels count the ingress gateway's requests (pods in
+    istio-ingress), the mesh panels the sidecars' and not the gateway's, and the ingress replica panel reads
+    the Deployment in istio-ingress."""
+    services = [FQDN]
+    cases = [
+        expr_case(promql.request_count(services, promql.EDGE, "10m"), [({"destination_cluster": "blue"}, 600)]),
+        expr_case(promql.request_count(services, promql.MESH, "10m"), [({"destination_cluster": "green"}, 300)]),
+        expr_case(promql.request_count(services, None, "10m"),
+                  [({"destination_cluster": "blue"}, 600), ({"destination_cluster": "green"}, 300)]),
+        expr_case(promql.gateway_available("gke-blue", "istio-ingress", promql.INGRESS_DEPLOYMENT), [({}, 2)]),
+    ]
+    done = run_rule_tests({"groups": []}, cases, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    panel = [q for q in dashboard.queries(build()) if "istio-ingressgateway" in q and "kube_deployment" in q]
+    assert panel and all('namespace="istio-ingress"' in q for q in panel)
+
+
+def test_the_dashboard_watches_each_routed_service_by_its_key_and_the_edge_only_where_it_serves() -> None:
+    config = with_edge(base())
+    config["traffic"]["weights"] = {"blue": 70, "green": 30}
+    config["traffic"]["services"].append({"host": "cart", "namespace": "sample", "weights": {"blue": 100}})
+    cfg = parse_config(config, project="mesh-test-project")
+    assert dashboard.observed_services(cfg) == [
+        ObservedService("helloworld.sample", FQDN, (("blue", 70), ("green", 30)), edge=True),
+        ObservedService("cart.sample", "cart.sample.svc.cluster.local", (("blue", 100), ("green", 0)), edge=False)]
+    assert dashboard.observed_clusters(cfg.clusters, {"blue": "gke-b", "green": "gke-g"},
+                                       {"blue": "nat-b", "green": "nat-g"}) == [
+        ("blue", "network1", "gke-b", "nat-b"), ("green", "network2", "gke-g", "nat-g")]

@@ -11,6 +11,13 @@
   clusters; staged extra changes are applied only if targeted (`applied_extra` records them).
 - Every call is logged with the weights in the file, so tests assert what was written and
   applied at each step.
+
+Where the real behaviour was read: pulumi/automation 3.272 in the venv
+(venv/lib/python3.11/site-packages/pulumi/automation/_local_workspace.py `set_all_config` runs
+`pulumi config set-all --path --plaintext k=v...`; _stack.py `preview`/`up` take `target`, an
+exclusive list of URNs) and the CLI's value rule for `--path` (pulumi/pulumi sdk/go/common/resource/
+config `adjustObjectValue`: "true"/"false" become booleans, a value of more than one character
+starting with "0" stays a string, other integers become integers - `adjust` below).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ruamel.yaml import YAML
 from components import config as stack_config
 from components.alerts import POLICIES
 from components.traffic import virtual_service
+from offline import configs
 from offline.engine import PROJECT, changed_resources, run_with_weights
 from tests.fakes.fake_kube import FakeCluster
 
@@ -123,7 +131,7 @@ class FakeStack:
         if failure:
             raise self.error(failure)
         project = {k: v for k, v in self.project_config().items() if k != "ca"}
-        project["ca"] = {"algorithm": "ECDSA"}
+        project["ca"] = configs.fast_ca()
         before = run_with_weights(project, self.deployed, stack=self.name)
         after = run_with_weights(project, self.file_weights(), stack=self.name)
         diff = changed_resources(before, after)

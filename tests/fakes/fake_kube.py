@@ -5,6 +5,21 @@ core, apps, batch and custom resources, label-selected lists, pod logs) with JSO
 shaped like `kubectl get -o json` output, so the real client code path - URL building,
 auth header, (de)serialisation, error mapping - runs in the tests. A "mesh" hook
 decides what a probe client Job would have seen, so traffic results can be staged.
+
+Real behaviour reproduced, and where it was read:
+- errors are `Status` objects (`kind: Status`, `status: Failure`, `reason`, `code`) with the HTTP code
+  the API conventions give: 401 Unauthorized without the bearer token, 404 NotFound for a missing
+  object (or a create into a missing namespace), 409 AlreadyExists for a create of an existing name
+  (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md,
+  "Response Status Kind" and "HTTP Status codes"; the Status schema in the API reference, meta/v1 Status);
+- every object carries `uid`, `resourceVersion` and `creationTimestamp` set by the server on create
+  (api-conventions.md, "Metadata");
+- lists answer `<Kind>List` and honour the `labelSelector` query parameter (equality terms), as the
+  API concepts page describes collections (https://kubernetes.io/docs/reference/using-api/api-concepts/);
+- deleting a namespace deletes every object in it (here at once; the real namespace controller
+  does it asynchronously, which the callers never wait on: https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/);
+- a created Deployment is (or is not, `echo_becomes_ready`) available and a Job runs its hook, which
+  stands in for the controllers; nothing else a controller does is modelled.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ global load balancer produce - the ingress gateway reports each request as `sour
 server's sidecar as `destination`; a request the gateway could not route (`no healthy
 upstream`, 503) is reported by the gateway alone, with destination_cluster `unknown`.
 
+`sent_edge_traffic` does the same for requests a test really sent (time, cluster, status), so
+a load generator's output can be judged.
+
 `answer` replaces a whole answer (status, raw bytes, a Content-Length that promises more than
 is sent, bytes dripped one at a time) for the answers a real API or proxy can give when it
 misbehaves.
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -106,6 +109,33 @@ def edge_traffic(applied: Weights, rps: float, *, unhealthy: Callable[[str], boo
             elif kind == "p99":
                 out[cluster] = p99_ms
         return out
+
+    return respond
+
+
+def sent_edge_traffic(sent: Sequence[tuple[float, str, int | None]], p99_ms: float = 80.0) -> ReporterResponder:
+    """The requests a test actually sent through the edge, as (time, cluster the URL map picked, status).
+
+    Each is reported by that cluster's ingress gateway (`source`) and, when it was answered, by the
+    server's sidecar (`destination`), with that cluster as destination_cluster (its edge route keeps it
+    in the cluster). A query at `at` over `window` seconds counts those sent in (at - window, at]; a 5xx or
+    no answer is an error of the cluster that gave it. Counts are exact, where Prometheus' `increase`
+    extrapolates to the window's edges.
+    """
+    def respond(reporter: str, kind: str, window: int, at: float) -> dict[str, float]:
+        requests: dict[str, float] = {}
+        errors: dict[str, float] = {}
+        for t, cluster, status in sent:
+            if not at - window < t <= at or (reporter == "destination" and status is None):
+                continue
+            requests[cluster] = requests.get(cluster, 0.0) + 1
+            if status is None or status >= 500:
+                errors[cluster] = errors.get(cluster, 0.0) + 1
+        if kind == "requests":
+            return requests
+        if kind == "errors":
+            return errors
+        return dict.fromkeys(requests, p99_ms)
 
     return respond
 

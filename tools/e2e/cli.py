@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from components.config import stack_file
 from offline.engine import PROJECT, ROOT, ProgramError, run_program
 from tools.cost.estimate import PriceError, estimate, money
 from tools.e2e import measured
@@ -65,7 +66,7 @@ def stack_document(project: str, runner_cidr: str) -> dict[str, Any]:
 def write_stack_file(stack: str, project: str, runner_cidr: str, root: Path = ROOT) -> Path:
     if not STACK_NAME.fullmatch(stack):
         raise E2EError(f"--stack {stack!r}: must be e2e-<run id>[-<attempt>] (a unique, ephemeral name)")
-    path = root / f"Pulumi.{stack}.yaml"
+    path = stack_file.path_for(stack, root)
     if path.exists():
         raise E2EError(f"--stack {stack}: {path.name} already exists; an ephemeral stack is written once")
     path.write_text(yaml.safe_dump(stack_document(project, runner_cidr), sort_keys=False))

@@ -27,7 +27,7 @@ DPI = 100
 
 def program() -> Program:
     config = configs.with_edge(configs.base())
-    config["ca"] = {"algorithm": "ECDSA"}  # the pictures do not depend on the CA; ECDSA is fast offline
+    config["ca"] = configs.fast_ca()  # the pictures do not depend on the CA
     return run_program(config)
 
 

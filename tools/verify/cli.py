@@ -6,7 +6,8 @@ east-west gateway without its address, istio-system without its network label,
 remote secrets whose names disagree, clusters trusting different roots, an istiod
 that started before its CA. This command reads each cluster, reports every one of
 those with its likely cause and fix, and with `--probe` sends real traffic through
-the mesh and compares who answered with the configured weights. With `--before-flip` it
+the mesh and compares who answered with the configured weights (`--duration` then keeps loading
+the public hosts of the services a flip moves, tools/verify/load.py). With `--before-flip` it
 also checks, before the stack file's new weights are applied, that every cluster they send
 traffic to has ready endpoints for each routed service and a reachable east-west gateway.
 
@@ -23,6 +24,7 @@ import math
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,6 +43,15 @@ from tools.verify.kube import (
     default_client_factory,
     edge_get,
     edge_status,
+)
+from tools.verify.load import (
+    DEFAULT_RATE,
+    MAX_RATE,
+    MIN_RATE,
+    LoadPlan,
+    hosts_or_problem,
+    parse_seconds,
+    sustained_load,
 )
 from tools.verify.probe import (
     DEFAULT_CURL_IMAGE,
@@ -121,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="C=W,...",
                    help="with --before-flip: judge these mesh-wide weights (e.g. blue=10,green=90) instead of "
                         "the stack file's traffic.weights (tools.flip passes each flip's target)")
+    p.add_argument("--duration", metavar="D",
+                   help="with --probe: afterwards, keep sending --rate requests/s to the public host of every "
+                        "service a flip moves for D (e.g. 10m; from 60s to 2h): load a flip's judge counts")
+    p.add_argument("--rate", type=_float_in(MIN_RATE, MAX_RATE, "--rate"),
+                   help=f"with --duration: requests per second to each public host (default: {DEFAULT_RATE:g})")
     p.add_argument("--requests", type=_int_in(1, MAX_REQUESTS, "--requests"), default=200,
                    help="requests each cluster's client sends (default: 200)")
     p.add_argument("--tolerance", type=_float_in(0, 100, "--tolerance"), default=10.0,
@@ -190,7 +206,25 @@ def read_stack_config(stack: str, path: Path | None) -> stack_config.StackConfig
         raise UsageError(f"--config {path} is invalid:\n" + "\n".join(f"  - {p}" for p in error.problems)) from None
 
 
-def probe_spec(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argparse.Namespace) -> ProbeSpec:
+def load_plan(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argparse.Namespace) -> LoadPlan | None:
+    """`--duration`/`--rate`: the sustained load through the edge, or None (then one burst of --requests)."""
+    if args.duration is None:
+        if args.rate is not None:
+            raise UsageError("--rate goes with --duration")
+        return None
+    try:
+        seconds = parse_seconds(args.duration)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    hosts = load_hosts(cfg.traffic.services)
+    problem = hosts_or_problem(hosts, outputs.edge_url)
+    if problem:
+        raise UsageError(problem)
+    return LoadPlan(hosts=hosts, rate=DEFAULT_RATE if args.rate is None else args.rate, seconds=seconds)
+
+
+def probe_spec(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argparse.Namespace,
+               sustained: bool = False) -> ProbeSpec:
     """The probe's plan; the stack file and the outputs must describe the same clusters."""
     configured = [(c.name, c.network) for c in cfg.clusters]
     deployed = [(c.name, c.network) for c in outputs.clusters]
@@ -204,7 +238,8 @@ def probe_spec(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argpa
         clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, weights=dict(cfg.traffic.weights),
         requests=args.requests, deadline_seconds=deadline,
         echo_image=args.echo_image, curl_image=args.curl_image, edge_url=outputs.edge_url,
-        load_hosts=load_hosts(cfg.traffic.services) if outputs.edge_url else (),
+        # A sustained load replaces the burst to the routed services' hosts.
+        load_hosts=load_hosts(cfg.traffic.services) if outputs.edge_url and not sustained else (),
     )
 
 
@@ -221,6 +256,8 @@ def main(
     poll_interval: float = 2.0,
     edge_request: Callable[[str, str], str | None] = edge_get,
     edge_load: Callable[[str, str], int | None] = edge_status,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -233,13 +270,16 @@ def main(
         return int(exit_.code or 0)
     try:
         outputs = read_outputs(args.stack, args.outputs, runner)
+        if (args.duration is not None or args.rate is not None) and not args.probe:
+            raise UsageError(f"{'--duration' if args.duration is not None else '--rate'} goes with --probe")
         cfg = read_stack_config(args.stack, args.config) if args.probe or args.before_flip else None
         if args.weights is not None:
             if not args.before_flip:
                 raise UsageError("--weights goes with --before-flip")
             assert cfg is not None
             cfg = with_weights(cfg, args.weights)
-        spec = probe_spec(cfg, outputs, args) if cfg is not None and args.probe else None
+        plan = load_plan(cfg, outputs, args) if cfg is not None and args.probe else None
+        spec = probe_spec(cfg, outputs, args, plan is not None) if cfg is not None and args.probe else None
     except UsageError as error:
         err.write(f"verify: {error}\n")
         return EXIT_USAGE
@@ -259,6 +299,11 @@ def main(
             out.write(f"probe skipped: {', '.join(e.name for e in errors)} cannot be used (see above)\n")
             return EXIT_FAILED
         ok = _probe(spec, clients, args, out, poll_interval, edge_request, edge_load) and ok
+        if plan is not None and cfg is not None and outputs.edge_url:
+            out.write(plan.describe(outputs.edge_url, cfg.flip.min_requests, cfg.flip.hold_seconds) + "\n")
+            counts = sustained_load(outputs.edge_url, plan, edge_load, clock=clock, sleep=sleep,
+                                    report=lambda line: out.write(line + "\n"))
+            out.writelines(line + "\n" for line in format_load(counts, outputs.edge_url))
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from components.config import StackConfig
-from components.names import EASTWEST_RELEASE, ISTIO_NAMESPACE
+from components.names import EASTWEST_RELEASE, ISTIO_NAMESPACE, service_key
 from tools.verify.checks import MESH, CheckResult, ClusterError, StackOutputs, load_balancer_address
 from tools.verify.kube import REQUEST_TIMEOUT, ClientFactory, _read, connect, describe_failure
 
@@ -38,7 +38,7 @@ class GateTarget:
 
     @property
     def key(self) -> str:
-        return f"{self.host}.{self.namespace}"
+        return service_key(self.host, self.namespace)
 
 
 @dataclass(frozen=True)
