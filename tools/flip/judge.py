@@ -89,7 +89,7 @@ def judge_cluster(cluster: str, m: ClusterMeasurement, t: FlipSpec) -> ClusterVe
     if m.requests < t.min_requests:
         return ClusterVerdict(cluster, Verdict.NO_TRAFFIC, m, (
             f"{cluster}: {m.requests:.0f} requests < {t.min_requests} needed to judge (add traffic: "
-            "`python -m tools.verify --probe`)",))
+            "`make verify ARGS=\"--probe --duration 30m\"` during the flip, docs/flip.md)",))
     return ClusterVerdict(cluster, Verdict.PASS, m)
 
 
