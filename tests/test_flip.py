@@ -335,7 +335,7 @@ def test_too_little_traffic_is_not_a_pass(mesh: Mesh) -> None:
     assert mesh.stack is not None
     assert mesh.stack.applied() == [STEPS[0], START]
     assert mesh.file_weights() == START
-    assert "green: 12 requests < 50 needed to judge" in out and "verify --probe" in out
+    assert "green: 12 requests < 50 needed to judge" in out and "--probe --duration 30m" in out
 
 
 def test_a_metrics_api_that_keeps_failing_mid_step_rolls_back_once_the_inconclusive_budget_is_spent(
