@@ -6,6 +6,7 @@ from components import config
 from components.certificate_authority import IstioCertificateAuthority, IstioCertificateAuthorityArgs
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.edge import GlobalEdge, GlobalEdgeArgs
+from components.fleet import FleetCluster, FleetWorkloads, FleetWorkloadsArgs
 from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.last_deployment import last_deployment_gate
@@ -70,6 +71,10 @@ if cfg.edge.enabled:
         clusters=cfg.clusters, weights=dict(cfg.traffic.weights), services=services, https=cfg.edge.https,
         negs={n: g.neg_self_links for n, g in ingress.items()}, ingress=ingress,
     ), gated)
+
+if cfg.workloads.enabled:
+    FleetWorkloads("fleet", FleetWorkloadsArgs(project=cfg.project, workloads=cfg.workloads, clusters={
+        n: FleetCluster(cluster_id=clusters[n].cluster.id, gke_name=clusters[n].cluster.name) for n in names}), gated)
 
 pulumi.export("clusters", {c.name: {
     "name": c.name, "region": c.region, "network": c.network, "istioVersion": cfg.istio_version(c),

@@ -20,6 +20,7 @@ CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
 TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
 INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
 GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
+FLEET_WORKLOADS_TYPE = f"{PROJECT}:index:FleetWorkloads"
 
 # ------------------------------------------------------------------ provider type tokens the tools read
 
@@ -44,6 +45,11 @@ BACKEND_SERVICE = "gcp:compute/backendService:BackendService"
 HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
 MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
 SERVICE_LB_POLICY = "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies"
+# The fleet (components/fleet.py): the project's Config Sync feature, a membership and its
+# Config Sync settings per cluster.
+FLEET_FEATURE = "gcp:gkehub/feature:Feature"
+FLEET_MEMBERSHIP = "gcp:gkehub/membership:Membership"
+FLEET_FEATURE_MEMBERSHIP = "gcp:gkehub/featureMembership:FeatureMembership"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs
 

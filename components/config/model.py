@@ -21,6 +21,14 @@ DEFAULT_MIN_NODES = 1
 DEFAULT_MAX_NODES = 3
 DEFAULT_RELEASE_CHANNEL = "REGULAR"
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+# Version skew between clusters (docs/replace.md#version-skew). GKE: the minor versions a release
+# channel offers side by side ("Available minor versions", GKE release notes, read 2026-12-04:
+# Rapid 1.32-1.35, Regular 1.32-1.34, Stable 1.32-1.33, Extended 1.29-1.34); two clusters on a
+# channel may differ by at most that span less one (the narrower channel's, across channels).
+GKE_CHANNEL_MINOR_SPAN = {"RAPID": 4, "REGULAR": 3, "STABLE": 2, "EXTENDED": 6}
+# Istio: a control plane may be one minor ahead of the data plane, never behind; a minor is
+# supported until 6 weeks after the N+2 release (istio.io docs/releases/supported-releases).
+MAX_ISTIO_MINOR_SKEW = 1
 
 # GKE accepts at most this many master authorized networks on a cluster with a public endpoint.
 MAX_AUTHORIZED_NETWORKS = 50
@@ -180,6 +188,9 @@ class ClusterSpec:
     release_channel: str = DEFAULT_RELEASE_CHANNEL
     deletion_protection: bool = True
     istio_version: str | None = None
+    # GKE `minMasterVersion`: a floor for the control plane (GKE's auto-upgrades raise it further);
+    # None lets GKE pick the channel's default version. Node pools follow the control plane.
+    min_master_version: str | None = None
     # Pulumi `protect` on the VPC, subnet, cluster and node pool: no edit or destroy deletes them.
     protect: bool = False
     # When GKE may upgrade or repair this cluster (config or the derived default).
@@ -300,6 +311,20 @@ class FlipSpec:
 
 
 @dataclass(frozen=True)
+class WorkloadsSpec:
+    """Fleet membership and Config Sync from one Git repository and path (section `workloads`).
+
+    Off by default: it registers every cluster in the project's fleet and lets Config Sync apply
+    what the repository declares; docs/replace.md says what that needs and costs.
+    """
+
+    enabled: bool = False
+    repo: str | None = None
+    path: str = "."
+    branch: str = "main"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     mesh_id: str
@@ -317,6 +342,7 @@ class StackConfig:
     maintenance_exclusions: tuple[MaintenanceExclusion, ...] = ()
     mesh_link: MeshLinkSpec = MeshLinkSpec()
     edge: EdgeSpec = EdgeSpec()
+    workloads: WorkloadsSpec = WorkloadsSpec()
 
     @property
     def edge_hosts(self) -> tuple[str, ...]:

@@ -35,10 +35,12 @@ from components.config.model import (
     DEFAULT_MIN_NODES,
     DEFAULT_RELEASE_CHANNEL,
     DEFAULT_ROOT_VALIDITY_HOURS,
+    GKE_CHANNEL_MINOR_SPAN,
     IMAGE_TYPES,
     MAX_AUTHORIZED_NETWORKS,
     MAX_EDGE_REPLICAS,
     MAX_GENERATION,
+    MAX_ISTIO_MINOR_SKEW,
     MAX_MANAGED_CERT_DOMAINS,
     MIN_EDGE_REPLICAS,
     MIN_ISTIO_VERSION,
@@ -57,6 +59,7 @@ from components.config.model import (
     RoutedService,
     StackConfig,
     TrafficSpec,
+    WorkloadsSpec,
 )
 from components.config.rules import (
     DNS1035_LABEL,
@@ -109,6 +112,46 @@ def _istio_version(value: str | None, key: str, p: Problems) -> None:
               "charts fail Helm's JSON-schema validation, istio/istio#57354)")
 
 
+# GKE's explicit versions: a minor ("1.33"), a patch ("1.33.5") or a GKE build ("1.33.5-gke.2100000").
+GKE_VERSION_PATTERN = re.compile(r"^1\.(\d+)(\.\d+(-gke\.\d+)?)?$")
+
+
+def _gke_version(value: Any, key: str, p: Problems) -> None:
+    if not isinstance(value, str) or not GKE_VERSION_PATTERN.match(value):
+        p.add(f"{key} {value!r} must be a GKE version: a minor such as 1.33, a patch such as 1.33.5 or a GKE "
+              "build such as 1.33.5-gke.2100000 (a floor: GKE's auto-upgrades raise the control plane further)")
+
+
+def _minor(version: str) -> int:
+    return int(version.split(".")[1])
+
+
+def _version_skew(raw_clusters: Any, clusters: Sequence[ClusterSpec], istio: IstioSettings, p: Problems) -> None:
+    """Clusters may differ in Istio and GKE versions only as far as Istio and GKE support."""
+    index = {n: k for k, n in enumerate(declared_cluster_names(raw_clusters))}
+    for a_k, a in enumerate(clusters):
+        for b in clusters[:a_k]:
+            i, j = index[a.name], index[b.name]
+            va, vb = a.istio_version or istio.version, b.istio_version or istio.version
+            skew = abs(_minor(va) - _minor(vb))
+            if skew > MAX_ISTIO_MINOR_SKEW:
+                key = f"clusters[{i}].istioVersion" if a.istio_version else "istio.version"
+                other = f"clusters[{j}].istioVersion" if b.istio_version else "istio.version"
+                p.add(f"{key} {va} ({a.name}) is {skew} minor releases from {other} {vb} ({b.name}); Istio "
+                      f"supports a control plane at most {MAX_ISTIO_MINOR_SKEW} minor ahead of the proxies it "
+                      "serves, and upgrades one minor at a time: keep the clusters within "
+                      f"{MAX_ISTIO_MINOR_SKEW} minor (docs/istio-upgrade.md)")
+            if a.min_master_version and b.min_master_version:
+                skew = abs(_minor(a.min_master_version) - _minor(b.min_master_version))
+                channel = min((a.release_channel, b.release_channel), key=GKE_CHANNEL_MINOR_SPAN.__getitem__)
+                limit = GKE_CHANNEL_MINOR_SPAN[channel] - 1
+                if skew > limit:
+                    p.add(f"clusters[{i}].minMasterVersion {a.min_master_version} ({a.name}) is {skew} minor "
+                          f"versions from clusters[{j}].minMasterVersion {b.min_master_version} ({b.name}); the "
+                          f"{channel} release channel offers {GKE_CHANNEL_MINOR_SPAN[channel]} minor versions side "
+                          f"by side, so its clusters can be at most {limit} apart")
+
+
 def _weights(value: Any, key: str, cluster_names: Sequence[str] | None, p: Problems,
              ) -> tuple[tuple[str, int], ...] | None:
     """A split over the clusters; `cluster_names` is None when some cluster has no usable name, so a
@@ -150,7 +193,7 @@ def _parse_istio(raw: Any, p: Problems) -> IstioSettings:
 
 _CLUSTER_KEYS = ("name", "network", "region", "nodeCidr", "podCidr", "serviceCidr", "masterCidr",
                  "machineType", "minNodes", "maxNodes", "releaseChannel", "deletionProtection",
-                 "istioVersion", "protect", "maintenance")
+                 "istioVersion", "protect", "maintenance", "minMasterVersion")
 _CIDR_KEYS = ("nodeCidr", "podCidr", "serviceCidr", "masterCidr")
 
 
@@ -230,6 +273,9 @@ def _parse_cluster(i: int, raw: Any, p: Problems) -> ClusterSpec | None:
             p.add(f"{key}.istioVersion {istio_version!r} must be a string")
         else:
             _istio_version(istio_version, f"{key}.istioVersion", p)
+    min_master = c.get("minMasterVersion")
+    if min_master is not None:
+        _gke_version(min_master, f"{key}.minMasterVersion", p)
 
     if len(p.items) > before:
         return None
@@ -240,7 +286,7 @@ def _parse_cluster(i: int, raw: Any, p: Problems) -> ClusterSpec | None:
         service_cidr=str(nets["serviceCidr"]), master_cidr=str(nets["masterCidr"]),
         machine_type=machine_type, min_nodes=min_nodes, max_nodes=max_nodes,
         release_channel=channel, deletion_protection=protection, istio_version=istio_version,
-        protect=protect,
+        protect=protect, min_master_version=min_master,
     )
 
 
@@ -629,9 +675,37 @@ def _parse_flip(raw: Any, p: Problems) -> FlipSpec:
                     max_p99_ms=float(p99), min_requests=int(requests))
 
 
+_GIT_URL = re.compile(r"^(https://|ssh://|git@)[^\s]+$")
+
+
+def _parse_workloads(raw: Any, p: Problems) -> WorkloadsSpec:
+    """Fleet + Config Sync: every cluster syncs one public Git repository's path (off by default)."""
+    w = as_mapping(raw, "workloads", p) or {}
+    known_keys(w, "workloads", ("enabled", "repo", "path", "branch"), p)
+    before = len(p.items)
+    enabled = w.get("enabled", False)
+    if not isinstance(enabled, bool):
+        p.add(f"workloads.enabled {enabled!r} must be true or false")
+    repo = w.get("repo")
+    if repo is not None and (not isinstance(repo, str) or not _GIT_URL.match(repo)):
+        p.add(f"workloads.repo {repo!r} must be a Git URL (https://, ssh:// or git@host:path)")
+    if enabled is True and repo is None:
+        p.add("workloads.enabled is true but workloads.repo is not set: Config Sync needs the Git repository "
+              "every cluster pulls its workloads from")
+    path = w.get("path", ".")
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
+        p.add(f"workloads.path {path!r} must be a relative directory inside the repository (e.g. apps/prod)")
+    branch = w.get("branch", "main")
+    if not isinstance(branch, str) or not branch or any(ch in branch for ch in " ~^:?*[\\"):
+        p.add(f"workloads.branch {branch!r} must be a Git branch name")
+    if len(p.items) > before:
+        return WorkloadsSpec()
+    return WorkloadsSpec(enabled=enabled, repo=repo, path=path, branch=branch)
+
+
 TOP_LEVEL_KEYS = ("meshId", "istio", "clusters", "traffic", "meshNamespaces", "clusterLocal",
                   "authorizedNetworks", "ca", "hardening", "flip", "availability", "nat", "maintenanceExclusions",
-                  "meshLink", "edge")
+                  "meshLink", "edge", "workloads")
 
 
 def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = False) -> StackConfig:
@@ -669,13 +743,15 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
     mesh_link = _parse_mesh_link(raw.get("meshLink"), p)
     flip = _parse_flip(raw.get("flip"), p)
     edge = _parse_edge(raw.get("edge"), declared_hosts(raw.get("traffic")), p)
+    workloads = _parse_workloads(raw.get("workloads"), p)
+    _version_skew(raw.get("clusters"), clusters, istio, p)
     if p.items:
         raise ConfigError(p.items)
     return StackConfig(
         project=project or "", mesh_id=mesh_id, istio=istio, clusters=clusters, traffic=traffic,
         mesh_namespaces=namespaces, cluster_local=cluster_local,
         authorized_networks=authorized, ca=ca, hardening=hardening, flip=flip, availability=availability,
-        nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link, edge=edge,
+        nat=nat, maintenance_exclusions=exclusions, mesh_link=mesh_link, edge=edge, workloads=workloads,
     )
 
 
