@@ -1,0 +1,138 @@
+"""The `replace` command: `python -m tools.replace --stack dev --replace blue --with blue2 --plan`.
+
+`--plan` prints every phase of the replacement (add, parity, flip, soak and drain, retire), each
+config edit as a diff of the stack file, the offline preview of the add and the extra monthly cost
+of running both clusters, and touches nothing. The phases themselves are not run by this command
+yet: without `--plan` it says so and exits 2 (docs/replace.md runs them by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from components import config
+from components.config.rules import duration_seconds
+from offline.engine import ROOT, ProgramError, run_program
+from tools.cost.estimate import PriceError, estimate, money
+from tools.flip.plan import format_weights
+from tools.flip.plan import plan as flip_steps
+from tools.flip.prometheus import queries
+from tools.replace import stackfile
+from tools.replace.plan import Changes, ReplaceError, ReplacePlan, plan
+from tools.replace.preview import check_add
+
+PHASES = ("add", "parity", "flip", "soak", "retire")
+DEFAULT_SOAK = "1h"
+NOT_YET = ("replace: only --plan is available today; the phases (add, parity, flip, soak and drain, retire) are "
+           "not run by this command yet. Run them by hand as docs/replace.md shows (each is one command or one "
+           "config edit), or add --plan to print them for this stack.")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tools.replace",
+                                description="Replace a cluster by a successor: add, parity, flip, soak, retire.")
+    p.add_argument("--stack", required=True, help="stack name (Pulumi.<stack>.yaml)")
+    p.add_argument("--stack-file", type=Path, help="the stack file (default: Pulumi.<stack>.yaml in the project)")
+    p.add_argument("--replace", required=True, metavar="OLD", help="the cluster to retire")
+    p.add_argument("--with", dest="new", required=True, metavar="NEW", help="the successor's name")
+    p.add_argument("--gke-version", help="the successor's clusters[].minMasterVersion (e.g. 1.34)")
+    p.add_argument("--istio-version", help="the successor's clusters[].istioVersion (e.g. 1.31.0)")
+    p.add_argument("--region", help="the successor's region (default: OLD's)")
+    p.add_argument("--machine-type", help="the successor's node machine type (default: OLD's)")
+    p.add_argument("--soak", default=DEFAULT_SOAK,
+                   help=f"how long OLD stays at weight 0 and must see no requests (default {DEFAULT_SOAK})")
+    p.add_argument("--plan", action="store_true", help="print every phase, config edit and the cost; touch nothing")
+    return p.parse_args(argv)
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "".join(prefix + line if line.strip() else line for line in text.splitlines(keepends=True))
+
+
+def render(stack: str, name: str, text: str, rp: ReplacePlan, soak: int, cfg: config.StackConfig,
+           preview_lines: list[str], cost_line: str) -> str:
+    old, new = rp.old, rp.new
+    added_text = stackfile.rewrite(text, rp.added)
+    flipped_text = stackfile.rewrite(added_text, rp.flipped)
+    out = [f"replace {old} with {new} in stack '{stack}' ({name}); plan only, nothing is touched", ""]
+    out += [f"a. add      (by hand today) write {new} into {name} at weight 0, then `pulumi preview --diff` and "
+            "`pulumi up`:", _indent(stackfile.diff(text, added_text, name, f"add {new}"))]
+    if rp.pinned:
+        pinned = ", ".join(f"clusters[{i}]" for i, _ in rp.pinned)
+        out.append(f"   {pinned}: the default maintenance window written out (same hours) so that removing "
+                   f"{old} later moves no window")
+    out += preview_lines
+    steps = flip_steps(dict(rp.added["traffic"]["weights"]), rp.final_weights, cfg.flip.steps)
+    out += ["", f"b. parity   (by hand today) {new} must run what {old} runs in {', '.join(cfg.mesh_namespaces)}: "
+            "the same Deployments and StatefulSets and images, ready, every routed service with ready endpoints "
+            "and the east-west gateway reachable (tools/verify/parity.py; docs/replace.md#b-parity)",
+            "", f"c. flip     make flip STACK={stack} ARGS=\"--weights "
+            f"{','.join(f'{k}={v}' for k, v in rp.final_weights.items() if v)} --steps "
+            f"{','.join(map(str, cfg.flip.steps))} --hold {cfg.flip.hold_seconds}s\""]
+    out += [f"    step {s.index} ({s.percent}%): {format_weights(s.weights)}" for s in steps]
+    hosts = [s.fqdn for s in cfg.traffic.services]
+    out += ["", f"d. soak     {old} stays at weight 0 for {soak}s and must see no requests of the routed services "
+            "in that time:", f"    {queries(hosts, soak)['requests']}  ->  no series for destination_cluster=\"{old}\""
+            " (or 0)"]
+    out += ["", f"e. retire   the point of no return: needs your explicit confirmation (a reviewed pull request); "
+            f"the retirement gate refuses while {old} has weight"]
+    retire_from = flipped_text
+    if rp.unprotected is not None:
+        unprotected_text = stackfile.rewrite(flipped_text, rp.unprotected)
+        out += [f"   first its own `pulumi up` that lifts {old}'s protection:",
+                _indent(stackfile.diff(flipped_text, unprotected_text, name, f"unprotect {old}"))]
+        retire_from = unprotected_text
+    out += [f"   then remove {old} and `pulumi up`:",
+            _indent(stackfile.diff(retire_from, stackfile.rewrite(retire_from, rp.retired), name, f"retire {old}"))]
+    out += ["", cost_line]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    path = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
+    if not path.is_file():
+        print(f"replace: --stack {args.stack}: there is no {path}", file=sys.stderr)
+        return 2
+    soak = duration_seconds(args.soak)
+    if soak is None:
+        print(f"replace: --soak {args.soak!r} must be a duration such as 30m, 1h or 86400", file=sys.stderr)
+        return 2
+    if not args.plan:
+        print(NOT_YET, file=sys.stderr)
+        return 2
+    text = path.read_text()
+    raw, project = stackfile.project_config(text), stackfile.gcp_project(text) or ""
+    changes = Changes(gke_version=args.gke_version, istio_version=args.istio_version, region=args.region,
+                      machine_type=args.machine_type)
+    try:
+        rp = plan(raw, old=args.replace, new=args.new, changes=changes, project=project)
+        before, after = run_program(rp.before, gcp_project=project), run_program(rp.added, gcp_project=project)
+    except ReplaceError as error:
+        print("replace: cannot plan:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
+        return 2
+    except ProgramError as error:
+        print(f"replace: the program stopped on the planned config:\n{error}", file=sys.stderr)
+        return 2
+    cfg = config.parse(rp.added, project=project)
+    check = check_add(before, after, rp.new, rp.entry["network"])
+    preview = [f"   offline preview: {len(check.added)} resources created (all {rp.new}'s), "
+               f"{len(check.changed)} changed, none deleted"]
+    preview += [f"     ~ {name}: {why}" for name, why in check.changed]
+    preview += [f"   REFUSED: {p}" for p in check.problems]
+    try:
+        now, both = estimate(before), estimate(after)
+        cost = (f"cost of running both clusters until {rp.old} is retired: {money(both.low - now.low)} – "
+                f"{money(both.high - now.high)} a month more ({money(both.low)} – {money(both.high)} in all; "
+                f"list prices read {both.read}, from tools.cost)")
+    except PriceError as error:
+        cost = f"cost: not estimated: {error}"
+    print(render(args.stack, path.name, text, rp, soak, cfg, preview, cost))
+    return 1 if check.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
