@@ -11,7 +11,15 @@ from offline import fake_kube
 from offline.fake_kube import FakeCluster
 from tools.verify.checks import ClusterOutputs
 from tools.verify.kube import default_client_factory
-from tools.verify.parity import compare, digest_of, read_parity, render, wait_for_parity
+from tools.verify.parity import (
+    compare,
+    compare_workload,
+    digest_of,
+    read_parity,
+    render,
+    to_workload,
+    wait_for_parity,
+)
 
 HELLO_REPO = "docker.io/istio/examples-helloworld-v1"
 HELLO = f"{HELLO_REPO}:1.0"
@@ -88,11 +96,22 @@ def test_every_difference_is_listed_per_namespace_and_workload_with_its_fix(clus
     assert text.index("namespace sample:") < text.index("StatefulSet/cache") < text.index("namespace istio-system:")
 
 
-def test_the_injected_sidecar_may_differ_and_a_template_image_without_digest_is_compared_by_reference() -> None:
-    pod = {"status": {"containerStatuses": [{"name": "app", "imageID": "docker.io/x@sha256:" + "1" * 64}]}}
-    assert digest_of(pod["status"]["containerStatuses"][0]["imageID"]) == "sha256:" + "1" * 64
-    assert digest_of("docker.io/x:1.0") is None
-    assert digest_of("") is None
+def test_the_injected_sidecar_may_differ_and_without_digests_images_are_compared_by_reference() -> None:
+    old_obj = fake_kube.workload("Deployment", "api", "sample", {"api": "ghcr.io/acme/api:2.1"}, replicas=1)
+    new_obj = fake_kube.workload("Deployment", "api", "sample", {"api": "ghcr.io/acme/api:2.1"}, replicas=1)
+    sidecar_old = fake_kube.workload_pod(old_obj, 0, {"api": f"ghcr.io/acme/api@{DIGEST_A}"})
+    # The successor runs another Istio: its injected proxy is another image; the app's digest is the same.
+    sidecar_new = fake_kube.workload_pod(new_obj, 0, {"api": f"ghcr.io/acme/api@{DIGEST_A}",
+                                                      "istio-proxy": f"docker.io/istio/proxyv2@{DIGEST_B}"})
+    old, new = to_workload("Deployment", old_obj, [sidecar_old]), to_workload("Deployment", new_obj, [sidecar_new])
+    assert set(old.images) == {"api"} and compare_workload(old, new, "blue2", "blue") == []
+    # No digest reported (e.g. pods not yet started): the template's references decide.
+    unreported = to_workload("Deployment", old_obj, [])
+    moved = to_workload("Deployment", fake_kube.workload("Deployment", "api", "sample", {"api": "ghcr.io/acme/api:2.2"},
+                                                          replicas=1), [])
+    (diff,) = compare_workload(unreported, moved, "blue2", "blue")
+    assert diff.problem == "container api: blue runs ghcr.io/acme/api:2.1, blue2 runs ghcr.io/acme/api:2.2"
+    assert digest_of("docker.io/x:1.0") is None and digest_of("") is None
 
 
 def test_the_gate_waits_bounded_and_returns_the_last_differences(clusters) -> None:
