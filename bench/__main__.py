@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import measure, report
+from bench import measure, replace, report
 from offline.engine import ROOT
 
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     evals = measure.evaluations(repeats=args.repeats)
     suite = measure.suite() if args.suite else None
     text = report.render(ops, path, evals, suite, repeats=args.repeats,
-                         command=" ".join(["python -m bench", *argv]))
+                         command=" ".join(["python -m bench", *argv]), replacement=replace.replacement())
     print(text)
     if args.output != "-":
         Path(args.output).write_text(text)

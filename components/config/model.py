@@ -59,6 +59,9 @@ DEFAULT_FLIP_INTERVAL_SECONDS = 30
 DEFAULT_FLIP_MIN_SUCCESS_RATE = 99.0
 DEFAULT_FLIP_MAX_P99_MS = 500.0
 DEFAULT_FLIP_MIN_REQUESTS = 50
+# A replacement (tools/replace) keeps the retiring cluster at weight 0 this long, and it must see no
+# request of a routed service in that time, before it may be removed (`--soak`).
+DEFAULT_REPLACE_SOAK_SECONDS = 3600
 # High availability of the traffic path (components/availability.py): replicas of istiod and of
 # each east-west gateway; two is the least that survives one node drain.
 DEFAULT_HA_REPLICAS = 2

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components import config
+from components.config.model import DEFAULT_REPLACE_SOAK_SECONDS
 from components.config.rules import duration_seconds
 from offline.engine import ROOT, ProgramError, run_program
 from tools.cost.estimate import PriceError, estimate, money
@@ -25,7 +26,6 @@ from tools.replace.plan import Changes, ReplaceError, ReplacePlan, plan
 from tools.replace.preview import check_add
 
 PHASES = ("add", "parity", "flip", "soak", "retire")
-DEFAULT_SOAK = "1h"
 NOT_YET = ("replace: only --plan is available today; the phases (add, parity, flip, soak and drain, retire) are "
            "not run by this command yet. Run them by hand as docs/replace.md shows (each is one command or one "
            "config edit), or add --plan to print them for this stack.")
@@ -42,8 +42,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--istio-version", help="the successor's clusters[].istioVersion (e.g. 1.31.0)")
     p.add_argument("--region", help="the successor's region (default: OLD's)")
     p.add_argument("--machine-type", help="the successor's node machine type (default: OLD's)")
-    p.add_argument("--soak", default=DEFAULT_SOAK,
-                   help=f"how long OLD stays at weight 0 and must see no requests (default {DEFAULT_SOAK})")
+    p.add_argument("--soak", default=str(DEFAULT_REPLACE_SOAK_SECONDS),
+                   help=f"how long OLD stays at weight 0 and must see no requests, e.g. 30m, 24h "
+                   f"(default {DEFAULT_REPLACE_SOAK_SECONDS}s)")
     p.add_argument("--plan", action="store_true", help="print every phase, config edit and the cost; touch nothing")
     return p.parse_args(argv)
 
