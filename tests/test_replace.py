@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import itertools
+import json
 import re
 import shlex
 from pathlib import Path
@@ -15,10 +16,11 @@ from hypothesis import strategies as st
 
 from components import config
 from components.config.model import MIN_WINDOW_HOURS, WEEKDAYS
-from offline import ROOT, run_program
+from offline import ROOT, fake_kube, run_program
 from offline.configs import MAX_CLUSTERS, base, n_clusters, with_edge, write_stack_file
+from offline.fake_kube import FakeCluster
 from tools.replace import stackfile
-from tools.replace.cli import main
+from tools.replace.cli import main, parse_args
 from tools.replace.plan import CIDR_KEYS, Changes, ReplaceError, plan
 from tools.replace.preview import check_add
 
@@ -244,7 +246,62 @@ def test_the_documented_command_runs_as_written_on_the_shipped_dev_stack(capsys)
     commands = re.findall(r'^make replace STACK=(\w+) ARGS="([^"]*)"$', runbook, re.M)
     assert commands
     for stack, args in commands:
-        rc = main(["--stack", stack, *shlex.split(args)])
+        argv = ["--stack", stack, *shlex.split(args)]
+        if "--plan" not in args:
+            assert parse_args(argv).check_parity  # run against fake clusters below
+            continue
+        rc = main(argv)
         out, err = capsys.readouterr()
-        assert rc == (0 if "--plan" in args else 2), err
-        assert ("e. retire" in out) if "--plan" in args else ("not run by this command yet" in err)
+        assert rc == 0, err
+        assert "e. retire" in out
+
+
+# ------------------------------------------------------------------ phase b on its own: --check-parity
+
+
+def _stage(f: FakeCluster, address: str, *, with_app: bool) -> None:
+    f.put(fake_kube.namespace("istio-system"))
+    f.put(fake_kube.namespace("sample", {"istio-injection": "enabled"}))
+    f.put(fake_kube.eastwest_service(address))
+    f.put(fake_kube.endpoint_slice("istio-eastwestgateway", "istio-system", ready=2))
+    if with_app:
+        app = fake_kube.workload("Deployment", "helloworld-v1", "sample", {"helloworld": "docker.io/x/hello:1"})
+        f.put(app)
+        for i in range(2):
+            f.put(fake_kube.workload_pod(app, i, {"helloworld": f"docker.io/x/hello@sha256:{'a' * 64}"}))
+        f.put(fake_kube.endpoint_slice("helloworld", "sample", ready=2))
+
+
+def test_check_parity_stops_on_a_missing_workload_and_passes_once_it_is_delivered(tmp_path, capsys) -> None:
+    rp = plan(base(), old="blue", new="blue2", project=PROJECT_ID)
+    stack = write_stack_file(tmp_path / "Pulumi.test.yaml", rp.added)
+    fakes = {n: FakeCluster(n).start() for n in ("blue", "blue2")}
+    try:
+        addresses = {"blue": "34.71.20.1", "blue2": "34.71.20.9"}
+        _stage(fakes["blue"], addresses["blue"], with_app=True)
+        _stage(fakes["blue2"], addresses["blue2"], with_app=False)
+        outputs = {"clusters": {n: {"name": n, "region": "us-west1", "network": n, "endpoint": f.url,
+                                    "eastWestGatewayAddress": addresses[n]} for n, f in fakes.items()},
+                   "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
+                   "rootCertPem": "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"}
+        (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+        argv = ["--stack", "test", "--stack-file", str(stack), "--replace", "blue", "--with", "blue2",
+                "--check-parity", "--outputs", str(tmp_path / "outputs.json")]
+        assert main(argv) == 1
+        out = capsys.readouterr().out
+        assert "Deployment/helloworld-v1: runs in blue but not in blue2" in out
+        assert "Service/helloworld: 0/0 endpoints ready in blue2" in out
+        _stage(fakes["blue2"], addresses["blue2"], with_app=True)
+        assert main(argv) == 0
+        assert capsys.readouterr().out.startswith("parity: blue2 runs what blue runs")
+    finally:
+        for f in fakes.values():
+            f.stop()
+
+
+def test_encrypted_ca_values_are_left_alone_in_the_plan_and_the_stack_file() -> None:
+    text = STACK_TEXT + "  gke-istio-mesh:ca:\n    rootKeyPem:\n      secure: v1:abcdef==\n"
+    raw = stackfile.project_config(text)
+    rp = plan(raw, old="green", new="green2", project=PROJECT_ID)
+    assert rp.added["ca"] == {"rootKeyPem": {"secure": "v1:abcdef=="}}
+    assert "      secure: v1:abcdef==" in stackfile.rewrite(text, rp.retired)

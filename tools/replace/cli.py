@@ -3,12 +3,15 @@
 `--plan` prints every phase of the replacement (add, parity, flip, soak and drain, retire), each
 config edit as a diff of the stack file, the offline preview of the add and the extra monthly cost
 of running both clusters, and touches nothing. The phases themselves are not run by this command
-yet: without `--plan` it says so and exits 2 (docs/replace.md runs them by hand).
+yet: without `--plan` it says so and exits 2 (docs/replace.md runs them by hand). `--check-parity`
+runs phase b's gate on its own against the deployed clusters (reads only).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +25,16 @@ from tools.flip.plan import format_weights
 from tools.flip.plan import plan as flip_steps
 from tools.flip.prometheus import queries
 from tools.replace import stackfile
-from tools.replace.plan import Changes, ReplaceError, ReplacePlan, plan
+from tools.replace.plan import Changes, ReplaceError, ReplacePlan, parseable, plan
 from tools.replace.preview import check_add
+from tools.verify.cli import Runner, UsageError, read_outputs
+from tools.verify.kube import ClientFactory, connect, default_client_factory
+from tools.verify.parity import compare, read_parity, wait_for_parity
+from tools.verify.parity import render as render_parity
 
-PHASES = ("add", "parity", "flip", "soak", "retire")
-NOT_YET = ("replace: only --plan is available today; the phases (add, parity, flip, soak and drain, retire) are "
-           "not run by this command yet. Run them by hand as docs/replace.md shows (each is one command or one "
-           "config edit), or add --plan to print them for this stack.")
+NOT_YET = ("replace: only --plan and --check-parity are available today; the phases (add, parity, flip, soak and "
+           "drain, retire) are not run by this command yet. Run them by hand as docs/replace.md shows (each is one "
+           "command or one config edit), or add --plan to print them for this stack.")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,8 +51,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--soak", default=str(DEFAULT_REPLACE_SOAK_SECONDS),
                    help=f"how long OLD stays at weight 0 and must see no requests, e.g. 30m, 24h "
                    f"(default {DEFAULT_REPLACE_SOAK_SECONDS}s)")
-    p.add_argument("--plan", action="store_true", help="print every phase, config edit and the cost; touch nothing")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--plan", action="store_true", help="print every phase, config edit and the cost; touch nothing")
+    mode.add_argument("--check-parity", action="store_true",
+                      help="phase b alone: compare NEW's workloads with OLD's in the deployed clusters (reads only)")
+    p.add_argument("--outputs", type=Path, metavar="FILE",
+                   help="with --check-parity: `pulumi stack output --json --show-secrets` saved to FILE "
+                   "(default: ask the Pulumi CLI)")
+    p.add_argument("--wait", default="0", help="with --check-parity: keep checking up to this long, e.g. 10m")
     return p.parse_args(argv)
+
+
+def check_parity(args: argparse.Namespace, text: str, factory: ClientFactory, runner: Runner) -> int:
+    """Read OLD and NEW from the deployed clusters and compare them; 0 parity, 1 differences, 2 unusable."""
+    wait = duration_seconds(args.wait) if args.wait != "0" else 0
+    if wait is None:
+        print(f"replace: --wait {args.wait!r} must be a duration such as 10m", file=sys.stderr)
+        return 2
+    try:
+        cfg = config.parse(parseable(stackfile.project_config(text)), project=stackfile.gcp_project(text) or "")
+        outputs = read_outputs(args.stack, args.outputs, runner)
+    except (config.ConfigError, UsageError) as error:
+        print(f"replace: {error}", file=sys.stderr)
+        return 2
+    missing = [n for n in (args.replace, args.new) if n not in outputs.names]
+    if missing:
+        print(f"replace: {', '.join(missing)} not in the stack outputs (clusters: {', '.join(outputs.names)}); "
+              "phase a (add) must be deployed first", file=sys.stderr)
+        return 2
+    picked = dataclasses.replace(outputs, clusters=tuple(
+        c for c in outputs.clusters if c.name in (args.replace, args.new)))
+    clients, errors = connect(picked, factory)
+    if errors:
+        print("\n".join(f"replace: {e.name}: {e.message} ({e.fix})" for e in errors), file=sys.stderr)
+        return 2
+    services = [(s.host, s.namespace) for s in cfg.traffic.services]
+    address = next(c.eastwest_address for c in outputs.clusters if c.name == args.new)
+
+    def once():  # noqa: ANN202
+        old = read_parity(clients[args.replace], args.replace, cfg.mesh_namespaces, services)
+        new = read_parity(clients[args.new], args.new, cfg.mesh_namespaces, services)
+        return compare(old, new, services, address)
+
+    result = wait_for_parity(once, timeout=float(wait))
+    print(render_parity(result))
+    return 0 if result.passed else 1
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
@@ -92,7 +141,8 @@ def render(stack: str, name: str, text: str, rp: ReplacePlan, soak: int, cfg: co
     return "\n".join(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, client_factory: ClientFactory = default_client_factory,
+         runner: Runner = subprocess.run) -> int:
     args = parse_args(argv)
     path = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
@@ -102,23 +152,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if soak is None:
         print(f"replace: --soak {args.soak!r} must be a duration such as 30m, 1h or 86400", file=sys.stderr)
         return 2
+    text = path.read_text()
+    if args.check_parity:
+        return check_parity(args, text, client_factory, runner)
     if not args.plan:
         print(NOT_YET, file=sys.stderr)
         return 2
-    text = path.read_text()
     raw, project = stackfile.project_config(text), stackfile.gcp_project(text) or ""
     changes = Changes(gke_version=args.gke_version, istio_version=args.istio_version, region=args.region,
                       machine_type=args.machine_type)
     try:
         rp = plan(raw, old=args.replace, new=args.new, changes=changes, project=project)
-        before, after = run_program(rp.before, gcp_project=project), run_program(rp.added, gcp_project=project)
+        before = run_program(parseable(rp.before), gcp_project=project)
+        after = run_program(parseable(rp.added), gcp_project=project)
     except ReplaceError as error:
         print("replace: cannot plan:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
         return 2
     except ProgramError as error:
         print(f"replace: the program stopped on the planned config:\n{error}", file=sys.stderr)
         return 2
-    cfg = config.parse(rp.added, project=project)
+    cfg = config.parse(parseable(rp.added), project=project)
     check = check_add(before, after, rp.new, rp.entry["network"])
     preview = [f"   offline preview: {len(check.added)} resources created (all {rp.new}'s), "
                f"{len(check.changed)} changed, none deleted"]

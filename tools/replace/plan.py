@@ -123,9 +123,22 @@ def window_config(w: MaintenanceWindow) -> dict[str, Any]:
 # ------------------------------------------------------------------ the plan
 
 
+def _secret(value: Any) -> bool:
+    """A value Pulumi keeps encrypted in the stack file (`{secure: v1:…}`), at any depth."""
+    if isinstance(value, Mapping):
+        return set(value) == {"secure"} or any(_secret(v) for v in value.values())
+    return isinstance(value, list) and any(_secret(v) for v in value)
+
+
+def parseable(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without a `ca` section that holds encrypted values (this tool cannot read them, and a
+    replacement changes nothing in them); the stack file keeps them as they are."""
+    return {k: v for k, v in raw.items() if not (k == "ca" and _secret(v))}
+
+
 def _parse(raw: Mapping[str, Any], project: str, phase: str) -> config.StackConfig:
     try:
-        return config.parse(raw, project=project)
+        return config.parse(parseable(raw), project=project)
     except config.ConfigError as error:
         raise ReplaceError([f"{phase}: {line}" for line in error.problems]) from None
 
