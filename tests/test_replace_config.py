@@ -72,3 +72,12 @@ def test_skew_is_refused_exactly_beyond_the_documented_limits(ch_a, ch_b, gke_a,
     for key, refused in expected.items():
         assert any(key in p for p in problems) == refused, problems
     assert len(problems) == sum(expected.values()), problems
+
+
+def test_an_invalid_mesh_pin_is_reported_once_not_again_as_skew() -> None:
+    config_ = base()
+    config_["istio"]["version"] = "abc"
+    config_["clusters"][1]["istioVersion"] = "1.31.0"
+    with pytest.raises(config.ConfigError) as failure:
+        config.parse(config_, project="mesh-test-project")
+    assert len(failure.value.problems) == 1 and failure.value.problems[0].startswith("istio.version 'abc'")

@@ -133,7 +133,9 @@ def _version_skew(raw_clusters: Any, clusters: Sequence[ClusterSpec], istio: Ist
         for b in clusters[:a_k]:
             i, j = index[a.name], index[b.name]
             va, vb = a.istio_version or istio.version, b.istio_version or istio.version
-            skew = abs(_minor(va) - _minor(vb))
+            # An invalid version is already reported by its own rule.
+            valid = all(ISTIO_VERSION_PATTERN.match(v) for v in (va, vb))
+            skew = abs(_minor(va) - _minor(vb)) if valid else 0
             if skew > MAX_ISTIO_MINOR_SKEW:
                 key = f"clusters[{i}].istioVersion" if a.istio_version else "istio.version"
                 other = f"clusters[{j}].istioVersion" if b.istio_version else "istio.version"
