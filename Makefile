@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench policy flip cost diff replace
+.PHONY: test lint clean render verify bench policy flip cost diff lock promtool replace
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed promtool
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
@@ -17,6 +17,16 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
+
+# promtool (Debian's `prometheus` package) parses the dashboard's PromQL and runs the alert rule
+# tests (tests/test_observability.py); installed when missing, with sudo unless root (CI runs as root).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@promtool --version >/dev/null
 
 STACK ?= dev
 
@@ -55,9 +65,23 @@ cost: $(VENV)/.installed
 REF ?= HEAD
 
 # What the working tree changes against a git ref, per cluster and object, and its cost (docs/render.md).
-# Exits 1 when something changes, so it can gate a pull request.
+# Exits 0 whatever changes; ARGS=--exit-code exits 1 when something does (a pull-request gate).
 diff: $(VENV)/.installed
-	$(BIN)/python -m tools.render --stack $(STACK) --diff $(REF)
+	$(BIN)/python -m tools.render --stack $(STACK) --diff $(REF) $(ARGS)
+
+# The hash-locked installs of the workflows that hold a cloud identity (docs/delivery.md):
+# `pip install --require-hashes -r requirements.lock` (the program) and policy/requirements.lock (the
+# policy pack). Run after editing requirements.txt or policy/requirements.txt; existing pins are kept
+# unless you pass LOCK_ARGS=--upgrade. Needs PyPI; uv is installed into build/uv at a pinned version.
+UV_VERSION := 0.13.9
+UV_COMPILE := build/uv/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--no-config --index-url https://pypi.org/simple --custom-compile-command "make lock" $(LOCK_ARGS)
+
+lock:
+	test -x build/uv/bin/python || $(PYTHON) -m venv build/uv
+	build/uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV_COMPILE) requirements.txt -o requirements.lock
+	$(UV_COMPILE) policy/requirements.txt -o policy/requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build

@@ -3,14 +3,24 @@
 import pulumi
 
 from components import config
+from components.alerts import MeshAlerts, MeshAlertsArgs
 from components.certificate_authority import IstioCertificateAuthority, IstioCertificateAuthorityArgs
 from components.cluster import GkeCluster, GkeClusterArgs
+from components.dashboard import MeshDashboard, MeshDashboardArgs, ObservedService
 from components.edge import GlobalEdge, GlobalEdgeArgs
 from components.fleet import FleetCluster, FleetWorkloads, FleetWorkloadsArgs
 from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.last_deployment import last_deployment_gate
 from components.mesh_link import LinkedCluster, MeshLink, MeshLinkArgs
+from components.names import (
+    CLUSTER_ROUTING_TYPE,
+    GKE_CLUSTER_TYPE,
+    INGRESS_GATEWAY_TYPE,
+    ISTIO_PRIMARY_TYPE,
+    TELEMETRY_TYPE,
+    cluster_component,
+)
 from components.network import MeshNetwork, MeshNetworkArgs
 from components.retirement import retirement_problems
 from components.root_transition import multiroot_env, root_change_problems
@@ -28,7 +38,7 @@ networks = {c.name: MeshNetwork(c.network, MeshNetworkArgs(cluster=c, nat=cfg.na
             for c in cfg.clusters}
 peer_egress = {c.name: [(o, cidr) for o in names if o != c.name for cidr in networks[o].egress_cidrs]
                for c in cfg.clusters}
-clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
+clusters = {c.name: GkeCluster(cluster_component(GKE_CLUSTER_TYPE, c.name), GkeClusterArgs(
     cluster=c, project=cfg.project, mesh_id=cfg.mesh_id, network=networks[c.name],
     authorized_networks=cfg.authorized_networks, peer_egress=peer_egress[c.name], hardening=cfg.hardening,
     maintenance_exclusions=cfg.maintenance_exclusions,
@@ -37,7 +47,7 @@ clusters = {c.name: GkeCluster(c.name, GkeClusterArgs(
 ca = IstioCertificateAuthority("mesh-ca", IstioCertificateAuthorityArgs(
     ca=cfg.ca, clusters=names, protect_root=any(c.protect for c in cfg.clusters) and not cfg.ca.root_transition),
     gated)
-primaries = {c.name: IstioPrimary(c.name, IstioPrimaryArgs(
+primaries = {c.name: IstioPrimary(cluster_component(ISTIO_PRIMARY_TYPE, c.name), IstioPrimaryArgs(
     cluster=c, target=clusters[c.name].handle, mesh_id=cfg.mesh_id, istio_version=cfg.istio_version(c),
     chart_repository=cfg.istio.chart_repository,
     cacerts=ca.intermediates[c.name].cacerts(ca.root_cert_pem, ca.trusted_roots), istiod_env=multiroot_env(cfg.ca),
@@ -50,19 +60,19 @@ MeshLink("mesh-link", MeshLinkArgs(clusters={c.name: LinkedCluster(
     reader_token_generation=cfg.mesh_link.reader_token_generation), gated)
 
 for c in cfg.clusters:
-    MeshTelemetry(f"{c.name}-telemetry", MeshTelemetryArgs(
+    MeshTelemetry(cluster_component(TELEMETRY_TYPE, c.name), MeshTelemetryArgs(
         target=clusters[c.name].handle, mesh_namespaces=cfg.mesh_namespaces,
         depends_on=primaries[c.name].routing_ready), gated)
 
 services = [(s, cfg.traffic.weights_for(s)) for s in cfg.traffic.services]
-routing = {c.name: ClusterRouting(f"{c.name}-routing", ClusterRoutingArgs(
+routing = {c.name: ClusterRouting(cluster_component(CLUSTER_ROUTING_TYPE, c.name), ClusterRoutingArgs(
     cluster=c.name, clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, services=services,
     target=clusters[c.name].handle, depends_on=primaries[c.name].routing_ready,
 ), gated) for c in cfg.clusters}
 
 edge = None
 if cfg.edge.enabled:
-    ingress = {c.name: IngressGateway(f"{c.name}-ingress", IngressGatewayArgs(
+    ingress = {c.name: IngressGateway(cluster_component(INGRESS_GATEWAY_TYPE, c.name), IngressGatewayArgs(
         cluster=c, target=clusters[c.name].handle, network=networks[c.name], istio_version=cfg.istio_version(c),
         chart_repository=cfg.istio.chart_repository, replicas=cfg.edge.replicas,
         services=[s for s in cfg.traffic.services if s.hosts], depends_on=[routing[c.name]],
@@ -76,6 +86,17 @@ if cfg.workloads.enabled:
     FleetWorkloads("fleet", FleetWorkloadsArgs(project=cfg.project, workloads=cfg.workloads, clusters={
         n: FleetCluster(cluster_id=clusters[n].cluster.id, gke_name=clusters[n].cluster.name) for n in names}), gated)
 
+# What the dashboard and the alert policies watch: each cluster by the names its metrics carry.
+observed = [(c.name, c.network, clusters[c.name].cluster.name, networks[c.name].nat.name) for c in cfg.clusters]
+watched = [ObservedService(s.key, s.fqdn, tuple(w.items()), cfg.edge.enabled and bool(s.hosts))
+           for s, w in services]
+dashboard = MeshDashboard("mesh-dashboard", MeshDashboardArgs(
+    title=f"Mesh {cfg.mesh_id} ({pulumi.get_stack()})", project=cfg.project, clusters=observed, services=watched,
+    flip=cfg.flip, nat=cfg.nat, edge=cfg.edge.enabled), gated)
+alerts = MeshAlerts("mesh-alerts", MeshAlertsArgs(
+    project=cfg.project, mesh_id=cfg.mesh_id, clusters=observed, services=watched, flip=cfg.flip,
+    notification_channels=cfg.monitoring.notification_channels), gated)
+
 pulumi.export("clusters", {c.name: {
     "name": c.name, "region": c.region, "network": c.network, "istioVersion": cfg.istio_version(c),
     "gkeName": clusters[c.name].cluster.name, "endpoint": clusters[c.name].endpoint,
@@ -87,4 +108,6 @@ pulumi.export("rootCertPem", ca.root_cert_pem)
 pulumi.export("caExpiry", ca.expiry)
 pulumi.export("caTrust", ca.trust)
 pulumi.export("edge", {"address": edge.address, "url": edge.url, "hosts": edge.hosts} if edge else None)
-pulumi.export("trafficSplit", {f"{s.host}.{s.namespace}": w for s, w in services})
+pulumi.export("dashboardUrl", dashboard.url)
+pulumi.export("alertPolicies", alerts.names)
+pulumi.export("trafficSplit", {s.key: w for s, w in services})

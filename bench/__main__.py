@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import measure, replace, report
 from offline.engine import ROOT
+from offline.progress import Progress
 
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
 
@@ -37,15 +38,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    progress = Progress("bench")
+    progress.step("1/4 operations: running the program offline before and after each operation …")
     ops = measure.operations()
+    progress.step("2/4 critical path: the program at 2, 4 and 8 clusters …")
     path = measure.critical_path()
-    evals = measure.evaluations(repeats=args.repeats)
+    progress.step("3/4 evaluation CPU time:")
+    evals = measure.evaluations(repeats=args.repeats, say=lambda m: progress.step("    " + m))
+    if args.suite:
+        progress.step("4/4 the offline test suite in a fresh interpreter (about a minute) …")
     suite = measure.suite() if args.suite else None
     text = report.render(ops, path, evals, suite, repeats=args.repeats,
-                         command=" ".join(["python -m bench", *argv]), replacement=replace.replacement())
+                         command=" ".join(["python -m bench", *argv]), footprint=measure.flip_footprint(),
+                         replacement=replace.replacement())
     print(text)
     if args.output != "-":
         Path(args.output).write_text(text)
+        progress.step(f"done: wrote {args.output}")
+    else:
+        progress.step("done")
     return 0
 
 

@@ -3,12 +3,18 @@
 The critical paths are only as good as these numbers, so every row names its source or says
 it is an estimate, and gives a low / typical / high range for each step (create, update,
 delete). Nothing here is measured on this machine (there is no GCP here): the bench measures
-the *shape* of the engine's step graph and weighs it with this table, once per level.
+the *shape* of the engine's step graph and weighs it with this table, once per level. Where the
+end-to-end run has measured a step (bench/measured.json, docs/e2e.md), `overlay` puts its
+figures in place of the estimate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from components.names import HELM_RELEASE
 from offline.engine import Resource
@@ -141,11 +147,68 @@ _ROWS = (
     Duration("gcp:compute/globalForwardingRule:GlobalForwardingRule", "global forwarding rule (edge)",
              (10, 20, 60), (10, 20, 60), (10, 20, 60), False,
              "estimate: a global Compute Engine operation that programs the anycast entry"),
+    Duration("gcp:monitoring/dashboard:Dashboard", "Cloud Monitoring dashboard",
+             (1, 2, 5), (1, 2, 5), (1, 2, 5), False,
+             "estimate: one synchronous Cloud Monitoring API call (projects.dashboards), no long-running operation"),
+    Duration("gcp:monitoring/alertPolicy:AlertPolicy", "Cloud Monitoring alert policy",
+             (1, 2, 5), (1, 2, 5), (1, 2, 5), False,
+             "estimate: one synchronous Cloud Monitoring API call (projects.alertPolicies), no long-running "
+             "operation"),
+    Duration("gcp:gkehub/feature:Feature", "fleet feature (Config Sync, with `workloads`)",
+             (10, 30, 90), (10, 30, 90), (10, 30, 90), False,
+             "estimate: a GKE Hub long-running operation"),
+    Duration("gcp:gkehub/membership:Membership", "fleet membership (with `workloads`)",
+             (30, 60, 180), (10, 30, 90), (30, 60, 180), False,
+             "estimate: a GKE Hub long-running operation that registers the cluster"),
+    Duration("gcp:gkehub/featureMembership:FeatureMembership", "Config Sync on one cluster (with `workloads`)",
+             (10, 30, 120), (10, 30, 120), (10, 30, 120), False,
+             "estimate: a GKE Hub feature update; Config Sync installs in the cluster after it returns"),
     Duration("component", "component resource", _NONE, _NONE, _NONE, False,
              "no API call: a grouping in Pulumi's state"),
 )
 
-TABLE: dict[str, Duration] = {row.key: row for row in _ROWS}
+# Figures measured by real runs (the e2e workflow, docs/e2e.md), written by `python -m tools.e2e measured`.
+MEASURED_FILE = Path(__file__).with_name("measured.json")
+# From this many samples on, the measured spread replaces the estimated low and high as well.
+MIN_SAMPLES_FOR_SPREAD = 3
+
+
+def overlay(rows: dict[str, Duration], measured: dict[str, Any]) -> dict[str, Duration]:
+    """The table with measured figures in place of estimates, step by step.
+
+    A measured step's typical figure is the median of its samples; its low and high are the
+    samples' min and max once there are MIN_SAMPLES_FOR_SPREAD of them, before that the estimated
+    range widened to take in what was measured. Steps nobody measured keep their estimate.
+    """
+    out = dict(rows)
+    runs = len(measured.get("runs", []))
+    for key, steps in measured.get("rows", {}).items():
+        if key not in out:
+            continue
+        row, changes = out[key], {}
+        for step, samples in steps.items():
+            if not samples:
+                continue
+            typical = statistics.median(samples)
+            if len(samples) >= MIN_SAMPLES_FOR_SPREAD:
+                changes[step] = (min(samples), typical, max(samples))
+            else:
+                low, _, high = getattr(row, step)
+                changes[step] = (min(low, *samples), typical, max(high, *samples))
+        if changes:
+            counts = ", ".join(f"{step} ×{len(steps[step])}" for step in changes)
+            out[key] = replace(row, **changes, published=row.published or CREATE in changes,
+                               source=f"measured: {counts} in {runs} e2e runs (bench/measured.json); "
+                                      f"before: {row.source}")
+    return out
+
+
+def _load_measured(path: Path = MEASURED_FILE) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+ESTIMATES: dict[str, Duration] = {row.key: row for row in _ROWS}
+TABLE: dict[str, Duration] = overlay(ESTIMATES, _load_measured())
 
 
 class UnknownResourceType(LookupError):

@@ -14,14 +14,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bench import durations
 from bench.durations import LEVELS
 from offline import configs
-from offline.engine import ROOT, Program, run_program
+from offline.engine import ROOT, Program, changed_resources, run_program
 from offline.graph import (
     BlastRadius,
     Chain,
@@ -81,6 +81,29 @@ def operations(services: int = 2) -> tuple[OperationRow, ...]:
         _operation("remove a cluster", f"3 clusters to 2 (remove {n3[-1]})", three, two),
         _operation("destroy", "2 clusters to an empty stack", two, None),
     )
+
+
+@dataclass(frozen=True)
+class FlipFootprint:
+    """One flip's update (`tools.flip` applies only these URNs, `--target`) against the whole stack."""
+
+    clusters: int
+    resources: int
+    touched: int
+
+    @property
+    def ratio(self) -> float:
+        return self.touched / self.resources
+
+
+def flip_footprint(sizes: Sequence[int] = (2, 4, 8)) -> tuple[FlipFootprint, ...]:
+    """Resources a flip's update touches / resources in the stack, for N clusters (first cluster -> second)."""
+    rows = []
+    for n in sizes:
+        cfg = configs.n_clusters(n)
+        before, after = run_program(cfg), run_program(configs.flipped(cfg))
+        rows.append(FlipFootprint(n, len(before.resources), len(changed_resources(before, after).touched)))
+    return tuple(rows)
 
 
 # ------------------------------------------------------------------ 2. create's critical path against N
@@ -174,7 +197,8 @@ def _cpu(config: dict[str, Any]) -> float:
     return time.process_time() - start
 
 
-def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> tuple[EvalRow, ...]:
+def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5,
+                say: Callable[[str], None] = lambda _: None) -> tuple[EvalRow, ...]:
     """CPU seconds of the program's evaluation under mocks, `repeats` times after one warm-up run.
 
     The warm-up pays one-time costs (imports, the mocks' key generation for new names); CPU
@@ -182,6 +206,7 @@ def evaluations(sizes: Sequence[int] = (2, 4, 8), repeats: int = 5) -> tuple[Eva
     """
     rows = []
     for n in sizes:
+        say(f"evaluating the program at {n} clusters, 1 warm-up + {repeats} timed runs …")
         config = configs.n_clusters(n)
         program = run_program(config)
         rows.append(EvalRow(n, len(program.resources), tuple(_cpu(config) for _ in range(repeats))))

@@ -20,6 +20,7 @@ from bench.measure import (
     SUITE_TARGET_SECONDS,
     CriticalPath,
     EvalRow,
+    FlipFootprint,
     OperationRow,
     SuiteRow,
 )
@@ -181,8 +182,18 @@ def replacement_section(phases: Sequence[Phase]) -> str:
         "path. Not counted: reviews and approvals between phases, `pulumi preview` before each `up`."])
 
 
+def footprint_section(rows: Sequence[FlipFootprint]) -> str:
+    body = [(r.clusters, r.resources, r.touched, f"{r.ratio:.3f}") for r in rows]
+    return "\n".join(["### A flip's update against the stack", "",
+                      "`tools.flip` applies only the routing resources its preview showed (`pulumi up --target`, "
+                      "docs/flip.md), so a step's update grows with what changes, not with the stack:", "",
+                      _table(("clusters", "resources in the stack", "resources a flip's update touches",
+                              "touched ÷ stack"), body)])
+
+
 def render(ops: Sequence[OperationRow], path: CriticalPath, evals: Sequence[EvalRow], suite_row: SuiteRow | None,
-           *, repeats: int, command: str, replacement: Sequence[Phase] = ()) -> str:
+           *, repeats: int, command: str, footprint: Sequence[FlipFootprint] = (),
+           replacement: Sequence[Phase] = ()) -> str:
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     parts = [
         "# Performance",
@@ -191,6 +202,7 @@ def render(ops: Sequence[OperationRow], path: CriticalPath, evals: Sequence[Eval
         "",
         assumptions(), "",
         operations_section(ops), "",
+        *([footprint_section(footprint), ""] if footprint else []),
         critical_path_section(path), "",
         evaluation_section(evals, repeats), "",
         suite_section(suite_row), "",

@@ -39,6 +39,16 @@ SECRETS_KEY_ROTATION = "7776000s"
 # is created. terraform-provider-google marks `node_config` ForceNew and the pool is deleted right
 # after creation, so a later edit (or a field added here) would otherwise replace a running cluster.
 DEFAULT_POOL_CREATE_ONLY = ("nodeConfig", "initialNodeCount")
+# The node pool's size at creation, per zone: read only then. Without it the provider creates the
+# pool with 0 nodes per zone (terraform-provider-google issues 8270, 11594: a minimum of 1 still
+# gives 0), the autoscaler adds nodes only where pods are pending, and GKE's NEG controller makes
+# the edge's NEGs only in zones with nodes. `initial_node_count` is ForceNew and Computed
+# (resource_container_node_pool.go.tmpl), read back from the API: a pool created without it holds
+# 0 in state, so adding it would REPLACE every running pool. Ignored on update, the engine keeps
+# the old input - and for a pool that never had one it drops the new value (pulumi
+# PropertyPath.Reset: a path missing in the old inputs is deleted from the new): existing pools
+# see no change, new pools start with nodes in every zone, and the autoscaler owns the size.
+NODE_POOL_CREATE_ONLY = ("initialNodeCount",)
 AUTH_PLUGIN_HINT = (
     "Install gke-gcloud-auth-plugin for use with kubectl by following "
     "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin"
@@ -70,6 +80,11 @@ def gke_kubeconfig(context: str, endpoint: str, ca_certificate_b64: str) -> str:
             }},
         }],
     }, sort_keys=False)
+
+
+def initial_nodes_per_zone(min_nodes: int, max_nodes: int) -> int:
+    """Nodes per zone when the pool is created: at least one, within the autoscaling bounds."""
+    return min(max(1, min_nodes), max_nodes)
 
 
 # A fixed Monday in the past: GKE takes the first window's date from start_time and repeats it.
@@ -287,6 +302,9 @@ class GkeCluster(pulumi.ComponentResource):
             node_pool_name(name),
             cluster=self.cluster.name,
             location=spec.region,
+            # Every zone starts with nodes (at least 1, at least minNodes): the HA spread, the NAT
+            # sizing and the edge's zonal NEGs all assume a node per zone.
+            initial_node_count=initial_nodes_per_zone(spec.min_nodes, spec.max_nodes),
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 min_node_count=spec.min_nodes, max_node_count=spec.max_nodes),
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
@@ -306,7 +324,8 @@ class GkeCluster(pulumi.ComponentResource):
             ),
             # Private nodes pull images (Istio's included) through Cloud NAT: no node before it.
             # `clusters[i].protect` guards the cluster and its pool (set false first to retire it).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, args.network.nat], protect=spec.protect),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_role, args.network.nat], protect=spec.protect,
+                                        ignore_changes=list(NODE_POOL_CREATE_ONLY)),
         )
 
         self.endpoint = self.cluster.endpoint

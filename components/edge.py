@@ -81,7 +81,8 @@ class GlobalEdgeArgs:
     weights: Mapping[str, int]
     # Routed services with public hosts, each with the split that applies to it.
     services: Sequence[tuple[RoutedService, Mapping[str, int]]]
-    # Per cluster: the self-links of its ingress gateway's zonal NEGs.
+    # Per cluster: the self-links of its ingress gateway's zonal NEGs, known once GKE has created
+    # every one (IngressGateway.neg_self_links), in the zones it reports.
     negs: Mapping[str, pulumi.Input[Sequence[str]]]
     # Per cluster: what makes those NEGs exist (the IngressGateway component); a backend
     # service is created after it and, on destroy, deleted before it.

@@ -51,13 +51,8 @@ def chart_source(repository: str, chart: str) -> dict[str, Any]:
     return {"chart": chart, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=repository)}
 
 
-# Istio's DNS proxying: the sidecar answers DNS from the mesh's service registry, which holds
-# every cluster's Services (istiod watches the remote API servers), so a Service deployed in one
-# cluster only resolves - and routes - from every cluster; Kubernetes DNS knows only its own.
-# In Istio 1.30 only the capture flag is proxy metadata (pilot-agent ISTIO_META_DNS_CAPTURE,
-# default false). Address auto-allocation for ServiceEntries moved into istiod
-# (PILOT_ENABLE_IP_AUTOALLOCATE, default true since the "DNS auto-allocation v2" of 1.23), so
-# ISTIO_META_DNS_AUTO_ALLOCATE is not needed; Kubernetes Services keep their ClusterIPs.
+# Istio's DNS proxying, so a Service in one cluster resolves from every cluster; why this one flag
+# suffices in Istio 1.30: docs/blue-green.md#why-a-service-in-one-cluster-resolves-everywhere.
 DNS_PROXY_METADATA = {"ISTIO_META_DNS_CAPTURE": "true"}
 
 

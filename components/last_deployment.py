@@ -4,8 +4,8 @@ Some edits are fine on paper and break the running mesh: removing a cluster that
 carries weight (components/retirement.py), or a signing root no cluster trusts yet
 (components/root_transition.py). Both need what is deployed, not what is configured.
 
-The stack reads its own last outputs through a StackReference to itself
-(`<org>/<project>/<stack>`): the engine's builtin provider answers it from the stack's last
+The stack reads its own last outputs through a StackReference to itself (its name depends on
+the backend: `self_reference_name`): the engine's builtin provider answers it from the stack's last
 checkpoint (pkg/backend: backendClient.GetStackOutputs reads the stack's snapshot and its
 root Stack resource's outputs), in `pulumi preview` as in `pulumi up`, on Pulumi Cloud and
 on DIY backends (gs://, file://) alike, since the same backend client serves both. A
@@ -24,19 +24,30 @@ import pulumi
 Check = Callable[[Mapping[str, Any]], list[str]]
 
 
-def self_reference_name() -> str:
-    """This stack's fully qualified name, as a StackReference spells it.
+# What a DIY backend (gs://, s3://, file://, `pulumi login --local`) reports as every stack's
+# organization: pulumi pkg/backend/diy/state.go (`Organization: "organization"`) and backend.go.
+DIY_ORGANIZATION = "organization"
 
-    The engine tells the program its organization (Pulumi Cloud: the stack's org; DIY backends:
-    `organization`); without one, a bare stack name resolves within the current project.
+
+def self_reference_name(organization: str | None, project: str, stack: str) -> str:
+    """This stack's name as a StackReference on its own backend must spell it.
+
+    Pulumi Cloud: `<org>/<project>/<stack>` (a bare name would resolve in the user's default
+    organization, not necessarily the stack's). DIY backends report `organization` for every
+    stack; a DIY store still in the pre-3.61 layout (no project directories) parses the whole
+    reference as a stack name and rejects `/` (tokens.ParseStackName), while the project layout
+    resolves a bare name in the current project (pkg/backend/diy/store.go). So on DIY, and
+    when the engine reports no organization, the bare stack name: it works in both layouts.
     """
-    org = pulumi.get_organization()
-    return f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}" if org else pulumi.get_stack()
+    if not organization or organization == DIY_ORGANIZATION:
+        return stack
+    return f"{organization}/{project}/{stack}"
 
 
 def last_deployment_gate(checks: Sequence[Check]) -> pulumi.Output[list[pulumi.Resource]]:
     """An empty dependency list once every check passes; fails the whole program otherwise."""
-    last = pulumi.StackReference(self_reference_name()).outputs
+    last = pulumi.StackReference(self_reference_name(
+        pulumi.get_organization(), pulumi.get_project(), pulumi.get_stack())).outputs
 
     def check(outputs: Mapping[str, Any]) -> list[pulumi.Resource]:
         problems = [p for c in checks for p in c(outputs or {})]

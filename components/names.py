@@ -7,6 +7,8 @@ and the policy pack's tests read these instead of retyping them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 PROJECT = "gke-istio-mesh"
 
 # ------------------------------------------------------------------ component type tokens
@@ -20,7 +22,38 @@ CLUSTER_ROUTING_TYPE = f"{PROJECT}:index:ClusterRouting"
 TELEMETRY_TYPE = f"{PROJECT}:index:MeshTelemetry"
 INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
 GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
+DASHBOARD_TYPE = f"{PROJECT}:index:MeshDashboard"
+ALERTS_TYPE = f"{PROJECT}:index:MeshAlerts"
 FLEET_WORKLOADS_TYPE = f"{PROJECT}:index:FleetWorkloads"
+
+# Components made once per cluster, named `<cluster><suffix>`: __main__.py builds the names with
+# `cluster_component` and offline/graph.py decodes them with `component_cluster`.
+PER_CLUSTER_COMPONENTS = {
+    GKE_CLUSTER_TYPE: "",
+    ISTIO_PRIMARY_TYPE: "",
+    TELEMETRY_TYPE: "-telemetry",
+    CLUSTER_ROUTING_TYPE: "-routing",
+    INGRESS_GATEWAY_TYPE: "-ingress",
+}
+
+
+def cluster_component(type_token: str, cluster: str) -> str:
+    """The name of a cluster's component of this type."""
+    return f"{cluster}{PER_CLUSTER_COMPONENTS[type_token]}"
+
+
+def component_cluster(type_token: str, name: str, clusters: Collection[str]) -> str | None:
+    """The cluster whose per-cluster component of this type is `name`, or None (not one, or not ours)."""
+    suffix = PER_CLUSTER_COMPONENTS.get(type_token)
+    if suffix is None or not name.endswith(suffix):
+        return None
+    cluster = name[:len(name) - len(suffix)]
+    return cluster if cluster in clusters else None
+
+
+def service_key(host: str, namespace: str) -> str:
+    """A routed service's key in outputs, reports and flip plans: `<host>.<namespace>`."""
+    return f"{host}.{namespace}"
 
 # ------------------------------------------------------------------ provider type tokens the tools read
 
@@ -31,6 +64,8 @@ ADDRESS = "gcp:compute/address:Address"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 SECRET = "kubernetes:core/v1:Secret"
+SERVICE = "kubernetes:core/v1:Service"
+NAMESPACE = "kubernetes:core/v1:Namespace"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 POD_MONITORING = "kubernetes:monitoring.googleapis.com/v1:PodMonitoring"
@@ -44,6 +79,8 @@ URL_MAP = "gcp:compute/uRLMap:URLMap"
 BACKEND_SERVICE = "gcp:compute/backendService:BackendService"
 HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
 MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 SERVICE_LB_POLICY = "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies"
 # The fleet (components/fleet.py): the project's Config Sync feature, a membership and its
 # Config Sync settings per cluster.
@@ -63,12 +100,16 @@ INJECTION_LABEL = "istio-injection"
 EASTWEST_RELEASE = "istio-eastwestgateway"
 CROSS_NETWORK_GATEWAY = "cross-network-gateway"
 CACERTS_SECRET = "cacerts"
-# The edge: each cluster's ingress gateway release and the Istio Gateway bound to it.
+# The edge: each cluster's ingress gateway release and the Istio Gateway bound to it. The gateway
+# and its Service live in a namespace of their own, deleted for real on destroy (components/ingress.py).
+INGRESS_NAMESPACE = "istio-ingress"
 INGRESS_RELEASE = "istio-ingressgateway"
 INGRESS_SELECTOR = {"istio": "ingressgateway"}
 EDGE_GATEWAY = "edge-gateway"
 # GKE's NEG controller reads this Service annotation (standalone zonal NEGs).
 NEG_ANNOTATION = "cloud.google.com/neg"
+# ...and reports the NEGs it made, and in which zones, in this one (ingress-gce negannotation.go).
+NEG_STATUS_ANNOTATION = "cloud.google.com/neg-status"
 # Remote secrets, as `istioctl create-remote-secret` makes them (istioctl remote_secret.go).
 MULTICLUSTER_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"

@@ -1,29 +1,11 @@
 """The mesh root changes only through a multi-root transition, never by an edit.
 
-Why: every workload trusts the root in its cluster's `cacerts` (`root-cert.pem`). A new
-root that some proxies do not trust yet breaks mTLS between them and every workload whose
-certificate it signed: a mesh-wide outage. And istiod at 1.30.3 ignores a changed
-`root-cert.pem` unless ISTIO_MULTIROOT_MESH is on ("Multi root is disabled, updating new
-ROOT-CA not supported", pilot/pkg/bootstrap/istio_ca.go), so the edit would not even take
-effect until istiod restarts.
-
-`root-cert.pem` may hold several roots: istiod loads the file as a pool, accepts the
-intermediate if it chains to any of them, and hands the whole bundle to every proxy as its
-trusted CA (security/pkg/pki/util/keycertbundle.go, security/pkg/server/ca/server.go). So a
-transition is three `up`s (docs/root-transition.md):
-
-1. trust: the new root joins `ca.trustedRootPems`; every cluster trusts both roots.
-2. sign: the new root signs (`ca.rootCertPem`/`ca.intermediates`), the old one moves to
-   `ca.trustedRootPems`, and `ca.rootTransition: true` says this is meant.
-3. finish: the old root leaves `ca.trustedRootPems`; `ca.rootTransition` is removed.
-
-The stack reads its last outputs (`caTrust`, see components/last_deployment.py) and
-refuses, before anything is declared, a signing root that differs from the deployed one
-unless the flag is set, the new root was already trusted by the deployed mesh, and the old
-one stays trusted. A root this program generates does not exist before the `up` that
-creates it, so it can never be trusted in advance: replacing a generated root (an edit of
-`ca.algorithm` or `ca.rootValidityHours`) is always refused, and the way out is a
-brought-in root through the three steps.
+Why: a root some proxies do not trust yet breaks mTLS mesh-wide, and istiod ignores a changed
+`root-cert.pem` unless ISTIO_MULTIROOT_MESH is on. So a transition is three `up`s (trust, sign,
+finish) and everything else is refused before anything is declared; the steps, what refuses
+what and the Istio 1.30.3 sources are in docs/root-transition.md. The deployed trust comes from
+the stack's last outputs (`caTrust`, components/last_deployment.py). A generated root can never
+be trusted in advance, so replacing one is always refused: bring in a new root instead.
 """
 
 from __future__ import annotations

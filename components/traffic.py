@@ -26,22 +26,8 @@ SUBSET_LABEL_KEYS: dict[str, str] = {
     "network": NETWORK_LABEL,
     "cluster": CLUSTER_LABEL,
 }
-# Outlier detection: what may eject a cluster's share, and what may not.
-# A remote cluster reaches a client as ONE endpoint, its east-west gateway (istiod's
-# EndpointsByNetworkFilter, pilot/pkg/xds/endpoints/ep_filters.go), and Istio sets the
-# healthy-panic threshold to `minHealthPercent`, 0 when unset, so ejecting that endpoint
-# removes the cluster's whole share. Istio 1.30's applyOutlierDetection
-# (pilot/pkg/networking/core/cluster_traffic_policy.go) copies only the fields set here;
-# Envoy's defaults fill the rest (config.cluster.v3.OutlierDetection), and Envoy's default is
-# `consecutive_5xx: 5` enforced at 100%: leaving `consecutive5xxErrors` out would still eject
-# after five application 500s.
-# So: `consecutive5xxErrors: 0` (Istio then also sets enforcing_consecutive_5xx to 0) and
-# `consecutiveGatewayErrors: 0`, because Envoy counts any 502/503/504 as a gateway failure,
-# including ones the application itself answers. With `splitExternalLocalOriginErrors`,
-# Envoy counts the failures it sees itself - connect failure, timeout, reset - apart from
-# HTTP responses, and `consecutiveLocalOriginFailures` ejects on those only (Istio enforces
-# it at 100%). That is how a dead gateway or an unreachable network shows up: the east-west
-# gateway is a TLS passthrough proxy (AUTO_PASSTHROUGH), it answers no HTTP, it resets.
+# Outlier detection ejects a cluster's share only on connection failures, never on application
+# 5xx: the Istio and Envoy semantics are in docs/blue-green.md#why-an-application-5xx-never-removes-a-cluster.
 OUTLIER_DETECTION: dict[str, Any] = {
     "consecutive5xxErrors": 0,
     "consecutiveGatewayErrors": 0,
@@ -50,6 +36,23 @@ OUTLIER_DETECTION: dict[str, Any] = {
     "interval": "10s",
     "baseEjectionTime": "30s",
     "maxEjectionPercent": 100,
+}
+# OUTLIER_DETECTION applies to the own cluster's subset only (its pods, many endpoints): a dead
+# pod is ejected and its requests go to the subset's other pods. Not to a REMOTE subset.
+# A remote subset is one endpoint, the peer's east-west gateway, and ejecting it moves nothing:
+# weighted routes pick a subset by weight, never by health (Envoy weighted clusters), so the
+# share gets immediate 503s ("no healthy upstream") for baseEjectionTime x times ejected - up to
+# Envoy's max_ejection_time of 300 s, which Istio's applyOutlierDetection does not expose
+# (pilot/pkg/networking/core/cluster_traffic_policy.go sets no MaxEjectionTime) - long after a
+# network blip is over. So each primary's rule gives every other cluster's subset its own
+# outlierDetection (Istio's mergeTrafficPolicy, pilot/pkg/networking/util/util.go, replaces the
+# whole field and keeps the top-level tls) that ejects on nothing: 5xx and gateway counts at 0
+# (enforcement 0), and without `splitExternalLocalOriginErrors` Envoy folds connect failures,
+# timeouts and resets into those counts. The share then fails only while the network really is
+# down and serves again with the first request after it recovers: the bound is 0 s.
+REMOTE_OUTLIER_DETECTION: dict[str, Any] = {
+    "consecutive5xxErrors": 0,
+    "consecutiveGatewayErrors": 0,
 }
 
 
@@ -62,8 +65,12 @@ def resource_name(service: RoutedService) -> str:
     return f"{service.host}-clusters"
 
 
-def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], label: SubsetLabel) -> dict[str, Any]:
-    """One subset per cluster, mTLS inside the mesh, outlier detection."""
+def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], label: SubsetLabel,
+                     local: str) -> dict[str, Any]:
+    """One subset per cluster, mTLS inside the mesh; outlier detection for `local`'s pods only.
+
+    `local` is the cluster whose istiod reads the rule: every other subset is a remote network.
+    """
     return {
         "apiVersion": NETWORKING_API,
         "kind": "DestinationRule",
@@ -71,7 +78,12 @@ def destination_rule(service: RoutedService, clusters: Sequence[ClusterSpec], la
         "spec": {
             "host": service.fqdn,
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}, "outlierDetection": dict(OUTLIER_DETECTION)},
-            "subsets": [{"name": c.name, "labels": subset_labels(c, label)} for c in clusters],
+            "subsets": [
+                {"name": c.name, "labels": subset_labels(c, label)} if c.name == local else
+                {"name": c.name, "labels": subset_labels(c, label),
+                 "trafficPolicy": {"outlierDetection": dict(REMOTE_OUTLIER_DETECTION)}}
+                for c in clusters
+            ],
         },
     }
 
@@ -119,7 +131,7 @@ class ClusterRouting(pulumi.ComponentResource):
             # `host.namespace`, as in the trafficSplit output: dot-joined, so `shop`/`cart-api` and
             # `shop-cart`/`api` stay apart (neither part may contain a dot).
             key = f"{service.host}.{service.namespace}"
-            dr = destination_rule(service, args.clusters, args.subset_label)
+            dr = destination_rule(service, args.clusters, args.subset_label, args.cluster)
             rule = k8s.apiextensions.CustomResource(
                 f"{name}.{key}-dr", api_version=dr["apiVersion"], kind=dr["kind"],
                 metadata=dr["metadata"], spec=dr["spec"], opts=child,

@@ -1,7 +1,8 @@
 """The offline engine: run the program under Pulumi mocks and ask what it declared.
 
 Used by the user commands (`tools.render`, `tools.flip`), the bench and the tests; it
-imports only the program (`__main__.py`, `components`). Modules:
+imports only the program (`__main__.py`, `components`) and holds no test doubles (those live in
+`tests/fakes/`). Modules:
 
 - `engine`: mocks that answer like the providers, a monitor that records every
   registration with its options, `run_program`, `Program` and `changed_resources`.
@@ -10,13 +11,9 @@ imports only the program (`__main__.py`, `components`). Modules:
 - `graph`: the engine's ordering as a graph: chains, owners, cross-cluster waits.
 - `manifests`: a run as per-cluster Kubernetes objects, Helm releases and cloud resources.
 - `schemas`: those objects checked against Kubernetes' and Istio's published schemas.
-- `edge_model`: where Google's global external Application Load Balancer sends a request, given the
-  declared URL map and backend services and each cluster's ingress health (the edge's failover tests).
-- `fake_kube`: fake Kubernetes API servers on loopback for the tools that talk to clusters; it and
-  `fake_prometheus` serve on `loopback.LoopbackServer`.
-- `fake_prometheus`: a fake Prometheus HTTP API on loopback serving scripted Istio series (tools.flip).
-- `fake_automation`: a fake Automation API stack (stack file, preview from this engine, "up" into
-  fake API servers) for tools.flip's tests.
+- `observability`: the dashboard checked against Cloud Monitoring's Dashboard schema (the API's
+  discovery document), PromQL parsed and alert rules tested by promtool.
+- `progress`: timed progress lines on stderr for the long commands.
 """
 
 from offline.engine import (

@@ -21,19 +21,18 @@ import logging
 import runpy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
 
+from components.config import stack_file
+from components.names import PROJECT
 from offline.x509 import cluster_ca, tls_outputs
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "gke-istio-mesh"
+ROOT = stack_file.ROOT
 SECRET_SIG = rpc._special_sig_key
 GCP_PROJECT_DEFAULT = "mesh-test-project"
 FROM_STACK_FILE = "<from the stack file>"
@@ -82,21 +81,72 @@ GLOBAL_COLLECTIONS = {
 }
 
 
+GET_NEG = "gcp:compute/getNetworkEndpointGroup:getNetworkEndpointGroup"
+NEG_ANNOTATION = "cloud.google.com/neg"
+NEG_STATUS_ANNOTATION = "cloud.google.com/neg-status"
+
+
+class NegController(Protocol):
+    """GKE's NEG controller as the mocks ask it: what it reports for a new Service, and which NEGs exist."""
+
+    def service_created(self, project: str, zones: list[str], neg_name: str) -> list[str]:
+        """The zones it reports in the Service's neg-status for a NEG the Service asks for."""
+        ...
+
+    def exists(self, project: str, zone: str, name: str) -> bool:
+        ...
+
+
+class SteadyNegController:
+    """The controller once it has done its work: every zone of the cluster has nodes and its NEG.
+
+    What offline runs (render, cost, diff, most tests) assume; tests/fakes/neg_controller.py models
+    the timing (NEGs after a delay, only in zones with nodes, garbage collection on a timer).
+    """
+
+    def __init__(self) -> None:
+        self.negs: set[tuple[str, str, str]] = set()
+
+    def service_created(self, project: str, zones: list[str], neg_name: str) -> list[str]:
+        self.negs |= {(project, z, neg_name) for z in zones}
+        return sorted(zones)
+
+    def exists(self, project: str, zone: str, name: str) -> bool:
+        return (project, zone, name) in self.negs
+
+
 class MeshMocks(pulumi.runtime.Mocks):
     """Provider stand-ins that compute outputs the way the real providers would."""
 
     def __init__(self, gcp_project: str, replaced: Iterable[str] = (),
-                 last_outputs: Mapping[str, Any] | None = None) -> None:
+                 last_outputs: Mapping[str, Any] | None = None, negs: NegController | None = None) -> None:
         self.project = gcp_project
+        self.negs = negs or SteadyNegController()
+        # Kubernetes provider id -> its cluster's id; cluster id -> the zones of its nodes.
+        self.provider_cluster: dict[str, str] = {}
+        self.cluster_zones: dict[str, list[str]] = {}
         # Resources re-created as by `pulumi up --replace`: they get fresh key material.
         self.replaced = frozenset(replaced)
         # The stack's outputs of its last deployment, as a StackReference to itself reads them
         # (the engine answers from the last checkpoint; a brand-new stack has none: {}).
         self.last_outputs = dict(last_outputs or {})
         self.stack_references: list[str] = []
+        # Tokens of the provider functions (data sources) the program called, in order.
+        self.invokes: list[str] = []
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         """Only the data sources the program is meant to read; any other call is a mistake."""
+        self.invokes.append(args.token)
+        if args.token == GET_NEG:
+            # The data source fails with "<id> not found" until the NEG exists
+            # (terraform-provider-google data_source_compute_network_endpoint_group.go).
+            project, zone, name = args.args.get("project") or self.project, args.args["zone"], args.args["name"]
+            neg_id = f"projects/{project}/zones/{zone}/networkEndpointGroups/{name}"
+            if not self.negs.exists(project, zone, name):
+                return {}, [("name", f"{neg_id} not found")]
+            return {"id": neg_id, "name": name, "zone": zone, "project": project,
+                    "selfLink": f"https://www.googleapis.com/compute/v1/{neg_id}",
+                    "networkEndpointType": "GCE_VM_IP_PORT"}, []
         if args.token == "gcp:organizations/getProject:getProject":
             # A project's number is a 12-digit string Google assigns; here a stable one per project ID.
             project_id = args.args.get("projectId") or self.project
@@ -147,6 +197,7 @@ class MeshMocks(pulumi.runtime.Mocks):
                 # GKE picks the zones of a regional cluster's nodes; known once the cluster exists.
                 nodeLocations=inputs.get("nodeLocations") or [f"{inputs['location']}-{z}" for z in "abc"],
             )
+            self.cluster_zones[rid] = list(out["nodeLocations"])
         elif t == "gcp:container/nodePool:NodePool":
             rid = f"{inputs['cluster']}/nodePools/{physical}"
             out.update(name=physical)
@@ -163,6 +214,13 @@ class MeshMocks(pulumi.runtime.Mocks):
         elif t == "gcp:kms/cryptoKey:CryptoKey":
             rid = f"{inputs['keyRing']}/cryptoKeys/{physical}"
             out.update(name=physical)
+        elif t == "gcp:monitoring/dashboard:Dashboard":
+            # The provider's id (magic-modules Dashboard: projects/{{project}}/dashboards/{{dashboard_id}}).
+            rid = f"projects/{inputs.get('project') or p}/dashboards/{_digest(name)[:12]}"
+        elif t == "gcp:monitoring/alertPolicy:AlertPolicy":
+            # `name` is an output: projects/{{project}}/alertPolicies/{{policy_id}}.
+            rid = f"projects/{inputs.get('project') or p}/alertPolicies/{int(_digest(name)[:12], 16)}"
+            out.update(name=rid)
         elif t == "random:index/randomId:RandomId":
             out.update(hex=_digest(name)[: int(inputs["byteLength"]) * 2])
         elif t.startswith("tls:index/"):
@@ -176,6 +234,19 @@ class MeshMocks(pulumi.runtime.Mocks):
                 "ca.crt": base64.b64encode(b"from-the-cluster").decode(),
                 "namespace": base64.b64encode(b"istio-system").decode(),
             }
+        elif t == "pulumi:providers:kubernetes":
+            self.provider_cluster[rid] = inputs.get("clusterIdentifier", "")
+        elif t == "kubernetes:core/v1:Service" and NEG_ANNOTATION in (inputs.get("metadata") or {}).get(
+                "annotations", {}):
+            # GKE's NEG controller reports the Service's NEGs (the provider awaits it: pulumi.com/waitFor).
+            metadata = inputs["metadata"]
+            exposed = json.loads(metadata["annotations"][NEG_ANNOTATION])["exposed_ports"]
+            cluster = self.provider_cluster.get(args.provider.rsplit("::", 1)[-1], "")
+            zones = self.cluster_zones.get(cluster, [])
+            ports = {port: spec["name"] for port, spec in exposed.items()}
+            reported = sorted({z for neg in ports.values() for z in self.negs.service_created(p, zones, neg)})
+            status = json.dumps({"network_endpoint_groups": ports, "zones": reported}, separators=(",", ":"))
+            out["metadata"] = {**metadata, "annotations": {**metadata["annotations"], NEG_STATUS_ANNOTATION: status}}
         elif t == "kubernetes:helm.sh/v3:Release":
             out["status"] = {"name": inputs.get("name"), "namespace": inputs.get("namespace"),
                              "chart": inputs.get("chart"), "version": inputs.get("version"),
@@ -253,12 +324,14 @@ class Program:
     """What one run of the program declared, with helpers for graph questions."""
 
     def __init__(self, resources: list[Resource], exports: dict[str, Any], secret_exports: set[str],
-                 stack_references: list[str] | None = None) -> None:
+                 stack_references: list[str] | None = None, invokes: list[str] | None = None) -> None:
         self.resources = resources
         self.exports = exports
         self.secret_exports = secret_exports
         # Names of the stacks read through StackReference (reads are not registrations).
         self.stack_references = list(stack_references or [])
+        # Tokens of the provider functions it called (data sources read in preview and up).
+        self.invokes = list(invokes or [])
         self.by_urn = {r.urn: r for r in resources}
 
     def of_type(self, type_: str) -> list[Resource]:
@@ -352,12 +425,12 @@ def changed_resources(before: Program, after: Program) -> ResourceDiff:
 
 def stack_file_config(stack: str = "dev") -> dict[str, Any]:
     """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
-    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return stack_file.read_stack(stack).values()
 
 
 def project_config(stack: str = "dev") -> dict[str, Any]:
     """The project's own keys from a stack file, without the namespace, for editing in tests."""
-    return {k.split(":", 1)[1]: v for k, v in stack_file_config(stack).items() if k.startswith(f"{PROJECT}:")}
+    return stack_file.read_stack(stack).project
 
 
 # What the program logs to the engine: warnings and errors reach the test output; the SDK's
@@ -392,6 +465,8 @@ def run_program(
     extra: Mapping[str, Any] | None = None,
     replace: Iterable[str] = (),
     last_outputs: Mapping[str, Any] | None = None,
+    organization: str | None = "organization",
+    negs: NegController | None = None,
 ) -> Program:
     """Run __main__.py under mocks with the project's config.
 
@@ -402,6 +477,9 @@ def run_program(
     `replace` names resources to re-create as `pulumi up --replace` would (fresh keys).
     `last_outputs` are the stack's outputs of its previous deployment (e.g. `Program.exports` of an
     earlier run), read back through the stack's StackReference to itself; None = a brand-new stack.
+    `negs` stands for GKE's NEG controller (default: every NEG exists in every zone of its cluster).
+    `organization` is what the engine reports: "organization" on every DIY backend (the default, as
+    the README's state buckets are), the stack's organization on Pulumi Cloud.
     Raises ProgramError (with what was declared before the failure) if the program fails.
     """
     if config is None:
@@ -420,11 +498,11 @@ def run_program(
         [f"{PROJECT}:{k}" if ":" not in k else k for k in secret_keys],
     )
 
-    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT), replace, last_outputs)
+    mocks = MeshMocks(str(values.get("gcp:project") or GCP_PROJECT_DEFAULT), replace, last_outputs, negs)
     monitor = RecordingMonitor(mocks)
     # DIY backends (gs://, file://) name every stack's organization "organization".
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor,
-                             organization="organization", logger=_ENGINE_LOG)
+                             organization=organization, logger=_ENGINE_LOG)
     root = pulumi.runtime.get_root_resource()
     root.outputs.clear()
     exports: dict[str, Any] = {}
@@ -452,7 +530,7 @@ def run_program(
     except Exception as error:
         _REPORTED_FAILURES.add(str(error))
         raise ProgramError(error, monitor.recorded) from error
-    return Program(monitor.recorded, exports, secret_exports, mocks.stack_references)
+    return Program(monitor.recorded, exports, secret_exports, mocks.stack_references, mocks.invokes)
 
 
 _WEIGHT_RUNS: dict[str, Program] = {}

@@ -1,6 +1,6 @@
 """Graph questions over what the program declared: chains, cluster ownership, cross-cluster waits, diffs.
 
-Pure functions over `tools.offline.Program`. The edges are exactly the engine's
+Pure functions over `offline.engine.Program`. The edges are exactly the engine's
 ordering as `Program.waits_for` defines it (built from `Program.direct_waits`, a
 component standing for all of its descendants), so a chain found here is one the
 engine would have to wait through.
@@ -13,10 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from components.names import CERTIFICATE_AUTHORITY_TYPE as CERTIFICATE_AUTHORITY
-from components.names import CLUSTER_ROUTING_TYPE as CLUSTER_ROUTING
-from components.names import GKE_CLUSTER, HELM_RELEASE, ROUTER_NAT, TELEMETRY_TYPE
-from components.names import GKE_CLUSTER_TYPE as GKE_CLUSTER_COMPONENT
-from components.names import ISTIO_PRIMARY_TYPE as ISTIO_PRIMARY
+from components.names import GKE_CLUSTER, HELM_RELEASE, ROUTER_NAT, component_cluster
 from components.names import MESH_LINK_TYPE as MESH_LINK
 from components.names import MESH_NETWORK_TYPE as MESH_NETWORK
 from offline.engine import Program, Resource
@@ -25,9 +22,6 @@ CA_PARTS = ("key", "csr", "cert")
 # The two places a cluster may wait for another before the mesh link: its control plane's
 # allow-list and its east-west gateway's loadBalancerSourceRanges, both fed the peers' NAT addresses.
 ALLOWED_PEER_INPUTS = {(GKE_CLUSTER, "masterAuthorizedNetworksConfig"), (HELM_RELEASE, "values")}
-
-# Per-cluster components named `<cluster><suffix>`.
-PER_CLUSTER_COMPONENTS = {CLUSTER_ROUTING: "-routing", TELEMETRY_TYPE: "-telemetry"}
 
 def wait_edges(program: Program) -> dict[str, set[str]]:
     """URN -> URNs it waits for directly; a component waits for its own waits and all its descendants.
@@ -106,8 +100,8 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
     """URN -> the cluster a resource belongs to, or None for what the mesh shares (root CA, link).
 
     A Kubernetes object belongs to its provider's cluster; a cloud resource to the cluster of
-    the component it sits in (MeshNetwork by network, GkeCluster/IstioPrimary by name,
-    the per-cluster components `<name>-routing`, `<name>-telemetry`); a CA resource
+    the component it sits in (MeshNetwork by network, every per-cluster component by the name
+    `components.names.cluster_component` gave it); a CA resource
     `<ca>.<cluster>-key|csr|cert` to that cluster
     (the root's `<ca>-root-…` to none: every cluster shares it).
     """
@@ -119,11 +113,9 @@ def owners(program: Program, networks: Mapping[str, str] | None = None) -> dict[
         for node in (r, *program.ancestors(r)):
             if node.type == MESH_NETWORK and node.name in by_network:
                 return by_network[node.name]
-            if node.type in (GKE_CLUSTER_COMPONENT, ISTIO_PRIMARY) and node.name in names:
-                return node.name
-            suffix = PER_CLUSTER_COMPONENTS.get(node.type)
-            if suffix and node.name.removesuffix(suffix) in names:
-                return node.name.removesuffix(suffix)
+            cluster = component_cluster(node.type, node.name, names)
+            if cluster is not None:
+                return cluster
         parent = program.by_urn.get(r.parent)
         prefix = f"{parent.name}." if parent is not None else ""
         if parent is not None and parent.type == CERTIFICATE_AUTHORITY and r.name.startswith(prefix):

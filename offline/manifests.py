@@ -367,7 +367,7 @@ def mermaid_graph(program: Program) -> tuple[str, tuple[int, int, int]]:
     text = "\n".join([
         "# Resource graph",
         "",
-        "Rendered offline by `tools/render.py`. Boxes are components; each node is one resource Pulumi creates.",
+        "Rendered offline by `make render`. Boxes are components; each node is one resource Pulumi creates.",
         "A solid arrow `A --> B`: B waits for A (explicit `depends_on` or an input taken from A's outputs).",
         "A dotted arrow: the Kubernetes provider (the cluster) an object is created through, drawn only where",
         "no arrow from an object of the same cluster already implies it.",

@@ -34,9 +34,9 @@ from offline.manifests import HELM_RELEASE_TYPE, Manifest, Rendered
 # GKE's REGULAR channel: default version for new clusters and auto-upgrade target 1.35
 # (1.35.7-gke.1222000; 1.34 to 1.36 available), per GKE's release notes "Current versions".
 KUBERNETES_VERSION = "1.35"
-# The Istio API the models describe. The program installs 1.27.1 or newer (components/config.py
-# MIN_ISTIO_VERSION); Istio's v1 APIs only gain fields, so an object that validates against
-# 1.24 uses no field a supported release lacks.
+# The Istio API the models describe. The program installs 1.27.1 or newer
+# (components.config.MIN_ISTIO_VERSION); Istio's v1 APIs only gain fields, so an object that
+# validates against 1.24 uses no field a supported release lacks.
 ISTIO_MODELS_VERSION = "1.24"
 ISTIO_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("networking.istio.io/v1", "Gateway"): istio_networking.Gateway,

@@ -1,6 +1,6 @@
 """`verify --before-flip` against fake API servers: weight moves only where the service can answer.
 
-Each cluster is a real HTTP server (offline/fake_kube.py) reached through the tool's own
+Each cluster is a real HTTP server (tests/fakes/fake_kube.py) reached through the tool's own
 client factory; the stack file carries the NEW weights, as in the flip pull request.
 """
 
@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from offline import fake_kube, self_signed_pem
+from offline import self_signed_pem
 from offline.configs import base, flipped, write_stack_file
-from offline.fake_kube import FakeCluster
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster
 from tools.verify import cli as verify
 
 CLUSTERS = [("blue", "network1", "us-west1", "34.82.10.1", "34.83.20.1"),
@@ -161,3 +162,25 @@ def test_weights_given_on_the_command_line_are_gated_instead_of_the_stack_files(
 def test_bad_weights_are_refused_naming_the_argument(fakes, tmp_path, flags, message) -> None:
     code, text = run(fakes, tmp_path, base(), *flags)
     assert code == 2 and message in text
+
+
+def test_the_gate_is_a_typed_function_returning_structured_rows(fakes, tmp_path) -> None:
+    """tools.flip calls this, not verify's command line: rows it can print, no exit code or text to parse."""
+    from components import config as stack_config
+    from tools.verify.checks import parse_outputs
+    from tools.verify.gate import before_flip
+    from tools.verify.kube import default_client_factory
+
+    fakes["blue"].put(fake_kube.endpoint_slice("helloworld", "sample", ready=2))
+    outputs = parse_outputs({
+        "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
+                         "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
+        "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()}, "rootCertPem": root()})
+    cfg = stack_config.parse(base(), project="mesh-test-project")
+    report = before_flip(cfg, outputs, {"green": 100}, default_client_factory)
+    assert not report.ok and dict(report.weights) == {"blue": 0, "green": 100}
+    (failure,) = report.failures
+    assert (failure.cluster, failure.check, failure.detail) == (
+        "green", "before flip: helloworld.sample endpoints", "0/0 endpoints ready (new weight 100%)")
+    assert failure.fix.startswith("deploy helloworld to sample in green")
+    assert before_flip(cfg, outputs, {"blue": 100}, default_client_factory).ok

@@ -154,3 +154,48 @@ def test_the_temporary_default_pools_settings_never_replace_a_running_cluster(ru
         assert changed == {"nodeConfig"}, "the image edit reaches the cluster only in an ignored input"
         pool = _in(after, name, "gcp:container/nodePool:NodePool")
         assert pool.inputs["nodeConfig"]["imageType"] == "UBUNTU_CONTAINERD", "the real pool takes the edit"
+
+
+@pytest.mark.parametrize(("min_nodes", "max_nodes", "expected"), [(0, 3, 1), (1, 3, 1), (2, 10, 2), (0, 1, 1)])
+def test_node_pools_start_with_nodes_in_every_zone(run, base_config, min_nodes: int, max_nodes: int,
+                                                    expected: int) -> None:
+    """Without initialNodeCount the pool starts with 0 nodes per zone (a min of 1 still gives 0), and GKE
+    makes the edge's NEGs only in zones with nodes. minNodes may be 0; the first size is never 0."""
+    for c in base_config["clusters"]:
+        c["minNodes"], c["maxNodes"] = min_nodes, max_nodes
+    program = run(base_config)
+    for name in DEV:
+        pool = _in(program, name, "gcp:container/nodePool:NodePool")
+        assert pool.inputs["initialNodeCount"] == expected
+        assert pool.inputs["autoscaling"] == {"minNodeCount": min_nodes, "maxNodeCount": max_nodes}
+        assert "nodeCount" not in pool.inputs, "the provider refuses both; the autoscaler owns the size"
+
+
+def _engine_inputs(old: dict, new: dict, ignore: list[str]) -> dict:
+    """The inputs the engine diffs after ignoreChanges (pulumi step_generator.go processIgnoreChanges,
+    PropertyPath.Reset: the old value is kept; a path the old inputs lack is deleted from the new)."""
+    out = dict(new)
+    for key in ignore:
+        if key in old:
+            out[key] = old[key]
+        else:
+            out.pop(key, None)
+    return out
+
+
+def test_adding_the_initial_size_never_replaces_a_running_pool(base_stack: Program, run, base_config) -> None:
+    """initial_node_count is ForceNew (resource_container_node_pool.go.tmpl): a pool deployed without it must
+    see no change, and a later edit of minNodes must not replace a pool either; the autoscaler owns the size."""
+    for name in DEV:
+        pool = _in(base_stack, name, "gcp:container/nodePool:NodePool")
+        assert pool.ignore_changes == ["initialNodeCount"]
+        deployed_before = {k: v for k, v in pool.inputs.items() if k != "initialNodeCount"}
+        assert _engine_inputs(deployed_before, pool.inputs, pool.ignore_changes) == deployed_before
+    for c in base_config["clusters"]:
+        c["minNodes"], c["maxNodes"] = 2, 5
+    edited = run(base_config)
+    for name in DEV:
+        old, new = (_in(p, name, "gcp:container/nodePool:NodePool") for p in (base_stack, edited))
+        seen = _engine_inputs(old.inputs, new.inputs, new.ignore_changes)
+        changed = {k for k in set(old.inputs) | set(seen) if old.inputs.get(k) != seen.get(k)}
+        assert changed == {"autoscaling"}, "only the autoscaler's bounds change, in place"

@@ -195,7 +195,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     # mesh
     ("mesh-id", _set("meshId", "Mesh_1"), "meshId 'Mesh_1' must be a DNS-1123 label"),
     # traffic
-    ("subset-label", _set("traffic.subsetLabel", "zone"), "traffic.subsetLabel 'zone' must be 'network' or 'cluster'"),
+    ("subset-label", _set("traffic.subsetLabel", "zone"), "traffic.subsetLabel 'zone' must be one of network, cluster"),
     ("weights-sum", _set("traffic.weights", {"blue": 90, "green": 20}),
      "traffic.weights sum to 110; the weights must sum to 100"),
     ("weights-unknown-cluster", _set("traffic.weights", {"blue": 50, "teal": 50}),
@@ -263,7 +263,7 @@ RULES: list[tuple[str, Mutation, str]] = [
     # CA
     ("ca-algorithm", _set("ca.algorithm", "DSA"), "ca.algorithm 'DSA' must be one of RSA, ECDSA"),
     ("ca-validity-short", _set("ca.rootValidityHours", 12),
-     "ca.rootValidityHours 12 must be an integer of at least 24"),
+     "ca.rootValidityHours 12 must be an integer from 24 to 876000 (hours; at most 100 years"),
     ("ca-intermediate-outlives-root", _both(_set("ca.rootValidityHours", 8760),
                                             _set("ca.intermediateValidityHours", 8760)),
      "ca.intermediateValidityHours 8760 must be shorter than ca.rootValidityHours 8760"),
@@ -296,8 +296,27 @@ RULES: list[tuple[str, Mutation, str]] = [
     ("flip-hold", _set("flip.hold", "5 minutes"), "flip.hold '5 minutes' must be a duration such as 300, '90s'"),
     ("flip-interval-over-hold", _both(_set("flip.hold", "1m"), _set("flip.interval", "2m")),
      "flip.interval 120s is longer than flip.hold 60s"),
-    ("flip-success-rate", _set("flip.minSuccessRate", 120), "flip.minSuccessRate 120 must be a number from 0 to 100"),
-    ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a positive number (milliseconds)"),
+    ("flip-success-rate", _set("flip.minSuccessRate", 120),
+     "flip.minSuccessRate 120 must be a number above 0 and at most 100"),
+    ("flip-success-rate-off", _set("flip.minSuccessRate", 0),
+     "flip.minSuccessRate 0 must be a number above 0 and at most 100 (percent of non-5xx responses; 0 would "
+     "switch the check off)"),
+    ("flip-success-rate-nan", _set("flip.minSuccessRate", float("nan")), "flip.minSuccessRate nan must be a number"),
+    ("flip-p99", _set("flip.maxP99Ms", 0), "flip.maxP99Ms 0 must be a finite positive number (milliseconds"),
+    ("flip-p99-infinite", _set("flip.maxP99Ms", float("inf")),
+     "flip.maxP99Ms inf must be a finite positive number (milliseconds; infinity would switch the check off)"),
+    ("flip-hold-under-one-judgement", _set("flip.hold", "45s"),
+     "flip.hold 45s is shorter than one judgement needs: the query window must span two scrape intervals (60s)"),
+    ("flip-share-tolerance", _set("flip.shareTolerance", 0),
+     "flip.shareTolerance 0 must be a number above 0 and at most 50 (percentage points"),
+    ("flip-share-tolerance-wide", _set("flip.shareTolerance", 60), "flip.shareTolerance 60 must be a number above 0"),
+    ("flip-converge-timeout", _set("flip.convergeTimeout", "soon"),
+     "flip.convergeTimeout 'soon' must be a duration such as 600, '10m' or '1h'"),
+    ("flip-converge-timeout-short", _set("flip.convergeTimeout", "30s"),
+     "flip.convergeTimeout 30s must be from 60s (one read of two scrape intervals) to 3600s"),
+    ("flip-converge-timeout-long", _set("flip.convergeTimeout", "2h"), "flip.convergeTimeout 7200s must be from 60s"),
+    ("flip-inconclusive-limit", _set("flip.inconclusiveLimit", -1),
+     "flip.inconclusiveLimit -1 must be an integer from 0 to 20 (consecutive metric reads"),
     ("flip-min-requests", _set("flip.minRequests", 0), "flip.minRequests 0 must be an integer >= 1"),
     ("flip-unknown-key", _set("flip.holdTime", "5m"),
      "flip.holdTime is not a known key; did you mean hold? (known: steps, hold"),
@@ -348,6 +367,38 @@ RULES: list[tuple[str, Mutation, str]] = [
         _set("traffic.services[0].hosts", ["shop.example.com"]), _set("edge", {"enabled": True}),
         _set("traffic.weights", {"blue": 50, "teal": 50})),
      "traffic.weights.teal names an unknown cluster (clusters: blue, green)"),
+    # issue 23: inputs that used to pass or crash
+    ("cluster-name-a-list", _set("clusters[0].name", ["blue"]),
+     "clusters[0].name must be a non-empty string, got ['blue']"),
+    ("cluster-name-a-mapping", _set("clusters[1].name", {"green": 1}),
+     "clusters[1].name must be a non-empty string, got {'green': 1}"),
+    ("ca-validity-absurd", _set("ca.rootValidityHours", 1000000000),
+     "ca.rootValidityHours 1000000000 must be an integer from 24 to 876000 (hours; at most 100 years, so "
+     "certificate generation can encode the end date)"),
+    ("region-misspelt", _set("clusters[0].region", "us-wset1"),
+     "clusters[0].region 'us-wset1' is not a GCP region; did you mean us-west1? (the program's list of regions, "
+     "read 2026-12-04: components/config/gcp.py)"),
+    ("machine-type-misspelt", _set("clusters[0].machineType", "e2-standrad-4"),
+     "clusters[0].machineType 'e2-standrad-4' is not a Compute Engine machine type: no type 'standrad'; did you "
+     "mean standard?"),
+    ("machine-family-unknown", _set("clusters[1].machineType", "n9-standard-4"),
+     "clusters[1].machineType 'n9-standard-4' is not a Compute Engine machine type: no machine family 'n9'"),
+    ("pod-range-too-small-for-the-pool", _set("clusters[0].podCidr", "10.12.0.0/21"),
+     "clusters[0].podCidr 10.12.0.0/21 holds 8 node range(s) of /24 (GKE's default 110 pods per node) but "
+     "clusters[0].maxNodes 3 in 3 zones can reach 9 nodes: use a /20 or larger, or lower maxNodes"),
+    ("pod-range-too-small-for-max-nodes", _set("clusters[1].maxNodes", 400),
+     "clusters[1].podCidr 10.24.0.0/14 holds 1024 node range(s) of /24 (GKE's default 110 pods per node) but "
+     "clusters[1].maxNodes 400 in 3 zones can reach 1200 nodes: use a /13 or larger"),
+    ("mesh-namespace-default", _set("meshNamespaces", ["sample", "default"]),
+     "meshNamespaces[1] 'default' is Kubernetes' own namespace, in every cluster: the program would claim it and "
+     "try to delete it on destroy; put the workloads in a namespace of their own"),
+    ("cluster-local-short-name", _set("clusterLocal", ["helloworld.sample"]),
+     "clusterLocal[0] 'helloworld.sample' is not a fully qualified service host, so Istio's serviceSettings would "
+     "match nothing: write '<service>.<namespace>.svc.cluster.local', '*.<namespace>.svc.cluster.local' or '*'"),
+    ("too-many-exclusions", _set("maintenanceExclusions", [
+        {"name": f"freeze-{i}", "startTime": f"2026-12-{i + 1:02d}T00:00:00Z",
+         "endTime": f"2026-12-{i + 1:02d}T12:00:00Z"} for i in range(21)]),
+     "maintenanceExclusions lists 21 exclusions; GKE allows at most 20 per cluster"),
     # top level
     ("unknown-top-level-key", _set("meshID", "mesh1"),
      "meshID is not a known key; did you mean meshId? (known: meshId, istio, clusters"),
@@ -509,12 +560,13 @@ def test_a_stack_may_relax_each_hardening_default(base_config) -> None:
 def test_flip_section_defaults_and_durations(base_config) -> None:
     assert config.parse(base_config, project="mesh-test-project").flip == config.FlipSpec(
         steps=(10, 25, 50, 100), hold_seconds=300, interval_seconds=30, min_success_rate=99.0, max_p99_ms=500.0,
-        min_requests=50)
+        min_requests=50, share_tolerance=5.0, converge_timeout_seconds=600, inconclusive_limit=4)
     base_config["flip"] = {"steps": [50, 100], "hold": "1h", "interval": "90s", "minSuccessRate": 99.9,
-                           "maxP99Ms": 250, "minRequests": 10}
+                           "maxP99Ms": 250, "minRequests": 10, "shareTolerance": 2.5, "convergeTimeout": "15m",
+                           "inconclusiveLimit": 0}
     assert config.parse(base_config, project="mesh-test-project").flip == config.FlipSpec(
         steps=(50, 100), hold_seconds=3600, interval_seconds=90, min_success_rate=99.9, max_p99_ms=250.0,
-        min_requests=10)
+        min_requests=10, share_tolerance=2.5, converge_timeout_seconds=900, inconclusive_limit=0)
 
 
 
@@ -572,7 +624,8 @@ def test_a_clusters_ranges_may_not_overlap(node: ipaddress.IPv4Network, pods: ip
     cfg = copy.deepcopy(base())
     cfg["clusters"][0].update(nodeCidr=str(node), podCidr=str(pods), serviceCidr="192.168.0.0/20")
     overlap_line = f"clusters[0].podCidr {pods} overlaps clusters[0].nodeCidr {node}"
-    pod_size_ok = 9 <= pods.prefixlen <= 21
+    # GKE's pod range: /9 to /21, and a /24 for each of maxNodes 3 x 3 zones = 9 nodes.
+    pod_size_ok = 9 <= pods.prefixlen <= 21 and 2 ** (24 - pods.prefixlen) >= 9
     try:
         config.parse(cfg, project="mesh-test-project")
     except config.ConfigError as error:
@@ -685,3 +738,41 @@ def test_project_ids_are_accepted_exactly_in_resource_managers_format(project: s
             "'-', starting with a letter and not ending with '-')",)
     else:
         assert valid, project
+
+
+def test_prod_refuses_a_serving_cluster_without_its_protection(run, base_config) -> None:
+    """Prod is recognised by stack name, as the policy pack does (components.config.PROD_STACKS)."""
+    for c in base_config["clusters"]:
+        c.update(protect=True, deletionProtection=True)
+    base_config["clusters"][0].update(protect=False)
+    base_config["clusters"][1].update(deletionProtection=False)
+    assert "prod" in config.PROD_STACKS
+    assert _problems(run, base_config, stack="prod") == [
+        "clusters[0].protect is false in a prod stack (prod) while blue receives traffic: a serving prod cluster "
+        "keeps deletion protection and Pulumi protect; to retire it, move its traffic away first (docs/blue-green.md)",
+    ]
+    assert run(base_config, stack="dev").resources  # the same config is a valid dev stack
+
+
+def test_prod_lets_a_cluster_without_traffic_be_unprotected_to_retire_it(run, base_config) -> None:
+    """docs/blue-green.md: move the traffic away, then unprotect the cluster in its own `up`, then remove it."""
+    for c in base_config["clusters"]:
+        c.update(protect=True, deletionProtection=True)
+    base_config["clusters"][1].update(protect=False, deletionProtection=False)  # green: weight 0
+    base_config["ca"] = {"algorithm": "ECDSA"}
+    assert run(base_config, stack="prod").resources
+
+
+def test_the_policy_pack_and_the_program_name_the_same_prod_stacks() -> None:
+    from policy import policies
+
+    assert tuple(policies.PROD_STACKS) == config.PROD_STACKS
+
+
+def test_the_longest_root_validity_still_generates_certificates(run, base_config) -> None:
+    """The bound on ca.rootValidityHours is one certificate generation can encode (X.509 times end in 9999)."""
+    from components.config.model import MAX_ROOT_VALIDITY_HOURS
+
+    base_config["ca"] = {"algorithm": "ECDSA", "rootValidityHours": MAX_ROOT_VALIDITY_HOURS,
+                         "intermediateValidityHours": MAX_ROOT_VALIDITY_HOURS - 1}
+    assert run(base_config).resources

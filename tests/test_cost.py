@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
-from offline import Program, configs
-from tools.cost.estimate import PriceError, estimate, load_prices, render, render_change
+from offline import ROOT, Program, configs
+from tools.cost.cli import main as cost_main
+from tools.cost.estimate import PRICES_FILE, PriceError, estimate, load_prices, render, render_change
 
 PRICES = load_prices()
 H = PRICES.hours
@@ -34,7 +37,8 @@ def test_fees_nodes_disks_and_addresses_follow_the_declared_resources(base_stack
     for c in config["clusters"]:
         nodes, disks = _line(est, f"nodes of {c['name']}-pool"), _line(est, f"boot disks of {c['name']}-pool")
         shape = PRICES.machine_types[c["machineType"]]
-        per_node = (shape["vcpus"] * PRICES["e2_vcpu"] + shape["memory_gib"] * PRICES["e2_memory"]) * H
+        family = shape["family"]
+        per_node = (shape["vcpus"] * PRICES[f"{family}_vcpu"] + shape["memory_gib"] * PRICES[f"{family}_memory"]) * H
         zones = PRICES.zones
         assert (nodes.low, nodes.high) == pytest.approx(
             (c["minNodes"] * zones * per_node, c["maxNodes"] * zones * per_node))
@@ -79,3 +83,38 @@ def test_the_edge_adds_its_forwarding_rules_and_global_address(run, base_stack: 
     assert _line(with_edge, "static addresses in use").low - _line(without, "static addresses in use").low == \
         pytest.approx(PRICES["static_ip_in_use"] * H)
     assert not [x for x in without.lines if x.item.endswith("(edge)")]
+
+
+SHIPPED_STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+MACHINE_TYPE = re.compile(r"\b(?:e2|n1|n2|n2d|n4|c2|c3|c4|t2d)-(?:standard|highmem|highcpu)-\d+\b")
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_shipped_stack_has_an_estimate(stack: str, capsys) -> None:
+    """`make cost STACK=<stack>` (python -m tools.cost --stack <stack>) exits 0 for every shipped stack file."""
+    assert cost_main(["--stack", stack]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert out.startswith(f"stack '{stack}': $") and "nodes of " in out
+
+
+def test_every_machine_type_in_the_stacks_and_docs_is_priced_with_its_family() -> None:
+    """The stack files' and the docs' example machine types (N2 in prod) have a shape and family prices,
+    each price with its page and the day it was read."""
+    texts = [p.read_text() for p in (*ROOT.glob("Pulumi.*.yaml"), ROOT / "README.md", *ROOT.glob("docs/*.md"))]
+    used = {m for text in texts for m in MACHINE_TYPE.findall(text)}
+    assert "n2-standard-8" in used  # the prod stack's
+    for machine in sorted(used):
+        assert machine in PRICES.machine_types, machine
+        family = PRICES.machine_types[machine]["family"]
+        for key in (f"{family}_vcpu", f"{family}_memory"):
+            assert key in PRICES.prices, (machine, key)
+
+
+def test_a_machine_family_without_prices_is_named_not_guessed(run, base_config, tmp_path: Path) -> None:
+    prices = yaml.safe_load(PRICES_FILE.read_text())
+    del prices["prices"]["n2_vcpu"]
+    edited = tmp_path / "prices.yaml"
+    edited.write_text(yaml.safe_dump(prices))
+    base_config["clusters"][0]["machineType"] = "n2-standard-8"
+    with pytest.raises(PriceError, match=r"'n2-standard-8' is of family 'n2', which has no n2_vcpu"):
+        estimate(run(base_config), load_prices(edited))

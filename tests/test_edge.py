@@ -19,6 +19,7 @@ from components.edge import MAX_BACKENDS_PER_SERVICE, backend_plan, failover_clu
 from components.ingress import GOOGLE_LB_RANGES
 from components.names import (
     BACKEND_SERVICE,
+    DASHBOARD,
     FIREWALL,
     GATEWAY,
     GKE_CLUSTER,
@@ -28,6 +29,7 @@ from components.names import (
     HELM_RELEASE,
     MANAGED_SSL_CERTIFICATE,
     NEG_ANNOTATION,
+    SERVICE,
     SERVICE_LB_POLICY,
     TARGET_HTTP_PROXY,
     TARGET_HTTPS_PROXY,
@@ -37,9 +39,9 @@ from components.names import (
 )
 from offline import Program, run_program
 from offline.configs import base, three_clusters
-from offline.edge_model import FAILING, LOST, READY, UNREADY, Backend, backends_of, shares
 from offline.manifests import render
 from offline.schemas import validate_rendered
+from tests.fakes.edge_model import FAILING, LOST, READY, UNREADY, Backend, backends_of, shares
 
 HOSTS = ["hello.example.com", "www.hello.example.com"]
 FQDN = "helloworld.sample.svc.cluster.local"
@@ -85,22 +87,26 @@ def test_each_cluster_gets_an_ingress_gateway_that_exposes_only_http_through_neg
     for cluster in ("blue", "green"):
         release = ingress_release(edge_stack, cluster)
         assert (release.inputs["chart"], release.inputs["version"], release.inputs["namespace"]) == (
-            "gateway", "1.30.3", "istio-system")
+            "gateway", "1.30.3", "istio-ingress")
         assert release.inputs["name"] == "istio-ingressgateway"
-        service = release.inputs["values"]["service"]
-        assert service["type"] == "ClusterIP", "no regional LoadBalancer of its own: the global LB is the entry"
-        assert service["ports"] == [{"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80}]
-        neg = json.loads(service["annotations"][NEG_ANNOTATION])
+        assert release.inputs["values"]["service"] == {"type": "None"}, "the Service is declared beside the chart"
+        service = edge_stack.find(SERVICE, f"{cluster}-ingress-service").inputs
+        assert service["metadata"]["name"] == "istio-ingressgateway"
+        assert service["metadata"]["namespace"] == release.inputs["namespace"]
+        assert service["spec"]["type"] == "ClusterIP", "no regional LoadBalancer of its own: the global LB is the entry"
+        assert service["spec"]["ports"] == [{"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 80}]
+        neg = json.loads(service["metadata"]["annotations"][NEG_ANNOTATION])
         (name,) = [v["name"] for v in neg["exposed_ports"].values()]
         assert list(neg["exposed_ports"]) == ["80"] and name.startswith(f"{cluster}-ingress-")
-        # The backend service of this cluster points at exactly these NEGs, one per zone of its nodes.
+        # The backend service of this cluster points at exactly these NEGs, one per zone GKE reports.
         gke = next(r for r in edge_stack.of_type(GKE_CLUSTER) if r.name == cluster)
         backends = edge_stack.find(BACKEND_SERVICE, f"edge-{cluster}").inputs["backends"]
         groups = [b["group"] for b in backends if b["preference"] == "PREFERRED"]
         assert groups == [f"https://www.googleapis.com/compute/v1/projects/mesh-test-project/zones/{z}/"
-                          f"networkEndpointGroups/{name}" for z in gke.outputs["nodeLocations"]]
-        # The NEG controller deletes those NEGs with the Service: the release is deleted for real.
+                          f"networkEndpointGroups/{name}" for z in sorted(gke.outputs["nodeLocations"])]
+        # The NEG controller deletes those NEGs after the Service: nothing of it is skipped with the cluster.
         assert release.deleted_with == ""
+        assert edge_stack.find(SERVICE, f"{cluster}-ingress-service").deleted_with == ""
 
 
 def test_ingress_gateway_has_the_gateway_ha_of_the_chart(edge_stack: Program, https_stack: Program) -> None:
@@ -270,12 +276,13 @@ def test_a_flip_moves_the_edge_and_the_mesh_and_nothing_else(run) -> None:
     half = run(with_weights({"blue": 50, "green": 50}))
     diff = changed_resources(before, half)
     assert diff.added == diff.removed == ()
-    assert {half.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP}
+    # The dashboard draws the configured weight beside the observed share (components/dashboard.py).
+    assert {half.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, DASHBOARD}
 
     drained = run(with_weights({"blue": 0, "green": 100}))
     diff = changed_resources(half, drained)
     assert diff.added == diff.removed == ()
-    assert {drained.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, BACKEND_SERVICE}
+    assert {drained.by_urn[u].type for u in diff.changed} == {VIRTUAL_SERVICE, URL_MAP, BACKEND_SERVICE, DASHBOARD}
     changed_vs = [drained.by_urn[u] for u in diff.changed if drained.by_urn[u].type == VIRTUAL_SERVICE]
     assert all(re.fullmatch(r"(blue|green)-routing\.helloworld\.sample-vs", r.name) for r in changed_vs)
     (backend,) = [drained.by_urn[u] for u in diff.changed if drained.by_urn[u].type == BACKEND_SERVICE]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import pytest
 
 from components import config as stack_config
+from components.names import ALERT_POLICY, DASHBOARD
 from offline import Program, Resource, changed_resources, configs, run_program
 from offline.graph import (
     CREATE,
@@ -23,6 +24,7 @@ from offline.graph import (
     HELM_RELEASE,
     LOAD_BALANCER,
     PODS_READY,
+    SAME,
     UPDATE,
     Chain,
     blast_radius,
@@ -107,10 +109,11 @@ def test_flip_changes_exactly_the_virtual_services_of_three_clusters(three: Prog
     after = run_program(configs.flipped(config))
     diff = changed_resources(three, after)
     assert diff.added == () and diff.removed == ()
-    assert {after.by_urn[u].type for u in diff.changed} == {VS}
-    assert len(diff.changed) == 3 * 2
-    assert {u for u in diff.changed} == {r.urn for r in after.of_type(VS)}
-    for u in diff.changed:
+    # The dashboard draws the configured weights beside the observed share (components/dashboard.py).
+    assert {after.by_urn[u].type for u in diff.changed} == {VS, DASHBOARD}
+    assert len(diff.changed) == 3 * 2 + 1
+    assert {u for u in diff.changed} == {r.urn for r in after.of_type(VS) + after.of_type(DASHBOARD)}
+    for u in (u for u in diff.changed if after.by_urn[u].type == VS):
         (http,) = after.by_urn[u].inputs["spec"]["http"]
         assert {r["destination"]["subset"]: r["weight"] for r in http["route"]} == {
             "blue": 10, "green": 90, "teal": 0}
@@ -130,7 +133,9 @@ def test_flip_with_the_edge_changes_exactly_the_mesh_routes_and_the_url_map() ->
     assert diff.added == () and diff.removed == ()
     mesh_routes = {r.urn for r in after.of_type(VS) if not r.inputs["spec"].get("gateways")}
     url_maps = {r.urn for r in after.of_type("gcp:compute/uRLMap:URLMap")}
-    assert set(diff.changed) == mesh_routes | url_maps and len(mesh_routes) == 3 * 2 and len(url_maps) == 1
+    dashboards = {r.urn for r in after.of_type(DASHBOARD)}  # it draws the configured weights
+    assert set(diff.changed) == mesh_routes | url_maps | dashboards and len(mesh_routes) == 3 * 2
+    assert len(url_maps) == len(dashboards) == 1
 
 
 def test_graph_depth_does_not_grow_with_the_cluster_count() -> None:
@@ -298,11 +303,16 @@ def test_adding_or_removing_a_cluster_changes_each_other_cluster_in_four_places(
     radius = blast_radius(before, after)
     kind = steps(before, after)
     owner = owners(three)
-    updated = [u for u, k in kind.items() if k == UPDATE]
+    # The mesh-wide dashboard and the alert policies that name clusters follow the cluster list.
+    observing = {r.urn for r in after.of_type(DASHBOARD) + after.of_type(ALERT_POLICY)}
+    watching = {u for u in observing if kind.get(u) == UPDATE}
+    assert {after.by_urn[u].type for u in watching} == {DASHBOARD, ALERT_POLICY}
+    assert all(kind[u] in (UPDATE, SAME) for u in observing)
+    updated = [u for u, k in kind.items() if k == UPDATE and u not in watching]
     assert radius.of(UPDATE, GKE_CLUSTER) == 2 and radius.of(UPDATE, HELM_RELEASE) == 2
     assert radius.of(UPDATE, VS) == 2 * 2
     assert radius.of(UPDATE, "kubernetes:networking.istio.io/v1:DestinationRule") == 2 * 2
-    assert radius.of(UPDATE) == len(updated) == 2 + 2 + 4 + 4
+    assert radius.of(UPDATE) - len(watching) == len(updated) == 2 + 2 + 4 + 4
     assert {owner[u] for u in updated} == {"blue", "green"}
     for u in updated:
         fields = _updated_fields(before, after, u)
@@ -322,7 +332,8 @@ def test_a_flip_waits_for_one_virtual_service_update(three: Program) -> None:
     after = run_program(configs.flipped(configs.n_clusters(3, services=2)))
     chain = operation_chain(three, after, lambda r, step: 1.0)
     assert chain.weight == 1.0 and chain.deletes.resources == ()
-    assert [r.type for r in chain.resources if r.custom] == [VS]
+    # One update: a VirtualService (or the dashboard's weight lines, which nothing waits for either).
+    assert [r.type for r in chain.resources if r.custom] in ([VS], [DASHBOARD])
 
 
 def test_destroy_goes_backwards_and_skips_what_goes_with_its_cluster(base_stack: Program) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from offline import fake_kube
-from offline.fake_kube import FakeCluster
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster
 from tools.verify.checks import ClusterOutputs
 from tools.verify.kube import default_client_factory
 from tools.verify.parity import (

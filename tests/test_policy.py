@@ -1,6 +1,6 @@
 """The CrossGuard pack (policy/): every rule both ways, the dev stack passes it, edits of it do not.
 
-Rules are called the way the analyzer calls them - `policy.validate(args, report)` with
+Rules are called the way the analyzer calls them - a rule's `validate(args, report)` with
 properties wrapped in pulumi-policy's unknown-checking proxies - without the CLI. The
 dev stack is converted from what the offline engine recorded: a resource rule sees a
 resource's inputs (Analyze), a stack rule every resource's outputs with its provider
@@ -517,7 +517,9 @@ CIS_PROD_RULES = {pol.GKE_SECRETS_ENCRYPTED.name, pol.GKE_BINARY_AUTHORIZATION.n
 @pytest.mark.parametrize(("stack", "caught"), [("prod", CIS_PROD_RULES), ("dev", set())])
 def test_relaxed_hardening_passes_in_dev_and_is_refused_in_prod(base_config, stack: str, caught: set[str]) -> None:
     cfg = {**base_config, "hardening": RELAXED, "ca": {"algorithm": "ECDSA"},
-           "authorizedNetworks": [{"name": "corp", "cidr": "198.51.0.0/16"}]}
+           "authorizedNetworks": [{"name": "corp", "cidr": "198.51.0.0/16"}],
+           # the program itself refuses a serving prod cluster without its protection (test_config.py)
+           "clusters": [{**c, "protect": True, "deletionProtection": True} for c in base_config["clusters"]]}
     assert set(run_resource_rules(run_program(cfg, stack=stack))) == caught
 
 

@@ -60,7 +60,8 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
         clusters.append({
             "name": name, "network": network, "region": draw(st.sampled_from(REGIONS)),
             "nodeCidr": f"10.{16 * k}.0.0/{draw(st.integers(20, 24))}",
-            "podCidr": f"10.{16 * k + 4}.0.0/{draw(st.integers(14, 21))}",
+            # /20 at the smallest: a /24 per node for the default maxNodes 3 in 3 zones.
+            "podCidr": f"10.{16 * k + 4}.0.0/{draw(st.integers(14, 20))}",
             "serviceCidr": f"10.{16 * k + 8}.0.0/{draw(st.integers(20, 27))}",
             "masterCidr": f"172.16.{k}.{16 * draw(st.integers(0, 15))}/28",
             "deletionProtection": draw(st.booleans()),

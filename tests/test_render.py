@@ -183,8 +183,9 @@ def test_a_traffic_flip_changes_only_the_virtual_service_files(base_config) -> N
     after = render(run_program({**flipped, **ECDSA}), "dev").files()
     assert before.keys() == after.keys()
     changed = sorted(str(p) for p in before if before[p] != after[p])
+    # ... and the dashboard, which draws the configured weights beside the observed share.
     assert changed == [f"clusters/{c}/objects/sample/VirtualService-helloworld-clusters.yaml"
-                       for c in ("blue", "green")]
+                       for c in ("blue", "green")] + ["gcp/MeshDashboard-mesh-dashboard.yaml"]
 
 
 def _stack_file(tmp_path: Path, project: dict) -> Path:
@@ -196,9 +197,9 @@ def test_cli_writes_the_render_and_prints_a_summary(base_config, tmp_path, capsy
     assert main(["--config", str(_stack_file(tmp_path, {**base_config, **ECDSA})), "--out", str(out)]) == 0
     summary = capsys.readouterr().out
     assert f"into {out}" in summary
-    assert "clusters/blue: 11 Kubernetes objects, 3 Helm releases" in summary
+    assert "clusters/blue: 12 Kubernetes objects, 3 Helm releases" in summary
     # 11 per cluster, and 3 for its Secrets encryption (KMS key ring, key, the GKE agent's use of it).
-    assert "gcp/: 28 GCP resources" in summary
+    assert "gcp/: 33 GCP resources" in summary  # ... and the dashboard and 4 alert policies
     assert "cost: $" in summary and "a month" in summary
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert GRAPH_FILE in written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -45,12 +47,31 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_flip_and_a_bigger_machine_show_per_cluster_and_object_and_exit_1(repo: Path) -> None:
+def make_diff(repo: Path) -> subprocess.CompletedProcess[str]:
+    """`make diff` exactly as the README and docs/render.md write it, in `repo` (a copy of this one)."""
+    for name in ("Makefile", "tools", "requirements.txt", "requirements-test.txt"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, repo / name)  # keeps the mtime: make sees venv/.installed as up to date
+    (repo / "venv").symlink_to(ROOT / "venv")
+    return subprocess.run(["make", "--no-print-directory", "diff"], cwd=repo, capture_output=True, text=True,
+                          check=False, env={**os.environ, "MAKEFLAGS": ""}, timeout=300)
+
+
+def test_a_flip_and_a_bigger_machine_show_per_cluster_and_object_and_exit_0(repo: Path) -> None:
+    """By hand, `make diff` reports the changes and exits 0 (no make error); progress goes to stderr."""
     config = configs.flipped(_config())
     config["clusters"][0]["machineType"] = "e2-standard-8"
     write_stack_file(repo / "Pulumi.dev.yaml", config)
-    text, changed = diff.run("HEAD", "dev", repo=repo, tree=repo)
-    assert changed
+    done = make_diff(repo)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Error" not in done.stderr
+    steps = [ln.split("] render --diff: ", 1)[1] for ln in done.stderr.splitlines() if "] render --diff: " in ln]
+    assert [s.split(" ")[0] for s in steps] == ["running", "running", "comparing"]
+    text = done.stdout[done.stdout.index("render --diff HEAD"):]
+    assert re.match(r"render --diff HEAD \(stack dev\): \d+ changes \(", text), text[:300]
     blue, green = (c["name"] for c in config["clusters"])
     lines = text.splitlines()
     # One VirtualService per cluster and routed service, with the weights as field changes.
@@ -83,3 +104,23 @@ def test_an_added_and_a_removed_object_are_named() -> None:
 def test_an_unknown_ref_is_an_error_with_exit_2(capsys) -> None:
     assert cli.main(["--diff", "no-such-ref-xyz"]) == 2
     assert "--diff no-such-ref-xyz" in capsys.readouterr().err
+
+
+def test_changes_exit_0_by_hand_and_1_with_exit_code(monkeypatch, capsys) -> None:
+    """A changed tree is not an error: `make diff` by hand exits 0; CI asks for 1 with --exit-code."""
+    monkeypatch.setattr(diff, "run", lambda ref, stack, progress=None: ("… (stack dev): 2 changes", True))
+    assert cli.main(["--diff", "HEAD"]) == 0
+    assert cli.main(["--diff", "HEAD", "--exit-code"]) == 1
+    monkeypatch.setattr(diff, "run", lambda ref, stack, progress=None: ("… 0 changes: nothing changes", False))
+    assert cli.main(["--diff", "HEAD", "--exit-code"]) == 0
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["--exit-code"])
+    assert usage.value.code == 2 and "--exit-code goes with --diff REF" in capsys.readouterr().err
+
+
+def test_the_report_counts_changes() -> None:
+    after = {PurePosixPath("clusters/blue/objects/b/Namespace-b.yaml"): "kind: Namespace\n",
+             PurePosixPath("gcp/X.yaml"): "a: 2\n"}
+    before = {PurePosixPath("gcp/X.yaml"): "a: 1\n"}
+    first = diff.report(diff.compare(before, after), "main", "dev").splitlines()[0]
+    assert first == "render --diff main (stack dev): 2 changes (1 changed, 1 added, 0 removed)"

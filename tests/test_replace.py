@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from components import config
 from components.config.model import MIN_WINDOW_HOURS, WEEKDAYS
-from offline import ROOT, fake_kube, run_program
+from offline import ROOT, run_program
 from offline.configs import MAX_CLUSTERS, base, n_clusters, with_edge, write_stack_file
-from offline.fake_kube import FakeCluster
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster
 from tools.replace import stackfile
 from tools.replace.cli import main, parse_args
 from tools.replace.plan import CIDR_KEYS, Changes, ReplaceError, plan

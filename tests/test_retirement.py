@@ -47,8 +47,21 @@ def test_drain_then_remove_goes_through(teal_carrying) -> None:
 def test_a_brand_new_stack_reads_its_own_empty_outputs_and_is_not_refused() -> None:
     program = run_program(_config({"blue": 100}, teal=False))
     assert sorted(program.exports["clusters"]) == ["blue", "green"]
-    # <organization>/<project>/<stack>: this very stack, fully qualified (DIY backends: "organization").
-    assert program.stack_references == ["organization/gke-istio-mesh/dev"]
+    # A DIY backend reports "organization": the bare stack name, which both DIY layouts resolve.
+    assert program.stack_references == ["dev"]
+
+
+@pytest.mark.parametrize(("organization", "expected"), [
+    ("organization", "dev"),                       # DIY (gs://, file://, --local), either layout
+    ("acme", "acme/gke-istio-mesh/dev"),           # Pulumi Cloud: the stack's own organization
+    (None, "dev"),                                  # no organization reported
+])
+def test_the_self_reference_is_spelled_for_the_backend_the_engine_reports(organization, expected) -> None:
+    program = run_program(_config({"blue": 100}, teal=False), organization=organization)
+    assert program.stack_references == [expected]
+    # A pre-3.61 DIY store parses the whole reference as a stack name: no '/' may reach it.
+    if organization in ("organization", None):
+        assert "/" not in program.stack_references[0]
 
 
 def test_a_per_service_weight_counts_too() -> None:

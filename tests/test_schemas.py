@@ -35,15 +35,16 @@ def three_stack():
 
 
 def test_dev_stack_validates(base_render) -> None:
-    # The mesh objects of both clusters, and per cluster a PodMonitoring for istiod and one per mesh namespace.
-    assert len(base_render.manifests) == 22
+    # The mesh objects of both clusters, and per cluster a PodMonitoring for istiod, one for the gateways in
+    # istio-system and one per mesh namespace.
+    assert len(base_render.manifests) == 24
     assert [str(p) for p in validate_rendered(base_render)] == []
 
 
 def test_three_clusters_validate(three_stack) -> None:
     rendered = render(three_stack, "three")
     assert rendered.clusters == ["blue", "green", "teal"]
-    assert len(rendered.manifests) == 3 * 12  # two remote secrets and two PodMonitorings per cluster
+    assert len(rendered.manifests) == 3 * 13  # two remote secrets and three PodMonitorings per cluster
     assert [str(p) for p in validate_rendered(rendered)] == []
 
 

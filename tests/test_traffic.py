@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.config import RoutedService
+from components.names import DASHBOARD
 from components.traffic import virtual_service
 from offline import Program, changed_resources
 from offline.configs import base, three_clusters
@@ -45,8 +46,8 @@ def test_routing_lands_on_every_primary_with_network_subsets(base_stack: Program
         assert rule.inputs["metadata"] == {"name": "helloworld-clusters", "namespace": "sample"}
         assert spec["host"] == FQDN
         assert spec["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
-        assert spec["subsets"] == [{"name": c["name"], "labels": {"topology.istio.io/network": c["network"]}}
-                                   for c in clusters], cluster
+        assert [{k: s[k] for k in ("name", "labels")} for s in spec["subsets"]] == [
+            {"name": c["name"], "labels": {"topology.istio.io/network": c["network"]}} for c in clusters], cluster
     for cluster, (vs,) in per_cluster(base_stack, VS).items():
         assert vs.inputs["spec"]["hosts"] == [FQDN]
         assert routes(vs) == {"blue": 100, "green": 0}, cluster
@@ -69,11 +70,40 @@ def test_application_errors_never_eject_a_clusters_share(base_stack: Program) ->
         assert "minHealthPercent" not in od, cluster
 
 
+def _effective_outlier(rule: Any, subset: str) -> dict[str, Any]:
+    """What Istio 1.30.3 applies to a subset: its own outlierDetection replaces the top level's whole
+    (mergeTrafficPolicy, pilot/pkg/networking/util/util.go); tls is kept from the top unless the subset sets it."""
+    spec = rule.inputs["spec"]
+    (entry,) = [s for s in spec["subsets"] if s["name"] == subset]
+    policy = {**spec["trafficPolicy"], **entry.get("trafficPolicy", {})}
+    return policy["outlierDetection"], policy["tls"]
+
+
+def test_a_remote_networks_one_endpoint_is_never_ejected(run, base_config) -> None:
+    """In each primary only its own subset (its pods) may be ejected; a remote subset is one east-west
+    gateway endpoint, and ejecting it would 503 the whole share for 30 s x ejections (up to 300 s in Envoy)
+    after a blip is over. Nothing may eject it: no 5xx, gateway or local-origin ejection is enforced
+    (split off, so Envoy folds connect failures into the 5xx/gateway counts, both enforced at 0)."""
+    program = run(three_clusters(base_config))
+    for cluster, (rule,) in per_cluster(program, DR).items():
+        for subset in ("blue", "green", "teal"):
+            od, tls = _effective_outlier(rule, subset)
+            assert tls == {"mode": "ISTIO_MUTUAL"}, (cluster, subset)
+            assert od["consecutive5xxErrors"] == 0 and od["consecutiveGatewayErrors"] == 0, (cluster, subset)
+            assert "minHealthPercent" not in od
+            if subset == cluster:
+                # Pods of this cluster: a dead pod is ejected on Envoy-observed failures only.
+                assert od["splitExternalLocalOriginErrors"] is True and od["consecutiveLocalOriginFailures"] == 5
+            else:
+                assert not od.get("splitExternalLocalOriginErrors"), (cluster, subset)
+                assert not od.get("consecutiveLocalOriginFailures"), (cluster, subset)
+
+
 def test_subsets_can_select_by_cluster_name(run, base_config) -> None:
     base_config["traffic"]["subsetLabel"] = "cluster"
     stack = run(base_config)
     for rules in per_cluster(stack, DR).values():
-        assert rules[0].inputs["spec"]["subsets"] == [
+        assert [{k: s[k] for k in ("name", "labels")} for s in rules[0].inputs["spec"]["subsets"]] == [
             {"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
             {"name": "green", "labels": {"topology.istio.io/cluster": "green"}},
         ]
@@ -115,8 +145,9 @@ def test_a_flip_changes_only_the_virtual_services(run, base_config, weights: dic
     after = run(flipped)
     diff = changed_resources(before, after)
     assert diff.added == diff.removed == (), "a flip must neither add nor remove resources"
-    assert {after.by_urn[u].type for u in diff.changed} == {VS}
-    assert len(diff.changed) == len(base()["clusters"]) * len(base_config["traffic"]["services"])
+    # The dashboard draws the configured weight beside the observed share (components/dashboard.py).
+    assert {after.by_urn[u].type for u in diff.changed} == {VS, DASHBOARD}
+    assert len(diff.changed) == len(base()["clusters"]) * len(base_config["traffic"]["services"]) + 1
     for vs in after.of_type(VS):
         assert routes(vs) == weights
     assert after.exports["trafficSplit"] == {"helloworld.sample": weights}

@@ -23,18 +23,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from components.cluster import gke_kubeconfig
 from components.config import ClusterSpec, RoutedService
 from components.traffic import destination_rule, virtual_service
-from offline import fake_kube, self_signed_pem
-from offline.configs import base, write_stack_file
-from offline.fake_kube import FakeCluster, staged_mesh
+from offline import self_signed_pem
+from offline.configs import base, with_edge, write_stack_file
+from tests.fakes import fake_kube
+from tests.fakes.fake_kube import FakeCluster, staged_mesh
 from tools.verify import cli as verify
 from tools.verify import kube as verify_kube
 from tools.verify.checks import CheckResult, OutputsError, StackOutputs, parse_outputs
 from tools.verify.probe import (
     ERRORS,
+    LoadCount,
     ProbeCounts,
     ProbeSpec,
     client_job,
     evaluate_split,
+    load_count,
+    load_hosts,
     parse_client_log,
 )
 from tools.verify.report import Progress, format_checks
@@ -430,9 +434,9 @@ def test_probe_within_tolerance_passes_prints_the_table_and_cleans_up(mesh) -> N
     clusters = [ClusterSpec(name=n, network=net, region=r, node_cidr="", pod_cidr="", service_cidr="",
                             master_cidr="") for n, net, r, *_ in CLUSTERS]
     service = RoutedService(host="echo", namespace=ns)
-    for f in mesh.fakes.values():
+    for name, f in mesh.fakes.items():
         routing = {o["kind"]: o for o in f.posted if o["apiVersion"] == "networking.istio.io/v1"}
-        assert routing == {"DestinationRule": destination_rule(service, clusters, "network"),
+        assert routing == {"DestinationRule": destination_rule(service, clusters, "network", name),
                            "VirtualService": virtual_service(service, {"blue": 90, "green": 10})}
         assert f"/api/v1/namespaces/{ns}" in f.deleted
 
@@ -456,8 +460,9 @@ def test_probe_uses_the_cluster_subset_label_when_configured(mesh) -> None:
     assert code == 0, out
     for client, (dr, vs, echo, ns) in created.items():
         assert dr["apiVersion"] == vs["apiVersion"] == "networking.istio.io/v1"
-        assert dr["spec"]["subsets"] == [{"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
-                                         {"name": "green", "labels": {"topology.istio.io/cluster": "green"}}]
+        assert [{k: s[k] for k in ("name", "labels")} for s in dr["spec"]["subsets"]] == [
+            {"name": "blue", "labels": {"topology.istio.io/cluster": "blue"}},
+            {"name": "green", "labels": {"topology.istio.io/cluster": "green"}}]
         assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [50, 50]
         assert echo["spec"]["template"]["spec"]["containers"][0]["args"] == [f"-text={client}", "-listen=:5678"]
         assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
@@ -679,6 +684,35 @@ def test_probe_fails_when_the_edge_sends_a_weighted_cluster_nothing(mesh) -> Non
     assert code == 1
     assert "  edge   green        50%          0    0.0%   -50.0 pp  FAIL" in out, out
     assert "! edge traffic to green received nothing" in out
+
+
+def test_through_the_edge_the_probe_also_loads_every_routed_service_the_flips_judge_counts(mesh) -> None:
+    """The echo service is neither routed nor judged; the routed services' public hosts are: requests to them
+    through the global load balancer are reported by the ingress gateways (reporter="source")."""
+    config = write_stack_file(mesh.tmp / "Pulumi.edge.yaml", with_edge(base()))
+    for f in mesh.fakes.values():
+        f.job_hook = staged_mesh({"blue": {"blue": 100}, "green": {"blue": 100}})
+    loaded: list[tuple[str, str]] = []
+
+    def edge_load(url: str, host: str) -> int | None:
+        loaded.append((url, host))
+        return 503 if len(loaded) % 10 == 0 else 200
+
+    code, out, _ = mesh.run(*mesh.probe_args("--requests", "30", "--config", str(config)),
+                            outputs=edge_outputs(mesh), edge_request=staged_edge({"blue": 100}, []),
+                            edge_load=edge_load)
+    assert code == 0, out
+    assert loaded == [("http://34.120.0.9", "hello.example.com")] * 30
+    assert ("load: 30 requests to http://34.120.0.9 with Host hello.example.com: 27 answered, 3 failed or 5xx "
+            "(counted by a flip's judge: the ingress gateways report them)") in out
+
+
+def test_load_hosts_are_the_public_hosts_of_the_services_a_flip_moves() -> None:
+    services = [RoutedService("a", "ns", hosts=("a.example.com", "www.a.example.com")),
+                RoutedService("b", "ns", weights=(("blue", 100),), hosts=("b.example.com",)),
+                RoutedService("c", "ns")]
+    assert load_hosts(services) == ("a.example.com",)
+    assert load_count("a.example.com", [200, 404, 503, None]) == LoadCount("a.example.com", 2, 2)
 
 
 def test_without_an_edge_output_the_probe_sends_nothing_to_the_internet(mesh) -> None:

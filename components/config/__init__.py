@@ -5,12 +5,16 @@ edit in ``Pulumi.<stack>.yaml`` fails the preview with a message the author can 
 on instead of a half-created mesh. Parsing is pure; only `load` touches the Pulumi
 runtime.
 
-- `model`: the typed values and their defaults.
-- `rules`: generic rules (types, DNS labels, CIDRs, hosts, known keys with "did you mean").
+- `model`: every key declared once (type, default, rule, doc) as frozen pydantic dataclasses.
+- `declare`: how a key is declared, and pydantic's findings as the project's messages.
+- `checks`: single-key rules beyond type and bounds (names, CIDRs, versions, hosts, weights).
+- `gcp`: the regions and machine families checked offline, with the day they were read.
+- `rules`: generic helpers (DNS labels, CIDRs, hosts, "did you mean").
 - `ca_checks`: X.509 checks on a brought-in CA.
-- `parsing`: the stack's own rules, section by section (`parse`).
-- `safety`: availability, Cloud NAT and GKE maintenance sections.
+- `parsing`: `parse`, each section by its declaration, then the rules that span keys.
+- `safety`: cross-key rules for NAT, pod ranges, maintenance and prod's protection.
 - `loading`: reading the engine's config and stopping cleanly (`load`).
+- `stack_file`: the one reader of `Pulumi.<stack>.yaml` for the offline engine and the commands.
 """
 
 from components.config.loading import load, read_raw
@@ -19,7 +23,10 @@ from components.config.model import (
     DEFAULT_ISTIO_VERSION,
     MAX_CLUSTERS,
     MIN_ISTIO_VERSION,
+    MIN_WINDOW_SECONDS,
+    PROD_STACKS,
     RESERVED_NAMESPACES,
+    SCRAPE_INTERVAL_SECONDS,
     AuthorizedNetwork,
     AvailabilitySpec,
     CaSpec,
@@ -32,6 +39,7 @@ from components.config.model import (
     MaintenanceExclusion,
     MaintenanceWindow,
     MeshLinkSpec,
+    MonitoringSpec,
     NatSpec,
     RoutedService,
     StackConfig,
@@ -49,8 +57,11 @@ __all__ = [
     "MAX_CLUSTER_NAME",
     "MAX_NETWORK_NAME",
     "MIN_ISTIO_VERSION",
+    "MIN_WINDOW_SECONDS",
+    "PROD_STACKS",
     "PROJECT",
     "RESERVED_NAMESPACES",
+    "SCRAPE_INTERVAL_SECONDS",
     "TOP_LEVEL_KEYS",
     "AuthorizedNetwork",
     "AvailabilitySpec",
@@ -64,6 +75,7 @@ __all__ = [
     "MaintenanceExclusion",
     "MaintenanceWindow",
     "MeshLinkSpec",
+    "MonitoringSpec",
     "NatSpec",
     "RoutedService",
     "StackConfig",

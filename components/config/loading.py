@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from components.config.model import ConfigError, StackConfig
+from components.config.model import PROD_STACKS, ConfigError, StackConfig
 from components.config.parsing import TOP_LEVEL_KEYS, parse
 from components.config.rules import unknown_key_message
 from components.names import PROJECT
@@ -42,6 +42,8 @@ def load() -> StackConfig:
             raw,
             project=pulumi.Config("gcp").get("project"),
             ca_is_secret=runtime_config.is_config_secret(f"{PROJECT}:ca"),
+            # Prod is recognised by stack name, as the policy pack recognises it (PROD_STACKS).
+            prod=pulumi.get_stack() in PROD_STACKS,
         )
     except ConfigError as error:
         lines = "\n".join(f"  - {line}" for line in error.problems)

@@ -1,4 +1,4 @@
-"""Generic rules every key is checked with: types, DNS labels, CIDRs, host names, known keys.
+"""Generic rules the declared checks use: DNS labels, CIDRs, host names, durations, "did you mean".
 
 Each rule adds a line that names the key and the rule to a `Problems` collector, so one
 run reports every independent problem; none raises.
@@ -10,7 +10,7 @@ import difflib
 import ipaddress
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -60,50 +60,6 @@ def did_you_mean(value: str, candidates: Sequence[str]) -> str:
 def unknown_key_message(key: str, allowed: Sequence[str]) -> str:
     """`key` is not a known key, with the closest known one and the full list."""
     return f"{key} is not a known key{did_you_mean(key.rsplit('.', 1)[-1], allowed)} (known: {', '.join(allowed)})"
-
-
-def known_keys(raw: Mapping[str, Any], key: str, allowed: Sequence[str], p: Problems) -> None:
-    for k in raw:
-        if k not in allowed:
-            p.add(unknown_key_message(f"{key}.{k}", allowed))
-
-
-def as_mapping(value: Any, key: str, p: Problems) -> Mapping[str, Any] | None:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        p.add(f"{key} must be an object, got {type(value).__name__}")
-        return None
-    return value
-
-
-def as_list(value: Any, key: str, p: Problems) -> list[Any] | None:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        p.add(f"{key} must be a list, got {type(value).__name__}")
-        return None
-    return value
-
-
-def mapping_items(value: Any, key: str, p: Problems) -> Iterator[tuple[int, str, Mapping[str, Any]]]:
-    """(index, `key[index]`, entry) of a list of objects; a non-list or a non-object entry is reported."""
-    for i, entry in enumerate(as_list(value, key, p) or []):
-        mapping = as_mapping(entry, f"{key}[{i}]", p)
-        if mapping is not None:
-            yield i, f"{key}[{i}]", mapping
-
-
-def string_at(raw: Mapping[str, Any], k: str, key: str, p: Problems, *, default: str | None = None) -> str | None:
-    value = raw.get(k, default)
-    if value is None:
-        if default is None:
-            p.add(f"{key} is required")
-        return None
-    if not isinstance(value, str) or not value:
-        p.add(f"{key} must be a non-empty string, got {value!r}")
-        return None
-    return value
 
 
 def dns_label(value: str | None, key: str, p: Problems, *, max_len: int = 63,
@@ -178,8 +134,6 @@ def host_matches(pattern: str, host: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:])
     return pattern == host
-
-
 
 
 DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)?$")

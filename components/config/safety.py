@@ -1,126 +1,89 @@
-"""Config sections that keep the traffic path up: availability, Cloud NAT, GKE maintenance.
+"""Cross-key rules that keep the traffic path up: NAT capacity, pod ranges, maintenance, prod's protection.
 
-Kept apart from `parsing` so each section is one function: `parse_availability`,
-`parse_nat`, `parse_maintenance` (per-cluster windows that never overlap) and
-`parse_maintenance_exclusions`.
+- `check_nat_capacity`: the NAT addresses hold every node's minimum ports.
+- `check_pod_range`: the pod range holds a /24 for every node the pool can reach.
+- `parse_maintenance`: per-cluster windows (configured or derived) that never overlap.
+- `parse_maintenance_exclusions`: real times in order, GKE's limits.
+- `check_prod_protection`: what a prod stack may not switch off.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import ipaddress
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from components.config.model import (
-    DEFAULT_HA_REPLICAS,
-    DEFAULT_NAT_ADDRESSES,
-    DEFAULT_NAT_MAX_PORTS,
-    DEFAULT_NAT_MIN_PORTS,
-    EXCLUSION_SCOPES,
     GKE_MAINTENANCE_PERIOD_DAYS,
     GKE_MIN_MAINTENANCE_HOURS,
     MAX_CLUSTERS,
-    MAX_HA_REPLICAS,
-    MAX_NAT_ADDRESSES,
-    MAX_WINDOW_HOURS,
-    MIN_HA_REPLICAS,
-    MIN_WEEKLY_OCCURRENCES,
+    MAX_MAINTENANCE_EXCLUSIONS,
     MIN_WINDOW_HOURS,
-    NAT_MAX_PORTS_RANGE,
-    NAT_MIN_PORTS_RANGE,
     NAT_PORTS_PER_ADDRESS,
-    WEEKDAYS,
+    NODE_POD_PREFIX,
+    PROD_STACKS,
     ZONES_PER_REGION,
-    AvailabilitySpec,
     ClusterSpec,
     MaintenanceExclusion,
     MaintenanceWindow,
     NatSpec,
+    TrafficSpec,
     default_window,
 )
-from components.config.rules import Problems, as_mapping, is_int, known_keys, mapping_items, string_at
+from components.config.rules import Problems
 
-RFC3339_ZULU = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # GKE: a "No upgrades" exclusion may last at most 30 days.
 MAX_NO_UPGRADES_DAYS = 30
 
 
-def _int_in(raw: Any, key: str, low: int, high: int, default: int, why: str, p: Problems) -> int:
-    value = default if raw is None else raw
-    if not is_int(value) or not low <= value <= high:
-        p.add(f"{key} {value!r} must be an integer from {low} to {high}{why}")
-        return default
-    return value
+def check_nat_capacity(nat: NatSpec, clusters: Sequence[ClusterSpec], raw_clusters: Any, p: Problems) -> None:
+    """Every node is guaranteed its minimum: the addresses must hold that many for the largest pool."""
+    vms = nat.addresses * NAT_PORTS_PER_ADDRESS // nat.min_ports_per_vm
+    index = _index(raw_clusters)
+    for c in clusters:
+        i = index[c.name]
+        nodes = c.max_nodes * ZONES_PER_REGION
+        if nodes > vms:
+            p.add(f"clusters[{i}].maxNodes {c.max_nodes} ({nodes} nodes in {ZONES_PER_REGION} zones) needs more "
+                  f"NAT ports than nat.addresses {nat.addresses} hold: {nat.addresses} x {NAT_PORTS_PER_ADDRESS} ports "
+                  f"give {vms} nodes nat.minPortsPerVm {nat.min_ports_per_vm} each; raise nat.addresses")
 
 
-def parse_availability(raw: Any, p: Problems) -> AvailabilitySpec:
-    section = as_mapping(raw, "availability", p) or {}
-    known_keys(section, "availability", ("istiodReplicas", "eastWestGatewayReplicas"), p)
-    why = " (two replicas are the least that survive a node drain)"
-    return AvailabilitySpec(
-        istiod_replicas=_int_in(section.get("istiodReplicas"), "availability.istiodReplicas",
-                                MIN_HA_REPLICAS, MAX_HA_REPLICAS, DEFAULT_HA_REPLICAS, why, p),
-        eastwest_replicas=_int_in(section.get("eastWestGatewayReplicas"), "availability.eastWestGatewayReplicas",
-                                  MIN_HA_REPLICAS, MAX_HA_REPLICAS, DEFAULT_HA_REPLICAS, why, p),
-    )
+def check_pod_range(i: int, c: ClusterSpec, p: Problems) -> None:
+    """GKE gives every node a /24 of the pod range (110 pods per node by default), so the range must hold
+    one for every node the regional pool can reach: maxNodes in each of its zones."""
+    prefix = ipaddress.IPv4Network(c.pod_cidr).prefixlen
+    ranges = 2 ** max(NODE_POD_PREFIX - prefix, 0)
+    nodes = c.max_nodes * ZONES_PER_REGION
+    if nodes > ranges:
+        needed = NODE_POD_PREFIX - (nodes - 1).bit_length()
+        p.add(f"clusters[{i}].podCidr {c.pod_cidr} holds {ranges} node range(s) of /{NODE_POD_PREFIX} (GKE's default "
+              f"110 pods per node) but clusters[{i}].maxNodes {c.max_nodes} in {ZONES_PER_REGION} zones can reach "
+              f"{nodes} nodes: use a /{needed} or larger, or lower maxNodes")
 
 
-def _power_of_two(value: Any, key: str, bounds: tuple[int, int], p: Problems) -> bool:
-    low, high = bounds
-    if not is_int(value) or not low <= value <= high or value & (value - 1):
-        p.add(f"{key} {value!r} must be a power of two from {low} to {high} (Cloud NAT dynamic port allocation)")
-        return False
-    return True
+def check_prod_protection(raw_clusters: Any, clusters: Sequence[ClusterSpec], traffic: TrafficSpec,
+                          p: Problems) -> None:
+    """A prod cluster keeps GKE deletion protection and Pulumi `protect` on; retiring one turns both off in
+    its own `up` first (docs/blue-green.md), which this allows only for a cluster that serves no traffic."""
+    index = _index(raw_clusters)
+    serving = {c for split in [dict(traffic.weights), *traffic.splits().values()] for c, w in split.items() if w > 0}
+    for c in clusters:
+        i = index[c.name]
+        if c.name not in serving:
+            continue
+        for attr, name in (("deletion_protection", "deletionProtection"), ("protect", "protect")):
+            if not getattr(c, attr):
+                p.add(f"clusters[{i}].{name} is false in a prod stack ({', '.join(PROD_STACKS)}) while "
+                      f"{c.name} receives traffic: a serving prod cluster keeps deletion protection and Pulumi "
+                      "protect; to retire it, move its traffic away first (docs/blue-green.md)")
 
 
-def parse_nat(raw: Any, clusters: Sequence[ClusterSpec], p: Problems) -> NatSpec:
-    """Dynamic port allocation sized for one destination per node: the peer gateway's 15443."""
-    section = as_mapping(raw, "nat", p) or {}
-    known_keys(section, "nat", ("minPortsPerVm", "maxPortsPerVm", "addresses"), p)
-    low = section.get("minPortsPerVm", DEFAULT_NAT_MIN_PORTS)
-    high = section.get("maxPortsPerVm", DEFAULT_NAT_MAX_PORTS)
-    ok = _power_of_two(low, "nat.minPortsPerVm", NAT_MIN_PORTS_RANGE, p)
-    ok = _power_of_two(high, "nat.maxPortsPerVm", NAT_MAX_PORTS_RANGE, p) and ok
-    if ok and high <= low:
-        p.add(f"nat.maxPortsPerVm {high} must be greater than nat.minPortsPerVm {low}")
-        ok = False
-    addresses = _int_in(section.get("addresses"), "nat.addresses", 1, MAX_NAT_ADDRESSES, DEFAULT_NAT_ADDRESSES,
-                        " (NAT addresses per network)", p)
-    if ok:
-        # Every node is guaranteed its minimum: the addresses must hold that many for the largest pool.
-        vms = addresses * NAT_PORTS_PER_ADDRESS // low
-        for i, c in enumerate(clusters):
-            nodes = c.max_nodes * ZONES_PER_REGION
-            if nodes > vms:
-                p.add(f"clusters[{i}].maxNodes {c.max_nodes} ({nodes} nodes in {ZONES_PER_REGION} zones) needs more "
-                      f"NAT ports than nat.addresses {addresses} hold: {addresses} x {NAT_PORTS_PER_ADDRESS} ports "
-                      f"give {vms} nodes nat.minPortsPerVm {low} each; raise nat.addresses")
-        return NatSpec(min_ports_per_vm=low, max_ports_per_vm=high, addresses=addresses)
-    return NatSpec(addresses=addresses)
-
-
-def _parse_window(raw: Any, key: str, default: MaintenanceWindow, p: Problems) -> MaintenanceWindow:
-    section = as_mapping(raw, key, p)
-    if section is None:
-        return default
-    if not section:
-        return default
-    known_keys(section, key, ("day", "startHour", "durationHours"), p)
-    before = len(p.items)
-    day = section.get("day", default.day)
-    if day not in WEEKDAYS:
-        p.add(f"{key}.day {day!r} must be one of {', '.join(WEEKDAYS)} (UTC)")
-    start = _int_in(section.get("startHour"), f"{key}.startHour", 0, 23, default.start_hour, " (UTC)", p)
-    duration = _int_in(section.get("durationHours"), f"{key}.durationHours", MIN_WINDOW_HOURS, MAX_WINDOW_HOURS,
-                       default.duration_hours,
-                       f": GKE requires {GKE_MIN_MAINTENANCE_HOURS} h of maintenance availability in every "
-                       f"{GKE_MAINTENANCE_PERIOD_DAYS} days and a weekly window recurs only "
-                       f"{MIN_WEEKLY_OCCURRENCES} times in some of them", p)
-    if len(p.items) > before:
-        return default
-    return MaintenanceWindow(day=day, start_hour=start, duration_hours=duration)
+def _index(raw_clusters: Any) -> dict[Any, int]:
+    items = raw_clusters if isinstance(raw_clusters, list) else []
+    return {c["name"]: i for i, c in enumerate(items) if isinstance(c, dict) and isinstance(c.get("name"), str)}
 
 
 def _describe(w: MaintenanceWindow) -> str:
@@ -140,15 +103,14 @@ def parse_maintenance(raw_clusters: Any, clusters: tuple[ClusterSpec, ...], p: P
               f"availability in every {GKE_MAINTENANCE_PERIOD_DAYS} days (a weekly window of at least "
               f"{MIN_WINDOW_HOURS} h), and a week holds only {MAX_CLUSTERS} such windows that never overlap: "
               f"at most {MAX_CLUSTERS} clusters")
-    index = {c.get("name"): i for i, c in enumerate(items) if isinstance(c, dict)}
+    index = _index(raw_clusters)
     out: list[ClusterSpec] = []
     placed: list[tuple[str, MaintenanceWindow]] = []
     for c in clusters:
         i = index[c.name]
-        key = f"clusters[{i}].maintenance"
-        configured = key if isinstance(items[i], dict) and items[i].get("maintenance") else None
-        window = _parse_window(items[i].get("maintenance"), key, default_window(i), p)
-        label = configured or f"clusters[{i}] (default {_describe(window)})"
+        configured = items[i].get("maintenance") is not None
+        window = c.maintenance if configured else default_window(i)
+        label = f"clusters[{i}].maintenance" if configured else f"clusters[{i}] (default {_describe(window)})"
         for other_label, other in placed:
             if window.hours() & other.hours() and not too_many:
                 p.add(f"{label} ({_describe(window)}) overlaps {other_label} ({_describe(other)}); GKE could "
@@ -158,10 +120,7 @@ def parse_maintenance(raw_clusters: Any, clusters: tuple[ClusterSpec, ...], p: P
     return tuple(out)
 
 
-def _timestamp(value: Any, key: str, p: Problems) -> datetime | None:
-    if not isinstance(value, str) or not RFC3339_ZULU.match(value):
-        p.add(f"{key} {value!r} must be an RFC 3339 UTC time such as 2026-12-01T18:00:00Z")
-        return None
+def _timestamp(value: str, key: str, p: Problems) -> datetime | None:
     try:
         return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
@@ -169,26 +128,24 @@ def _timestamp(value: Any, key: str, p: Problems) -> datetime | None:
         return None
 
 
-def parse_maintenance_exclusions(raw: Any, p: Problems) -> tuple[MaintenanceExclusion, ...]:
-    """Periods without automatic upgrades in every cluster (e.g. a freeze around a flip)."""
-    result: list[MaintenanceExclusion] = []
-    for _, key, entry in mapping_items(raw, "maintenanceExclusions", p):
-        before = len(p.items)
-        known_keys(entry, key, ("name", "startTime", "endTime", "scope"), p)
-        name = string_at(entry, "name", f"{key}.name", p)
-        start = _timestamp(entry.get("startTime"), f"{key}.startTime", p)
-        end = _timestamp(entry.get("endTime"), f"{key}.endTime", p)
-        scope = entry.get("scope", "NO_UPGRADES")
-        if scope not in EXCLUSION_SCOPES:
-            p.add(f"{key}.scope {scope!r} must be one of {', '.join(EXCLUSION_SCOPES)}")
+def parse_maintenance_exclusions(exclusions: Sequence[MaintenanceExclusion], p: Problems,
+                                 ) -> tuple[MaintenanceExclusion, ...]:
+    """Periods without automatic upgrades in every cluster (e.g. a freeze around a flip): real times in
+    order, a NO_UPGRADES one at most 30 days, unique names, and no more than GKE keeps per cluster."""
+    if len(exclusions) > MAX_MAINTENANCE_EXCLUSIONS:
+        p.add(f"maintenanceExclusions lists {len(exclusions)} exclusions; GKE allows at most "
+              f"{MAX_MAINTENANCE_EXCLUSIONS} per cluster")
+    names: dict[str, int] = {}
+    for i, e in enumerate(exclusions):
+        key = f"maintenanceExclusions[{i}]"
+        start = _timestamp(e.start_time, f"{key}.startTime", p)
+        end = _timestamp(e.end_time, f"{key}.endTime", p)
         if start and end and end <= start:
-            p.add(f"{key}.endTime {entry['endTime']} must be after {key}.startTime {entry['startTime']}")
-        elif start and end and scope == "NO_UPGRADES" and end - start > timedelta(days=MAX_NO_UPGRADES_DAYS):
+            p.add(f"{key}.endTime {e.end_time} must be after {key}.startTime {e.start_time}")
+        elif start and end and e.scope == "NO_UPGRADES" and end - start > timedelta(days=MAX_NO_UPGRADES_DAYS):
             p.add(f"{key} lasts {(end - start).days} days; GKE allows a NO_UPGRADES exclusion at most "
                   f"{MAX_NO_UPGRADES_DAYS} days")
-        if name is not None and any(e.name == name for e in result):
-            p.add(f"{key}.name {name!r} is listed twice")
-        if len(p.items) == before and name:
-            result.append(MaintenanceExclusion(name=name, start_time=entry["startTime"], end_time=entry["endTime"],
-                                               scope=scope))
-    return tuple(result)
+        if e.name in names:
+            p.add(f"{key}.name {e.name!r} is listed twice")
+        names.setdefault(e.name, i)
+    return tuple(exclusions)

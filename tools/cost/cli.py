@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from offline.engine import FROM_STACK_FILE, ROOT, ProgramError, run_program
+from components.config import stack_file
+from offline.engine import FROM_STACK_FILE, ProgramError, run_program
 from tools.cost.estimate import PriceError, estimate, render
 
 
@@ -20,8 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Monthly list-price estimate of a stack's declared resources, offline.")
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml is used (default: dev)")
     args = parser.parse_args(argv)
-    if not (ROOT / f"Pulumi.{args.stack}.yaml").is_file():
-        print(f"cost: --stack {args.stack}: there is no Pulumi.{args.stack}.yaml in {ROOT}", file=sys.stderr)
+    path = stack_file.path_for(args.stack)
+    if not path.is_file():
+        print(f"cost: --stack {args.stack}: there is no {path.name} in {path.parent}", file=sys.stderr)
         return 2
     try:
         program = run_program(None, stack=args.stack, gcp_project=FROM_STACK_FILE)

@@ -93,7 +93,9 @@ class Estimate:
 
     @property
     def read(self) -> str:
-        return max(p.read for p in self.prices.prices.values())
+        """The latest day any price this estimate used was read."""
+        used = {k for line in self.lines for k in line.prices} | {p.key for _, p in self.rates}
+        return max(self.prices.prices[k].read for k in used)
 
 
 def _nodes(pool: Any, prices: Prices) -> tuple[int, int]:
@@ -123,13 +125,17 @@ def estimate(program: Program, prices: Prices | None = None) -> Estimate:
             raise PriceError(f"node pool {pool.name}: no price for region {region!r} in {PRICES_FILE.name} "
                              f"(priced: {', '.join(sorted(p.regions))})")
         shape = p.machine_types[machine]
-        per_node = (shape["vcpus"] * p["e2_vcpu"] + shape["memory_gib"] * p["e2_memory"]) * h
+        vcpu, memory = f"{shape['family']}_vcpu", f"{shape['family']}_memory"
+        if vcpu not in p.prices or memory not in p.prices:
+            raise PriceError(f"node pool {pool.name}: machine type {machine!r} is of family {shape['family']!r}, "
+                             f"which has no {vcpu} and {memory} prices in {PRICES_FILE.name}")
+        per_node = (shape["vcpus"] * p[vcpu] + shape["memory_gib"] * p[memory]) * h
         lo, hi = _nodes(pool, p)
         counts = nodes_of.setdefault(owner[pool.urn], [0, 0])
         counts[0] += lo
         counts[1] += hi
         lines.append(Line(f"nodes of {pool.name}", f"{lo}–{hi} × {machine} in {region}",
-                          lo * per_node, hi * per_node, ("e2_vcpu", "e2_memory")))
+                          lo * per_node, hi * per_node, (vcpu, memory)))
         disk = float(config.get("diskSizeGb") or p.default_disk_gib)
         lines.append(Line(f"boot disks of {pool.name} (pd-balanced)", f"{lo}–{hi} × {disk:g} GiB",
                           lo * disk * p["pd_balanced"], hi * disk * p["pd_balanced"], ("pd_balanced",)))

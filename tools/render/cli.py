@@ -14,24 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from offline.engine import FROM_STACK_FILE, PROJECT, ROOT, ProgramError, run_program
+from components.config import stack_file
+from offline.engine import FROM_STACK_FILE, ProgramError, run_program
 from offline.manifests import GRAPH_FILE, Rendered, RenderError, render
+from offline.progress import Progress
 from tools.cost import estimate as cost
 from tools.render import diff
 
 
 def read_config_file(path: Path) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
     """A stack-format YAML -> (project keys without namespace, gcp:project, other namespaced keys)."""
-    data = yaml.safe_load(path.read_text()) or {}
-    config = data.get("config") if isinstance(data, dict) else None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} has no `config:` map (expected the format of Pulumi.<stack>.yaml)")
-    project = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}
-    gcp_project = config.get("gcp:project")
-    extra = {k: v for k, v in config.items() if not k.startswith(f"{PROJECT}:") and k != "gcp:project"}
-    return project, gcp_project, extra
+    stack = stack_file.read(path)
+    return stack.project, stack.gcp_project, stack.other
 
 
 def write(rendered: Rendered, out: Path) -> None:
@@ -58,25 +52,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output folder, replaced on each run (default: build/render)")
     parser.add_argument("--diff", metavar="REF",
                         help="instead of writing, print what the working tree changes against git REF, per cluster "
-                             "and object, and the monthly cost change; exit 1 when something changes")
+                             "and object, and the monthly cost change (exit 0 unless the diff cannot be made)")
+    parser.add_argument("--exit-code", action="store_true",
+                        help="with --diff: exit 1 when something changes, like `git diff --exit-code` (for CI gates)")
     args = parser.parse_args(argv)
+    if args.exit_code and args.diff is None:
+        parser.error("--exit-code goes with --diff REF")
     if args.diff is not None:
         if args.config is not None:
             parser.error("--diff compares the stack files at REF and in the working tree; drop --config")
         try:
-            text, changed = diff.run(args.diff, args.stack)
+            text, changed = diff.run(args.diff, args.stack, progress=Progress("render --diff"))
         except diff.DiffError as error:
             print(f"render: {error}", file=sys.stderr)
             return 2
         print(text)
-        return 1 if changed else 0
+        return 1 if changed and args.exit_code else 0
 
-    stack_file = f"Pulumi.{args.stack}.yaml"
-    if not (ROOT / stack_file).is_file():
+    own_file = stack_file.path_for(args.stack)
+    if not own_file.is_file():
         # The stack file is read with --config too: it names the stack the program runs as.
-        print(f"render: --stack {args.stack}: there is no {stack_file} in {ROOT}", file=sys.stderr)
+        print(f"render: --stack {args.stack}: there is no {own_file.name} in {own_file.parent}", file=sys.stderr)
         return 2
-    source = str(args.config) if args.config is not None else stack_file
+    source = str(args.config) if args.config is not None else own_file.name
+    progress = Progress("render")
+    progress.step(f"running the program offline with {source} …")
     try:
         if args.config is not None:
             project, gcp_project, extra = read_config_file(args.config)
@@ -86,12 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProgramError as error:
         print(f"render: {source}: the program stopped, nothing was written:\n{error}", file=sys.stderr)
         return 2
-    except (OSError, ValueError, yaml.YAMLError) as error:
+    except stack_file.StackFileError as error:
         print(f"render: --config: {error}", file=sys.stderr)
         return 2
     try:
+        progress.step(f"rendering {len(program.resources)} resources into {args.out} …")
         rendered = render(program, args.stack)
         write(rendered, args.out)
+        progress.step("done; pricing them …")
     except RenderError as error:
         print(f"render: {error}", file=sys.stderr)
         return 2

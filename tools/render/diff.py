@@ -21,8 +21,10 @@ from typing import Any
 
 import yaml
 
+from components.config import stack_file
 from offline.engine import ROOT, Program, Resource
 from offline.manifests import GRAPH_FILE, render
+from offline.progress import Progress
 from tools.cost.estimate import PriceError, estimate, render_change
 
 SNAPSHOT = Path(__file__).with_name("snapshot.py")
@@ -44,8 +46,8 @@ def checkout(ref: str, into: Path, repo: Path = ROOT) -> None:
 
 def snapshot(tree: Path, stack: str, label: str) -> Program:
     """Run `tree`'s program in a fresh interpreter and rebuild what it declared."""
-    if not (tree / f"Pulumi.{stack}.yaml").is_file():
-        raise DiffError(f"{label}: there is no Pulumi.{stack}.yaml")
+    if not stack_file.path_for(stack, tree).is_file():
+        raise DiffError(f"{label}: there is no {stack_file.path_for(stack, tree).name}")
     done = subprocess.run([sys.executable, str(SNAPSHOT), str(tree), stack], cwd=tree,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -138,8 +140,10 @@ def compare(before: Mapping[PurePosixPath, str], after: Mapping[PurePosixPath, s
 
 def report(changes: list[Change], ref: str, stack: str) -> str:
     counts = {k: sum(1 for c in changes if c.kind == k) for k in "+-~"}
-    lines = [f"render --diff {ref} (stack {stack}): {counts['~']} changed, {counts['+']} added, "
-             f"{counts['-']} removed" + ("" if changes else ": nothing changes")]
+    total = len(changes)
+    lines = [f"render --diff {ref} (stack {stack}): " + (
+        f"{total} change{'' if total == 1 else 's'} ({counts['~']} changed, {counts['+']} added, "
+        f"{counts['-']} removed)" if changes else "0 changes: nothing changes")]
     for group in sorted({c.group for c in changes}):
         lines.append(f"{group}:")
         for c in (c for c in changes if c.group == group):
@@ -148,12 +152,17 @@ def report(changes: list[Change], ref: str, stack: str) -> str:
     return "\n".join(lines)
 
 
-def run(ref: str, stack: str, repo: Path = ROOT, tree: Path | None = None) -> tuple[str, bool]:
+def run(ref: str, stack: str, repo: Path = ROOT, tree: Path | None = None,
+        progress: Progress | None = None) -> tuple[str, bool]:
     """(the report, whether anything changes); raises DiffError."""
+    say = progress.step if progress else (lambda _: None)
     with tempfile.TemporaryDirectory(prefix="render-diff-") as tmp:
+        say(f"running the program as committed at {ref} (stack {stack}) …")
         checkout(ref, Path(tmp), repo)
         before = snapshot(Path(tmp), stack, f"at {ref}")
+    say(f"running the program of the working tree ({len(before.resources)} resources at {ref}) …")
     after = snapshot(tree or repo, stack, "working tree")
+    say(f"comparing {len(before.resources)} and {len(after.resources)} resources, object by object …")
     changes = compare(render(before, stack).files(), render(after, stack).files())
     text = report(changes, ref, stack)
     try:

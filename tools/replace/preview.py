@@ -2,8 +2,9 @@
 
 Adding the successor must create only its own resources and, in the clusters already running,
 change only what lets them reach it: the control planes' and east-west gateways' allow-lists (its
-NAT address), the remote secrets that link it, and routing that names it at weight 0
-(DestinationRule subsets, VirtualService routes, and with the edge its backend and URL-map route).
+NAT address), the remote secrets that link it, routing that names it at weight 0
+(DestinationRule subsets, VirtualService routes, and with the edge its backend and URL-map route),
+and the dashboard and alert policies that list every cluster.
 Anything else - a replaced peer, a moved weight, a deleted resource - stops the phase.
 """
 
@@ -13,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.names import DESTINATION_RULE, GKE_CLUSTER, HELM_RELEASE, URL_MAP, VIRTUAL_SERVICE
+from components.names import (
+    ALERT_POLICY,
+    DASHBOARD,
+    DESTINATION_RULE,
+    GKE_CLUSTER,
+    HELM_RELEASE,
+    URL_MAP,
+    VIRTUAL_SERVICE,
+)
 from offline.engine import Program, changed_resources
 from offline.graph import owners
 
@@ -27,6 +36,9 @@ ALLOWED_CHANGES = {
     (BACKEND_SERVICE, "backends"): "the edge's failover capacity",
     (URL_MAP, "defaultRouteAction"): "the edge's route to the successor at weight 0",
     (URL_MAP, "pathMatchers"): "the edge's route to the successor at weight 0",
+    # Observability only (components/alerts.py, components/dashboard.py): they list every cluster.
+    (ALERT_POLICY, "conditions"): "the alert policy watches the successor too",
+    (DASHBOARD, "dashboardJson"): "the dashboard shows the successor too",
 }
 # Inside a changed Helm release, only this value may differ.
 EASTWEST_ALLOWED_VALUE = ("service", "loadBalancerSourceRanges")

@@ -1,6 +1,6 @@
 """Pure checks of a deployed mesh: stack outputs + objects read from each cluster -> PASS/FAIL rows.
 
-Nothing here talks to a cluster. The API layer (`tools.verify_kube`) reads the objects
+Nothing here talks to a cluster. The API layer (`tools.verify.kube`) reads the objects
 and hands them over as plain Kubernetes JSON (camelCase, `data` base64), so every rule
 below can be tested with recorded objects and says, on failure, the likely cause and
 the command that shows or fixes it.

@@ -24,25 +24,23 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from components import config as stack_config
+from components.config import stack_file
 from tools.flip.plan import PlanError, parse_weights
-from tools.verify.checks import CheckResult, ClusterError, OutputsError, StackOutputs, evaluate, parse_outputs
+from tools.verify.checks import CheckResult, OutputsError, StackOutputs, evaluate, parse_outputs
 from tools.verify.expiry import DEFAULT_WARN_DAYS, ExpiryError, check_ca_expiry, parse_ca_expiry
-from tools.verify.gate import evaluate_gate, read_gate, targets
+from tools.verify.gate import gate_rows
 from tools.verify.kube import (
     ClientFactory,
     ProbeRunner,
     collect,
     connect,
     default_client_factory,
-    describe_failure,
     edge_get,
+    edge_status,
 )
 from tools.verify.probe import (
     DEFAULT_CURL_IMAGE,
@@ -50,11 +48,14 @@ from tools.verify.probe import (
     NAMESPACE_PREFIX,
     ProbeSpec,
     evaluate_split,
+    format_load,
+    load_hosts,
     split_passed,
 )
 from tools.verify.report import Progress, format_checks, format_split
 
-ROOT = Path(__file__).resolve().parent.parent
+# Pulumi runs in the project root, where the stack files are (tools/verify/ is two levels below it).
+ROOT = stack_file.ROOT
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PULUMI_TIMEOUT_SECONDS = 120
 MAX_REQUESTS = 10_000
@@ -177,23 +178,14 @@ def read_outputs(stack: str, outputs_file: Path | None, runner: Runner) -> Stack
 
 def read_stack_config(stack: str, path: Path | None) -> stack_config.StackConfig:
     """The stack file through the program's own parser, so the probe uses exactly the deployed rules."""
-    path = path or ROOT / f"Pulumi.{stack}.yaml"
+    path = path or stack_file.path_for(stack)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise UsageError(f"--config {path}: cannot read the stack file ({error.strerror or error})") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"--config {path}: not valid YAML ({error})") from None
-    values = (doc or {}).get("config") if isinstance(doc, dict) else None
-    if not isinstance(values, dict):
-        raise UsageError(f"--config {path}: no `config:` block")
-    prefix = f"{stack_config.PROJECT}:"
-    raw: dict[str, Any] = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
-    # The CA block may hold encrypted secrets this tool cannot (and need not) read.
-    raw.pop("ca", None)
+        found = stack_file.read(path)
+    except stack_file.StackFileError as error:
+        raise UsageError(f"--config {error}") from None
     try:
         # The GCP project is not needed to verify; any non-empty value satisfies the parser.
-        return stack_config.parse(raw, project=str(values.get("gcp:project") or "not-needed-for-verify"))
+        return stack_config.parse(found.readable(), project=found.gcp_project or "not-needed-for-verify")
     except stack_config.ConfigError as error:
         raise UsageError(f"--config {path} is invalid:\n" + "\n".join(f"  - {p}" for p in error.problems)) from None
 
@@ -212,6 +204,7 @@ def probe_spec(cfg: stack_config.StackConfig, outputs: StackOutputs, args: argpa
         clusters=cfg.clusters, subset_label=cfg.traffic.subset_label, weights=dict(cfg.traffic.weights),
         requests=args.requests, deadline_seconds=deadline,
         echo_image=args.echo_image, curl_image=args.curl_image, edge_url=outputs.edge_url,
+        load_hosts=load_hosts(cfg.traffic.services) if outputs.edge_url else (),
     )
 
 
@@ -227,6 +220,7 @@ def main(
     err: TextIO | None = None,
     poll_interval: float = 2.0,
     edge_request: Callable[[str, str], str | None] = edge_get,
+    edge_load: Callable[[str, str], int | None] = edge_status,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -255,7 +249,7 @@ def main(
     errors += read_errors
     results = evaluate(outputs, snapshots, errors) + _expiry_rows(outputs, args.ca_warn_days)
     if args.before_flip and cfg is not None:
-        results += _gate(cfg, outputs, clients, errors)
+        results += gate_rows(cfg, outputs, clients, errors)
     out.write(format_checks(results, outputs) + "\n")
     ok = all(r.passed for r in results)
 
@@ -264,29 +258,8 @@ def main(
         if errors:
             out.write(f"probe skipped: {', '.join(e.name for e in errors)} cannot be used (see above)\n")
             return EXIT_FAILED
-        ok = _probe(spec, clients, args, out, poll_interval, edge_request) and ok
+        ok = _probe(spec, clients, args, out, poll_interval, edge_request, edge_load) and ok
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def _gate(cfg: stack_config.StackConfig, outputs: StackOutputs, clients: dict[str, Any],
-          errors: list[Any]) -> list[Any]:
-    """Read every target cluster (in parallel) and judge the new weights against what runs there."""
-    wanted = targets(cfg)
-    services = list(dict.fromkeys((t.host, t.namespace) for t in wanted))
-    by_name = {c.name: c for c in outputs.clusters}
-    todo = [n for n in dict.fromkeys(t.cluster for t in wanted) if n in clients]
-
-    def one(name: str) -> Any:
-        try:
-            return read_gate(clients[name], name, services)
-        except Exception as error:
-            f = describe_failure(by_name[name], error)
-            return ClusterError(name, f.message, f.cause, f.fix)
-
-    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
-        done = list(pool.map(one, todo))
-    snapshots = [d for d in done if not isinstance(d, ClusterError)]
-    return evaluate_gate(cfg, outputs, snapshots, [*errors, *(d for d in done if isinstance(d, ClusterError))])
 
 
 def _expiry_rows(outputs: StackOutputs, warn_days: int) -> list[Any]:
@@ -302,12 +275,14 @@ def _expiry_rows(outputs: StackOutputs, warn_days: int) -> list[Any]:
 
 
 def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, out: TextIO,
-           poll_interval: float, edge_request: Callable[[str, str], str | None]) -> bool:
+           poll_interval: float, edge_request: Callable[[str, str], str | None],
+           edge_load: Callable[[str, str], int | None]) -> bool:
     progress = Progress([c.name for c in spec.clusters], out)
     progress.start(f"probe: namespace {spec.namespace} in {len(spec.clusters)} clusters "
                    f"(subsets by {spec.subset_label}, weights {dict(spec.weights)})")
     runner = ProbeRunner(spec=spec, clients=clients, report=progress.update, wait_timeout=args.wait_timeout,
-                         settle_seconds=args.settle, poll_interval=poll_interval, edge_request=edge_request)
+                         settle_seconds=args.settle, poll_interval=poll_interval, edge_request=edge_request,
+                         edge_load=edge_load)
     outcome = runner.run()
     out.write("\n")
     passed = outcome.error is None and not outcome.cleanup_errors
@@ -317,6 +292,7 @@ def _probe(spec: ProbeSpec, clients: dict[str, Any], args: argparse.Namespace, o
         if spec.edge_url:
             out.write(f"edge: {spec.requests} requests to {spec.edge_url} with Host {spec.edge_host} "
                       "(rows FROM edge: the URL map's split; each ingress answers from its own cluster)\n")
+            out.writelines(line + "\n" for line in format_load(outcome.load, spec.edge_url))
         passed = passed and split_passed(rows)
     if outcome.error:
         out.write(f"probe FAILED: {outcome.error}\n")

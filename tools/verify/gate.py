@@ -5,12 +5,15 @@ that share, and so does a cluster whose east-west gateway cannot be reached: the
 clusters' sidecars reach it only through that gateway. The gate reads, in every cluster the
 stack file's (new) weights send traffic to, the service's EndpointSlices and the east-west
 gateway's Service and EndpointSlices, and says per routed service what is missing and
-how to fix it. Pure rules here; `read_gate` does the reads.
+how to fix it. Pure rules here; `read_gate` does the reads; `before_flip` is the typed entry point
+that `tools.flip` calls (and `verify --before-flip` prints).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,7 @@ from kubernetes import client as k8s
 from components.config import StackConfig
 from components.names import EASTWEST_RELEASE, ISTIO_NAMESPACE
 from tools.verify.checks import MESH, CheckResult, ClusterError, StackOutputs, load_balancer_address
-from tools.verify.kube import REQUEST_TIMEOUT, _read
+from tools.verify.kube import REQUEST_TIMEOUT, ClientFactory, _read, connect, describe_failure
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -142,3 +145,54 @@ def read_gate(api: k8s.ApiClient, cluster: str, services: Sequence[tuple[str, st
         eastwest_service=_read(api, core.read_namespaced_service, EASTWEST_RELEASE, ISTIO_NAMESPACE),
         eastwest_slices=slices(EASTWEST_RELEASE, ISTIO_NAMESPACE),
     )
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """The readiness gate's verdict: every row it checked, structured (tools.flip prints the failing ones)."""
+
+    weights: Mapping[str, int]
+    results: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+
+def with_weights(cfg: StackConfig, weights: Mapping[str, int]) -> StackConfig:
+    """The stack config with these mesh-wide weights (every cluster of the stack, unnamed ones 0)."""
+    split = tuple((c.name, int(weights.get(c.name, 0))) for c in cfg.clusters)
+    return dataclasses.replace(cfg, traffic=dataclasses.replace(cfg.traffic, weights=split))
+
+
+def gate_rows(cfg: StackConfig, outputs: StackOutputs, clients: Mapping[str, Any],
+              errors: Sequence[ClusterError]) -> list[CheckResult]:
+    """Read every target cluster (in parallel) and judge cfg's weights against what runs there."""
+    wanted = targets(cfg)
+    services = list(dict.fromkeys((t.host, t.namespace) for t in wanted))
+    by_name = {c.name: c for c in outputs.clusters}
+    todo = [n for n in dict.fromkeys(t.cluster for t in wanted) if n in clients]
+
+    def one(name: str) -> GateSnapshot | ClusterError:
+        try:
+            return read_gate(clients[name], name, services)
+        except Exception as error:
+            f = describe_failure(by_name[name], error)
+            return ClusterError(name, f.message, f.cause, f.fix)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+        done = list(pool.map(one, todo))
+    snapshots = [d for d in done if isinstance(d, GateSnapshot)]
+    return evaluate_gate(cfg, outputs, snapshots, [*errors, *(d for d in done if isinstance(d, ClusterError))])
+
+
+def before_flip(cfg: StackConfig, outputs: StackOutputs, weights: Mapping[str, int],
+                client_factory: ClientFactory) -> GateReport:
+    """May `weights` move traffic? Every cluster they give weight to must answer for each routed service."""
+    target = with_weights(cfg, weights)
+    clients, errors = connect(outputs, client_factory)
+    return GateReport(dict(target.traffic.weights), tuple(gate_rows(target, outputs, clients, errors)))

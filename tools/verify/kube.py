@@ -1,6 +1,6 @@
 """The verify command's Kubernetes I/O: clients per cluster, reading the objects, running the probe.
 
-Everything that decides PASS/FAIL lives in `tools.verify_checks` and `tools.verify_probe`;
+Everything that decides PASS/FAIL lives in `tools.verify.checks` and `tools.verify.probe`;
 this module only talks to the API servers (through the official `kubernetes` client) and
 turns every way that can go wrong into one readable message per cluster.
 """
@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException, load_kube_config_from_dict
 
 from components.names import EASTWEST_RELEASE, ISTIO_NAMESPACE, NETWORKING_API, remote_secret_name
+from tools.deadline import DeadlineExceeded, call_with_deadline
 from tools.verify.checks import (
     CACERTS_SECRET,
     ISTIOD_DEPLOYMENT,
@@ -36,12 +37,14 @@ from tools.verify.probe import (
     CLIENT_JOB,
     ECHO,
     PER_REQUEST_TIMEOUT_SECONDS,
+    LoadCount,
     ProbeCounts,
     ProbeSpec,
     client_job,
     echo_deployment,
     echo_service,
     edge_counts,
+    load_count,
     namespace_manifest,
     parse_client_log,
     probe_destination_rule,
@@ -53,6 +56,9 @@ from tools.verify.probe import (
 # (connect, read) seconds for every API call: an address missing from the authorized
 # networks shows up as a connect timeout, which must not hang the command.
 REQUEST_TIMEOUT: tuple[float, float] = (10.0, 30.0)
+# ... and the whole request: a dripping server keeps every single read under its timeout
+# (tools/deadline.py), so each call of an ApiClient from default_client_factory gets a total deadline.
+REQUEST_DEADLINE_SECONDS = 45.0
 AUTH_PLUGIN = "gke-gcloud-auth-plugin"
 
 ClientFactory = Callable[[ClusterOutputs], k8s.ApiClient]
@@ -89,7 +95,32 @@ def default_client_factory(cluster: ClusterOutputs) -> k8s.ApiClient:
                              "re-export with `pulumi stack output --json --show-secrets`") from None
     # One retry at most: an unreachable control plane should fail in seconds, not minutes.
     configuration.retries = 1
-    return k8s.ApiClient(configuration)
+    api = k8s.ApiClient(configuration)
+    api.rest_client.pool_manager = DeadlinePool(api.rest_client.pool_manager, REQUEST_DEADLINE_SECONDS,
+                                                f"the API server {cluster.endpoint}")
+    return api
+
+
+class DeadlinePool:
+    """A urllib3 pool manager whose `request` (every call the kubernetes client makes) has a total deadline.
+
+    The client asks for `preload_content=False` and reads the body later (kubernetes/client/rest.py);
+    the body is read here, inside the deadline, and urllib3 keeps it for that later read (`.data`).
+    """
+
+    def __init__(self, inner: Any, seconds: float, what: str) -> None:
+        self._inner, self._seconds, self._what = inner, seconds, what
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        def whole() -> Any:
+            response = self._inner.request(*args, **kwargs)
+            _ = response.data  # reads and caches the whole body
+            return response
+
+        return call_with_deadline(whole, self._seconds, self._what)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def describe_failure(cluster: ClusterOutputs, error: BaseException) -> ClusterFailure:
@@ -97,6 +128,10 @@ def describe_failure(cluster: ClusterOutputs, error: BaseException) -> ClusterFa
     host = f"https://{cluster.endpoint}"
     if isinstance(error, ClusterFailure):
         return error
+    if isinstance(error, DeadlineExceeded):
+        return ClusterFailure(f"{host} gave no complete answer within {error.seconds:g}s",
+                              "the API server or the network to it is answering too slowly",
+                              f"retry; check `kubectl --server {host} get ns --request-timeout=30s`")
     if isinstance(error, ApiException):
         if error.status == 401:
             return ClusterFailure(
@@ -212,6 +247,15 @@ def edge_get(url: str, host: str) -> str | None:
     return response.data.decode(errors="replace") if response.status == 200 else None
 
 
+def edge_status(url: str, host: str) -> int | None:
+    """One GET through the public entry with a routed service's Host: its status, None if nothing answered."""
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=PER_REQUEST_TIMEOUT_SECONDS))
+    try:
+        return http.request("GET", url, headers={"Host": host}).status
+    except urllib3.exceptions.HTTPError:
+        return None
+
+
 class ProbeTimeout(Exception):
     """A bounded wait ran out."""
 
@@ -219,6 +263,7 @@ class ProbeTimeout(Exception):
 @dataclass
 class ProbeOutcome:
     counts: list[ProbeCounts] = field(default_factory=list)
+    load: list[LoadCount] = field(default_factory=list)
     error: str | None = None
     cleanup_errors: list[str] = field(default_factory=list)
 
@@ -237,6 +282,8 @@ class ProbeRunner:
     clock: Callable[[], float] = time.monotonic
     # GET through the stack's public entry (url, Host header) -> body or None.
     edge_request: Callable[[str, str], str | None] = edge_get
+    # GET of a routed service's public host through the public entry (url, Host) -> status or None.
+    edge_load: Callable[[str, str], int | None] = edge_status
     created: list[str] = field(default_factory=list)
 
     @property
@@ -271,6 +318,9 @@ class ProbeRunner:
                 bodies = [self.edge_request(self.spec.edge_url, self.spec.edge_host)
                           for _ in range(self.spec.requests)]
                 outcome.counts.append(edge_counts(bodies, self.names))
+                for host in self.spec.load_hosts:
+                    outcome.load.append(load_count(host, [self.edge_load(self.spec.edge_url, host)
+                                                          for _ in range(self.spec.requests)]))
         except ProbeTimeout as error:
             outcome.error = str(error)
         except ApiException as error:
@@ -316,7 +366,7 @@ class ProbeRunner:
         custom = k8s.CustomObjectsApi(api)
         group, version = NETWORKING_API.split("/")
         # Subsets before the route that names them.
-        objects = [(probe_destination_rule(self.spec), "destinationrules"),
+        objects = [(probe_destination_rule(self.spec, name), "destinationrules"),
                    (probe_virtual_service(self.spec), "virtualservices")]
         if self.spec.edge_url:
             # This cluster's ingress answers the probe's public host from this cluster's echo only.

@@ -6,6 +6,11 @@ DestinationRule/VirtualService shapes (`components.traffic`) with the configured
 weights, and in every cluster a client Job that calls the service a bounded number of
 times. Counting who answered shows both whether cross-network traffic flows and whether
 the split matches the weights.
+
+The echo service is neither routed by the stack nor judged by a flip. The flip's judge counts
+the requests of the routed services as the ingress gateways report them (`reporter="source"`,
+tools/flip/prometheus.py), so with an edge the probe also sends its requests to the public
+host of every service a flip moves: that is load a flip's judge sees (`load_hosts`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ EDGE_GATEWAY_NAME = "echo-edge"
 EDGE_HOST_SUFFIX = "probe.invalid"
 
 
+def load_hosts(services: Sequence[RoutedService]) -> tuple[str, ...]:
+    """One public host of each routed service that follows the mesh-wide split: the services a flip moves."""
+    return tuple(s.hosts[0] for s in services if s.weights is None and s.hosts)
+
+
 @dataclass(frozen=True)
 class ProbeSpec:
     """What one probe run deploys, identical in every cluster except the echo text."""
@@ -57,6 +67,8 @@ class ProbeSpec:
     curl_image: str = DEFAULT_CURL_IMAGE
     # The stack's `edge.url` output: also measure the split through the public entry.
     edge_url: str | None = None
+    # With edge_url: public hosts of routed services sent `requests` requests each (load_hosts).
+    load_hosts: tuple[str, ...] = ()
 
     @property
     def service(self) -> RoutedService:
@@ -120,8 +132,9 @@ def echo_service(spec: ProbeSpec) -> dict[str, Any]:
     }
 
 
-def probe_destination_rule(spec: ProbeSpec) -> dict[str, Any]:
-    return destination_rule(spec.service, spec.clusters, spec.subset_label)
+def probe_destination_rule(spec: ProbeSpec, cluster: str) -> dict[str, Any]:
+    """The stack's rule as `cluster`'s istiod reads it (the other subsets are remote networks)."""
+    return destination_rule(spec.service, spec.clusters, spec.subset_label, cluster)
 
 
 def probe_virtual_service(spec: ProbeSpec) -> dict[str, Any]:
@@ -276,3 +289,24 @@ def evaluate_split(counts: ProbeCounts, weights: Mapping[str, int], tolerance: f
 
 def split_passed(rows: Sequence[SplitRow]) -> bool:
     return bool(rows) and all(r.passed for r in rows)
+
+
+@dataclass(frozen=True)
+class LoadCount:
+    """How one routed service's public host answered the probe's load (any answer below 500 is load the
+    flip's judge counts as a success; 5xx and no answer count against the cluster that gave them)."""
+
+    host: str
+    answered: int
+    failed: int
+
+
+def load_count(host: str, statuses: Sequence[int | None]) -> LoadCount:
+    failed = sum(1 for s in statuses if s is None or s >= 500)
+    return LoadCount(host, len(statuses) - failed, failed)
+
+
+def format_load(counts: Sequence[LoadCount], edge_url: str) -> list[str]:
+    return [f"load: {c.answered + c.failed} requests to {edge_url} with Host {c.host}: {c.answered} answered, "
+            f"{c.failed} failed or 5xx (counted by a flip's judge: the ingress gateways report them)"
+            for c in counts]

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from offline.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
 CREATED = "2026-11-25T09:00:00Z"
 _rv = itertools.count(1000)

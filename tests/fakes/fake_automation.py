@@ -4,8 +4,11 @@
   (integers stay integers, comments survive: ruamel round-trip), in one write.
 - `preview` is the offline engine's diff between what is deployed and what the stack file
   now says (`run_with_weights` twice), plus any `extra_changes` a test stages.
-- `up` "deploys": every fake API server gets the VirtualServices the program renders for
-  the stack file's weights (`components.traffic.virtual_service`), except `stale` clusters.
+- `preview(targets)` with targets reports only those URNs, as `pulumi preview --target` does.
+- `up(targets)` "deploys" only the targeted resources (`pulumi up --target`): a targeted
+  VirtualService URN puts the VirtualServices the program renders for the stack file's weights
+  (`components.traffic.virtual_service`) into its cluster's fake API server, except `stale`
+  clusters; staged extra changes are applied only if targeted (`applied_extra` records them).
 - Every call is logged with the weights in the file, so tests assert what was written and
   applied at each step.
 """
@@ -23,7 +26,7 @@ from ruamel.yaml import YAML
 from components import config as stack_config
 from components.traffic import virtual_service
 from offline.engine import PROJECT, changed_resources, run_with_weights
-from offline.fake_kube import FakeCluster
+from tests.fakes.fake_kube import FakeCluster
 
 FAKE_ROOT_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -69,6 +72,8 @@ class FakeStack:
         self.extra_changes = extra_changes if callable(extra_changes) else (lambda n, fixed=list(extra_changes): fixed)
         self.stale = set(stale)
         self.log: list[tuple[str, dict[str, int]]] = []
+        self.targets: list[list[str] | None] = []
+        self.applied_extra: list[str] = []
         self.ups = 0
         self.previews = 0
         self._yaml = YAML()
@@ -110,8 +115,9 @@ class FakeStack:
 
     # -- the engine
 
-    def preview(self) -> list[Change]:
+    def preview(self, targets: Iterable[str] | None = None) -> list[Change]:
         self.previews += 1
+        self.targets.append(None if targets is None else list(targets))
         failure = self.fail_preview(self.previews)
         if failure:
             raise self.error(failure)
@@ -121,25 +127,34 @@ class FakeStack:
         after = run_with_weights(project, self.file_weights(), stack=self.name)
         diff = changed_resources(before, after)
         self.log.append(("preview", self.file_weights()))
-        return ([Change("update", u) for u in diff.changed] + [Change("create", u) for u in diff.added]
-                + [Change("delete", u) for u in diff.removed]
-                + [Change(op, urn) for op, urn in self.extra_changes(self.previews)])
+        changes = ([Change("update", u) for u in diff.changed] + [Change("create", u) for u in diff.added]
+                   + [Change("delete", u) for u in diff.removed]
+                   + [Change(op, urn) for op, urn in self.extra_changes(self.previews)])
+        wanted = None if targets is None else set(targets)
+        return [c for c in changes if wanted is None or c.urn in wanted]
 
-    def up(self) -> None:
+    def up(self, targets: Iterable[str]) -> None:
         self.ups += 1
+        targeted = list(targets)
         weights = self.file_weights()
         failure = self.fail_up(self.ups)
         if failure:
             self.log.append(("up failed", weights))
             raise self.error(failure)
-        self._deploy(weights)
-        self.deployed = weights
+        self.applied_extra += [urn for _, urn in self.extra_changes(self.previews) if urn in targeted]
+        clusters = {name for name in self.clusters if any(f"VirtualService::{name}-routing." in u for u in targeted)}
+        self._deploy(weights, clusters)
+        if clusters == set(self.clusters):
+            self.deployed = weights
         self.log.append(("up", weights))
 
-    def _deploy(self, weights: Mapping[str, int]) -> None:
+    def _deploy(self, weights: Mapping[str, int], clusters: Iterable[str] | None = None) -> None:
         cfg = self.parsed()
+        only = None if clusters is None else set(clusters)
         for name, cluster in self.clusters.items():
             if name in self.stale and self.log:
+                continue
+            if only is not None and name not in only:
                 continue
             for service in cfg.traffic.services:
                 split = dict(service.weights) if service.weights is not None else dict(weights)

@@ -1,0 +1,67 @@
+"""Setting up the stand-in `pulumi` (pulumi_cli.py beside this file) for a test: PATH wrapper, seeded state."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from components import config as stack_config
+from components.traffic import virtual_service
+from offline import changed_resources, run_with_weights, self_signed_pem
+
+STAND_IN = Path(__file__).resolve().parent / "pulumi_cli.py"
+START = {"blue": 100, "green": 0}
+FINAL = {"blue": 0, "green": 100}
+
+
+@functools.cache
+def root_pem() -> str:
+    return self_signed_pem(ec.generate_private_key(ec.SECP256R1()), "Root CA", organization="Istio", path_length=1)
+
+
+def install(bin_dir: Path) -> Path:
+    """A `pulumi` on PATH that runs the stand-in with this interpreter (its venv has ruamel, yaml, grpc)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "pulumi"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {STAND_IN} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def parse(config: Mapping[str, Any]) -> stack_config.StackConfig:
+    return stack_config.parse({k: v for k, v in config.items() if k != "ca"}, project="stand-in-project")
+
+
+@functools.cache
+def _touched(config_json: str) -> tuple[str, ...]:
+    cfg = json.loads(config_json)
+    cfg["ca"] = {"algorithm": "ECDSA"}
+    before, after = run_with_weights(cfg, START, stack="dev"), run_with_weights(cfg, FINAL, stack="dev")
+    return changed_resources(before, after).touched
+
+
+def routing_urns(config: Mapping[str, Any]) -> dict[str, str]:
+    """URN -> cluster of the routing resources a weights change touches, as the offline engine names them.
+
+    The dashboard also changes with the weights (components/dashboard.py shows each service's split);
+    it belongs to no cluster and serves no request, so the stand-in leaves it out of what it serves.
+    """
+    return {urn: urn.rsplit("::", 1)[1].split("-routing.")[0]
+            for urn in _touched(json.dumps(dict(config), sort_keys=True)) if "-routing." in urn}
+
+
+def seed(backend: Path, config: Mapping[str, Any], outputs: Mapping[str, Any], clusters: list[str]) -> Path:
+    """The stand-in's `file://` state for stack dev: every cluster serving START, its outputs and resources."""
+    state = backend / ".pulumi" / "stacks" / "gke-istio-mesh" / "dev.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({
+        "served": dict.fromkeys(clusters, START), "routing": routing_urns(config),
+        "virtualServices": [virtual_service(s, START) for s in parse(config).traffic.services],
+        "outputs": dict(outputs)}))
+    return state
