@@ -227,13 +227,6 @@ def test_plan_prints_every_phase_the_edits_and_the_cost_and_touches_nothing(stac
         assert marker in out, marker
 
 
-def test_without_plan_the_command_says_which_phases_it_cannot_run_and_exits_2(stack_file, capsys) -> None:
-    rc = main(["--stack", "test", "--stack-file", str(stack_file), "--replace", "blue", "--with", "blue2"])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "not run by this command yet" in err and "add, parity, flip, soak and drain, retire" in err
-
-
 def test_a_bad_argument_exits_2_naming_it(stack_file, capsys) -> None:
     rc = main(["--stack", "test", "--stack-file", str(stack_file), "--replace", "purple", "--with", "blue2",
                "--plan"])

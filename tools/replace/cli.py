@@ -2,9 +2,9 @@
 
 `--plan` prints every phase of the replacement (add, parity, flip, soak and drain, retire), each
 config edit as a diff of the stack file, the offline preview of the add and the extra monthly cost
-of running both clusters, and touches nothing. The phases themselves are not run by this command
-yet: without `--plan` it says so and exits 2 (docs/replace.md runs them by hand). `--check-parity`
-runs phase b's gate on its own against the deployed clusters (reads only).
+of running both clusters, and touches nothing. Without it the phases run (tools/replace/runner.py):
+`--until PHASE` stops after one, `--resume`/`--abort` continue or undo from the journal, and the
+retire runs only with `--confirm-retire`. `--check-parity` runs phase b's gate on its own (reads only).
 """
 
 from __future__ import annotations
@@ -13,28 +13,29 @@ import argparse
 import dataclasses
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from components import config
 from components.config.model import DEFAULT_REPLACE_SOAK_SECONDS
 from components.config.rules import duration_seconds
 from offline.engine import ROOT, ProgramError, run_program
 from tools.cost.estimate import PriceError, estimate, money
+from tools.flip.cli import main as flip_main
+from tools.flip.lease import LeaseError, holder, open_store
 from tools.flip.plan import format_weights
 from tools.flip.plan import plan as flip_steps
-from tools.flip.prometheus import queries
+from tools.flip.prometheus import PrometheusClient, adc_token, cloud_monitoring_url, queries
+from tools.replace import runner as phases
 from tools.replace import stackfile
 from tools.replace.plan import Changes, ReplaceError, ReplacePlan, parseable, plan
-from tools.replace.preview import check_add
+from tools.replace.preview import AddPreview, check_add
 from tools.verify.cli import Runner, UsageError, read_outputs
 from tools.verify.kube import ClientFactory, connect, default_client_factory
 from tools.verify.parity import compare, read_parity, wait_for_parity
 from tools.verify.parity import render as render_parity
-
-NOT_YET = ("replace: only --plan and --check-parity are available today; the phases (add, parity, flip, soak and "
-           "drain, retire) are not run by this command yet. Run them by hand as docs/replace.md shows (each is one "
-           "command or one config edit), or add --plan to print them for this stack.")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -42,8 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 description="Replace a cluster by a successor: add, parity, flip, soak, retire.")
     p.add_argument("--stack", required=True, help="stack name (Pulumi.<stack>.yaml)")
     p.add_argument("--stack-file", type=Path, help="the stack file (default: Pulumi.<stack>.yaml in the project)")
-    p.add_argument("--replace", required=True, metavar="OLD", help="the cluster to retire")
-    p.add_argument("--with", dest="new", required=True, metavar="NEW", help="the successor's name")
+    p.add_argument("--replace", metavar="OLD", help="the cluster to retire")
+    p.add_argument("--with", dest="new", metavar="NEW", help="the successor's name")
     p.add_argument("--gke-version", help="the successor's clusters[].minMasterVersion (e.g. 1.34)")
     p.add_argument("--istio-version", help="the successor's clusters[].istioVersion (e.g. 1.31.0)")
     p.add_argument("--region", help="the successor's region (default: OLD's)")
@@ -53,12 +54,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    f"(default {DEFAULT_REPLACE_SOAK_SECONDS}s)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--plan", action="store_true", help="print every phase, config edit and the cost; touch nothing")
+    mode.add_argument("--resume", action="store_true", help="continue the replacement the journal records")
+    mode.add_argument("--abort", action="store_true",
+                      help="undo the recorded replacement: traffic back to the start split, the successor removed")
     mode.add_argument("--check-parity", action="store_true",
                       help="phase b alone: compare NEW's workloads with OLD's in the deployed clusters (reads only)")
     p.add_argument("--outputs", type=Path, metavar="FILE",
                    help="with --check-parity: `pulumi stack output --json --show-secrets` saved to FILE "
                    "(default: ask the Pulumi CLI)")
-    p.add_argument("--wait", default="0", help="with --check-parity: keep checking up to this long, e.g. 10m")
+    p.add_argument("--wait", default="0", help="parity: keep checking up to this long, e.g. 10m")
+    p.add_argument("--until", choices=phases.PHASES, help="stop after this phase (resume later with --resume)")
+    p.add_argument("--confirm-retire", action="store_true",
+                   help="allow phase e: remove OLD from the stack file and `pulumi up` (the point of no return)")
+    p.add_argument("--prometheus-url", metavar="URL",
+                   help="the soak's Prometheus API (default: Cloud Monitoring's for gcp:project)")
     return p.parse_args(argv)
 
 
@@ -141,8 +150,79 @@ def render(stack: str, name: str, text: str, rp: ReplacePlan, soak: int, cfg: co
     return "\n".join(out)
 
 
+# (arguments, stack file, gcp:project) -> what the phases talk to.
+MakePorts = Callable[[argparse.Namespace, Path, str], phases.Ports]
+
+
+def production_ports(args: argparse.Namespace, path: Path, project: str) -> phases.Ports:
+    """The real thing: `pulumi up` with the policy pack, the stack's outputs, the flip, Cloud Monitoring."""
+    stack_dir = path.parent
+
+    def deploy() -> None:
+        done = subprocess.run(["pulumi", "up", "--yes", "--diff", "--stack", args.stack,
+                               "--policy-pack", str(ROOT / "policy")], cwd=stack_dir, check=False)
+        if done.returncode != 0:
+            raise phases.PhaseFailed(f"`pulumi up` exited {done.returncode}; fix what it reported, then --resume")
+
+    prometheus = ["--prometheus-url", args.prometheus_url] if args.prometheus_url else []
+
+    def flip(argv: Sequence[str]) -> int:
+        return flip_main(["--stack", args.stack, *argv, *prometheus], stack_dir=stack_dir)
+
+    def add_preview(before: Mapping[str, Any], added: Mapping[str, Any], new: str, network: str) -> AddPreview:
+        return check_add(run_program(parseable(before), gcp_project=project),
+                         run_program(parseable(added), gcp_project=project), new, network)
+
+    wait = duration_seconds(args.wait) if args.wait != "0" else 0
+    metrics = (PrometheusClient(args.prometheus_url) if args.prometheus_url
+               else PrometheusClient(cloud_monitoring_url(project), adc_token))
+    return phases.Ports(
+        store=open_store(stack_dir), stack_file=path, project=project, deploy=deploy,
+        outputs=lambda: read_outputs(args.stack, None, subprocess.run), client_factory=default_client_factory,
+        flip=flip, metrics=metrics, clock=time.time, sleep=time.sleep, check_add=add_preview,
+        parity_wait=float(wait or 0), out=sys.stdout)
+
+
+def run_phases(args: argparse.Namespace, path: Path, text: str, soak: int, make_ports: MakePorts) -> int:
+    """Start, resume or abort the replacement the journal beside the state records."""
+    project = stackfile.gcp_project(text) or ""
+    try:
+        ports = make_ports(args, path, project)
+        j = phases.read(ports.store, args.stack)
+    except LeaseError as error:
+        print(f"replace: --stack {args.stack}: {error}", file=sys.stderr)
+        return phases.EXIT_USAGE
+    if args.resume or args.abort:
+        flag = "--resume" if args.resume else "--abort"
+        if j is None or j.status in (phases.DONE, phases.ABORTED):
+            print(f"replace: {flag}: no replacement of stack {args.stack} is in progress (journal: "
+                  f"{'none' if j is None else j.status})", file=sys.stderr)
+            return phases.EXIT_USAGE
+        r = phases.Runner(j, ports)
+        return r.abort() if args.abort else r.run(until=args.until, confirm_retire=args.confirm_retire, resumed=True)
+    if args.replace is None or args.new is None:
+        print("replace: name the cluster to replace and its successor: --replace OLD --with NEW (or --resume, "
+              "--abort, --plan)", file=sys.stderr)
+        return phases.EXIT_USAGE
+    if j is not None and j.status in (phases.RUNNING, phases.PAUSED):
+        print(f"replace: stack {args.stack}: the replacement of {j.old} by {j.new} started by {j.holder} at "
+              f"{j.started} is in progress (done: {', '.join(j.done) or 'nothing'}); run --resume or --abort",
+              file=sys.stderr)
+        return phases.EXIT_HELD
+    changes = Changes(gke_version=args.gke_version, istio_version=args.istio_version, region=args.region,
+                      machine_type=args.machine_type)
+    try:
+        rp = plan(stackfile.project_config(text), old=args.replace, new=args.new, changes=changes, project=project)
+    except ReplaceError as error:
+        print("replace: cannot plan:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
+        return phases.EXIT_USAGE
+    j = phases.Journal.begin(args.stack, rp, soak, holder())
+    phases.write(ports.store, j)
+    return phases.Runner(j, ports).run(until=args.until, confirm_retire=args.confirm_retire, resumed=False)
+
+
 def main(argv: Sequence[str] | None = None, *, client_factory: ClientFactory = default_client_factory,
-         runner: Runner = subprocess.run) -> int:
+         runner: Runner = subprocess.run, make_ports: MakePorts | None = None) -> int:
     args = parse_args(argv)
     path = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
@@ -156,7 +236,9 @@ def main(argv: Sequence[str] | None = None, *, client_factory: ClientFactory = d
     if args.check_parity:
         return check_parity(args, text, client_factory, runner)
     if not args.plan:
-        print(NOT_YET, file=sys.stderr)
+        return run_phases(args, path, text, soak, make_ports or production_ports)
+    if args.replace is None or args.new is None:
+        print("replace: --plan needs --replace OLD and --with NEW", file=sys.stderr)
         return 2
     raw, project = stackfile.project_config(text), stackfile.gcp_project(text) or ""
     changes = Changes(gke_version=args.gke_version, istio_version=args.istio_version, region=args.region,
