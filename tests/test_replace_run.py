@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
+import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import yaml
 
 from components import config as stack_config
 from components.traffic import virtual_service
+from offline import ROOT
 from offline.configs import base, write_stack_file
 from offline.engine import run_program
 from tests.fakes import fake_kube
@@ -40,6 +43,7 @@ from tools.replace.cli import main
 from tools.replace.plan import parseable
 from tools.replace.preview import AddPreview, check_add
 from tools.verify.checks import StackOutputs, parse_outputs
+from tools.verify.kube import default_client_factory
 
 IMAGE = "docker.io/istio/examples-helloworld-v1:1.0"
 DIGEST = f"docker.io/istio/examples-helloworld-v1@sha256:{'a' * 64}"
@@ -202,8 +206,6 @@ class World:
 
 
 def _factory(c: Any) -> Any:
-    from tools.verify.kube import default_client_factory
-
     return default_client_factory(c)
 
 
@@ -366,3 +368,40 @@ def test_unusable_metrics_in_the_soak_follow_the_flips_inconclusive_budget(world
         assert "blue" in other.clusters and other.journal().done == ["add", "parity", "flip"]
     finally:
         other.stop()
+
+
+def test_a_stack_file_edited_between_phases_is_not_overwritten(world: World) -> None:
+    assert world.replace(*START[1:], "--until", "soak") == phases.EXIT_OK
+    text = world.stack_file.read_text()
+    world.stack_file.write_text(text.replace("meshId: mesh1", "meshId: mesh2"))
+    assert world.replace("--resume", "--confirm-retire") == phases.EXIT_STOPPED
+    assert "retire: Pulumi.dev.yaml was edited since the replacement planned it (meshId differ)" in world.out.getvalue()
+    assert "blue" in [c.name for c in world.parsed().clusters] and "meshId: mesh2" in world.stack_file.read_text()
+
+
+def test_resume_names_an_argument_that_is_not_the_recorded_replacement(world: World, capsys) -> None:
+    assert world.replace(*START[1:], "--until", "add") == phases.EXIT_OK
+    assert world.replace("--resume", "--with", "blue3") == phases.EXIT_USAGE
+    assert "--resume: --with 'blue3' is not the recorded replacement of blue by blue2" in capsys.readouterr().err
+
+
+def test_the_runbooks_phase_commands_run_as_written(world: World, tmp_path: Path) -> None:
+    """docs/replace.md's `make replace` lines that run phases, in the runbook's order, on the doubles."""
+    runbook = (ROOT / "docs" / "replace.md").read_text()
+    lines = [(stack, shlex.split(args)) for stack, args in
+             re.findall(r'^make replace STACK=(\w+) ARGS="([^"]*)"$', runbook, re.M)
+             if "--plan" not in args and "--check-parity" not in args]
+    assert [argv[0] for _, argv in lines] == ["--replace", "--resume", "--resume", "--abort"], lines
+    assert all(stack == "dev" for stack, _ in lines)
+    for _, argv in lines[:3]:
+        assert world.replace(*argv) in (phases.EXIT_OK,), world.out.getvalue()
+    _replaced(world)
+
+    (tmp_path / "again").mkdir()
+    again = World(tmp_path / "again")
+    try:
+        assert again.replace(*lines[0][1]) == phases.EXIT_OK
+        assert again.replace(*lines[3][1]) == phases.EXIT_OK
+        assert [c.name for c in again.parsed().clusters] == ["blue", "green"]
+    finally:
+        again.stop()

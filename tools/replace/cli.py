@@ -117,18 +117,18 @@ def render(stack: str, name: str, text: str, rp: ReplacePlan, soak: int, cfg: co
     added_text = stackfile.rewrite(text, rp.added)
     flipped_text = stackfile.rewrite(added_text, rp.flipped)
     out = [f"replace {old} with {new} in stack '{stack}' ({name}); plan only, nothing is touched", ""]
-    out += [f"a. add      (by hand today) write {new} into {name} at weight 0, then `pulumi preview --diff` and "
-            "`pulumi up`:", _indent(stackfile.diff(text, added_text, name, f"add {new}"))]
+    out += [f"a. add      write {new} into {name} at weight 0 and `pulumi up` (stops if the preview below is "
+            "REFUSED):", _indent(stackfile.diff(text, added_text, name, f"add {new}"))]
     if rp.pinned:
         pinned = ", ".join(f"clusters[{i}]" for i, _ in rp.pinned)
         out.append(f"   {pinned}: the default maintenance window written out (same hours) so that removing "
                    f"{old} later moves no window")
     out += preview_lines
     steps = flip_steps(dict(rp.added["traffic"]["weights"]), rp.final_weights, cfg.flip.steps)
-    out += ["", f"b. parity   (by hand today) {new} must run what {old} runs in {', '.join(cfg.mesh_namespaces)}: "
+    out += ["", f"b. parity   {new} must run what {old} runs in {', '.join(cfg.mesh_namespaces)}: "
             "the same Deployments and StatefulSets and images, ready, every routed service with ready endpoints "
             "and the east-west gateway reachable (tools/verify/parity.py; docs/replace.md#b-parity)",
-            "", f"c. flip     make flip STACK={stack} ARGS=\"--weights "
+            "", f"c. flip     tools.flip, as make flip STACK={stack} ARGS=\"--weights "
             f"{','.join(f'{k}={v}' for k, v in rp.final_weights.items() if v)} --steps "
             f"{','.join(map(str, cfg.flip.steps))} --hold {cfg.flip.hold_seconds}s\""]
     out += [f"    step {s.index} ({s.percent}%): {format_weights(s.weights)}" for s in steps]
@@ -146,7 +146,9 @@ def render(stack: str, name: str, text: str, rp: ReplacePlan, soak: int, cfg: co
         retire_from = unprotected_text
     out += [f"   then remove {old} and `pulumi up`:",
             _indent(stackfile.diff(retire_from, stackfile.rewrite(retire_from, rp.retired), name, f"retire {old}"))]
-    out += ["", cost_line]
+    out += ["", cost_line, "", f"run it: make replace STACK={stack} ARGS=\"--replace {old} --with {new}\" (the same "
+            "change options; --until PHASE stops after a phase, --resume goes on, --abort undoes; the retire runs "
+            "only with --confirm-retire)"]
     return "\n".join(out)
 
 
@@ -197,6 +199,13 @@ def run_phases(args: argparse.Namespace, path: Path, text: str, soak: int, make_
         if j is None or j.status in (phases.DONE, phases.ABORTED):
             print(f"replace: {flag}: no replacement of stack {args.stack} is in progress (journal: "
                   f"{'none' if j is None else j.status})", file=sys.stderr)
+            return phases.EXIT_USAGE
+        named = [f"{flag_} {given!r}" for flag_, given, recorded in (("--replace", args.replace, j.old),
+                                                                   ("--with", args.new, j.new))
+                 if given is not None and given != recorded]
+        if named:
+            print(f"replace: {flag}: {', '.join(named)} is not the recorded replacement of {j.old} by {j.new}",
+                  file=sys.stderr)
             return phases.EXIT_USAGE
         r = phases.Runner(j, ports)
         return r.abort() if args.abort else r.run(until=args.until, confirm_retire=args.confirm_retire, resumed=True)

@@ -142,6 +142,19 @@ class Runner:
         path = self.ports.stack_file
         path.write_text(stackfile.rewrite(path.read_text(), target))
 
+    def expect(self, phase: str, *states: Mapping[str, Any] | None, weights_may_differ: bool = False) -> None:
+        """The stack file must be in a state this replacement wrote (or the flip's weights of one): a rewrite to
+        the next state would otherwise undo an edit made since the plan."""
+        current = _read_file(self.ports.stack_file)
+        if any(s is not None and _comparable(current, weights_may_differ) == _comparable(s, weights_may_differ)
+               for s in states):
+            return
+        nearest = next(s for s in states if s is not None)
+        keys = sorted(k for k in set(current) | set(nearest) if current.get(k) != nearest.get(k))
+        raise PhaseFailed(f"{phase}: {self.ports.stack_file.name} was edited since the replacement planned it "
+                          f"({', '.join(keys)} differ); the phase would undo that. Undo the edit, or --abort "
+                          "and plan again")
+
     def leased(self, what: Callable[[], None], *, take_over: bool) -> None:
         try:
             lease = acquire(self.ports.store, self.j.stack, take_over=take_over)
@@ -181,6 +194,8 @@ class Runner:
             raise PhaseFailed("the add's preview changes more than the successor and its peers' links:\n"
                               + "\n".join(f"  REFUSED: {p}" for p in check.problems))
 
+        self.expect("add", self.j.before, self.j.added)
+
         def apply() -> None:
             self.write_file(self.j.added)
             self.say(f"add: {self.j.new} written into {self.ports.stack_file.name} at weight 0; pulumi up")
@@ -215,6 +230,7 @@ class Runner:
                               "above, then --resume")
 
     def flip(self, resumed: bool) -> None:
+        self.expect("flip", self.j.added, weights_may_differ=True)
         flip_j = flip_journals.read(self.ports.store, self.j.stack)
         if resumed and flip_j is not None and flip_j.phase == flip_journals.RUNNING:
             self.say("flip: the flip was interrupted; resuming it (tools.flip --resume)")
@@ -267,6 +283,8 @@ class Runner:
             return
 
     def retire(self, resumed: bool) -> None:
+        self.expect("retire", self.j.flipped, self.j.unprotected, self.j.retired)
+
         def apply() -> None:
             if self.j.unprotected is not None:
                 self.write_file(self.j.unprotected)
@@ -323,8 +341,14 @@ class Runner:
         flip_j = flip_journals.read(self.ports.store, self.j.stack)
         if flip_j is not None and flip_j.phase == flip_journals.RUNNING:
             code = self.ports.flip(["--abort"])
-            if code not in (0,):
-                self.say(f"abort: the interrupted flip's --abort ended with exit {code}")
+            if code != 0:
+                self.say(f"abort stopped: the interrupted flip's --abort ended with exit {code} (docs/flip.md)")
+                return EXIT_STOPPED
+        try:
+            self.expect("abort", self.j.added, self.j.before, weights_may_differ=True)
+        except PhaseFailed as error:
+            self.say(f"abort stopped: {error}")
+            return EXIT_STOPPED
         weights = dict(self.cfg(_read_file(self.ports.stack_file)).traffic.weights)
         if any(weights.get(k, 0) != v for k, v in self.j.start_weights.items()):
             start = ",".join(f"{k}={v}" for k, v in self.j.start_weights.items() if v)
@@ -353,6 +377,13 @@ class Runner:
 
 class Held(Exception):
     """The stack's lease is held by someone else."""
+
+
+def _comparable(raw: Mapping[str, Any], without_weights: bool) -> str:
+    doc = json.loads(json.dumps(raw, sort_keys=True, default=str))
+    if without_weights and isinstance(doc.get("traffic"), dict):
+        doc["traffic"].pop("weights", None)
+    return json.dumps(doc, sort_keys=True)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
