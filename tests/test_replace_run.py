@@ -405,3 +405,12 @@ def test_the_runbooks_phase_commands_run_as_written(world: World, tmp_path: Path
         assert [c.name for c in again.parsed().clusters] == ["blue", "green"]
     finally:
         again.stop()
+
+
+def test_the_real_wiring_needs_the_flips_backend_and_names_it(world: World, monkeypatch, capsys) -> None:
+    """Without test doubles the journal lives where the flip's lease does: an unsupported backend is named."""
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://bucket/state")
+    code = main(["--stack", "dev", "--stack-file", str(world.stack_file), "--replace", "blue", "--with", "blue2"])
+    assert code == phases.EXIT_USAGE
+    assert "backend s3://bucket/state: the flip's lease and journal live beside the state" in capsys.readouterr().err
+    assert "blue2" not in world.stack_file.read_text(), "nothing was written"
