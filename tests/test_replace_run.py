@@ -279,6 +279,14 @@ def test_a_parity_failure_stops_before_any_traffic_moves(world: World) -> None:
     _replaced(world)
 
 
+def left_as_sigkill_leaves_it(world: World) -> None:
+    """A Python exception runs the `finally` that releases the lease; SIGKILL does not: put it back."""
+    holder = world.journal().lease_holder
+    assert holder
+    world.store.write(".pulumi-flip/gke-istio-mesh/dev/lease.json",
+                      json.dumps({"holder": holder, "since": "2026-12-04T21:00:00Z", "stack": "dev"}).encode())
+
+
 # (port, its call that dies): one kill inside each phase.
 KILLS = {
     "add": ("deploy", 2),  # `pulumi up` of the add (the fixture's own deploy was call 1)
@@ -308,7 +316,11 @@ def test_a_kill_in_each_phase_is_resumed_to_the_end(world: World, phase: str) ->
             world.replace(*START[1:], "--confirm-retire")
     j = world.journal()
     assert (j.status, j.current) == (phases.RUNNING, phase), (j.status, j.current, j.done)
+    if port == "deploy":  # killed in `pulumi up`, under the stack's lease
+        left_as_sigkill_leaves_it(world)
     assert world.replace("--resume", "--confirm-retire") == phases.EXIT_OK, world.out.getvalue()
+    if phase == "flip":
+        assert "resuming it (tools.flip --resume)" in world.out.getvalue()
     _replaced(world)
 
 
@@ -414,3 +426,17 @@ def test_the_real_wiring_needs_the_flips_backend_and_names_it(world: World, monk
     assert code == phases.EXIT_USAGE
     assert "backend s3://bucket/state: the flip's lease and journal live beside the state" in capsys.readouterr().err
     assert "blue2" not in world.stack_file.read_text(), "nothing was written"
+
+
+def test_a_resume_takes_over_only_the_lease_its_killed_run_left(world: World) -> None:
+    world.kill["deploy"] = 2  # killed in the add's `pulumi up`, holding the lease
+    with pytest.raises(Killed):
+        world.replace(*START[1:], "--until", "add")
+    left_as_sigkill_leaves_it(world)
+    lease_key = ".pulumi-flip/gke-istio-mesh/dev/lease.json"
+    world.store.write(lease_key, json.dumps({"holder": "a flip that started since", "since": "now"}).encode())
+    assert world.replace("--resume", "--until", "add") == phases.EXIT_HELD
+    assert "held by a flip that started since" in world.out.getvalue()
+    world.store.delete(lease_key)
+    assert world.replace("--resume", "--until", "add") == phases.EXIT_OK
+    assert world.journal().done == ["add"] and read_lease(world.store, "dev") is None

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from components import config
 from tools.flip import journal as flip_journals
-from tools.flip.lease import LeaseHeld, Store, acquire, key, now
+from tools.flip.lease import LeaseHeld, Store, acquire, key, now, read_lease
 from tools.flip.plan import format_weights
 from tools.flip.prometheus import PrometheusError
 from tools.replace import stackfile
@@ -75,6 +75,7 @@ class Journal:
     current: str | None = None
     soak_started: float | None = None
     note: str = ""
+    lease_holder: str | None = None  # who took the stack's lease for the last add/retire/abort
 
     @classmethod
     def begin(cls, stack: str, rp: ReplacePlan, soak: int, holder: str) -> Journal:
@@ -156,10 +157,17 @@ class Runner:
                           "and plan again")
 
     def leased(self, what: Callable[[], None], *, take_over: bool) -> None:
+        """Run `what` under the stack's lease; with `take_over`, a lease this replacement's killed run left is
+        taken over (never another holder's: a flip that started since keeps it)."""
+        held = read_lease(self.ports.store, self.j.stack)
+        ours = take_over and held is not None and held.get("holder") == self.j.lease_holder
         try:
-            lease = acquire(self.ports.store, self.j.stack, take_over=take_over)
-        except LeaseHeld as held:
-            raise Held(f"stack {self.j.stack} is held by {held.holder} since {held.since}; wait for it") from None
+            lease = acquire(self.ports.store, self.j.stack, take_over=ours)
+        except LeaseHeld as held_by:
+            raise Held(f"stack {self.j.stack} is held by {held_by.holder} since {held_by.since}; wait for it, "
+                       "then --resume") from None
+        self.j.lease_holder = lease.holder
+        write(self.ports.store, self.j)
         try:
             what()
         finally:
