@@ -257,6 +257,8 @@ def test_until_stops_after_a_phase_and_resume_goes_on(world: World) -> None:
     assert world.replace(*START[1:], "--until", "add") == phases.EXIT_OK
     assert world.journal().done == ["add"] and world.file_weights()["blue2"] == 0
     assert world.replace(*START[1:]) == phases.EXIT_HELD, "a second replacement is refused while one is recorded"
+    assert world.replace("--resume", "--until", "add") == phases.EXIT_USAGE
+    assert "--until add: that phase is already done" in world.out.getvalue()
     assert world.replace("--resume", "--until", "flip") == phases.EXIT_OK
     assert world.journal().done == ["add", "parity", "flip"] and world.file_weights()["blue2"] == 100
     assert world.replace("--resume", "--confirm-retire") == phases.EXIT_OK

@@ -308,6 +308,9 @@ class Runner:
     # -- the run
 
     def run(self, *, until: str | None, confirm_retire: bool, resumed: bool) -> int:
+        if until is not None and until in self.j.done:
+            self.say(f"replace: --until {until}: that phase is already done (done: {', '.join(self.j.done)})")
+            return EXIT_USAGE
         while (phase := self.j.next_phase()) is not None:
             if phase == "retire" and not confirm_retire:
                 self.j.status, self.j.current = PAUSED, None
