@@ -249,7 +249,8 @@ def up(stack: str, opts: dict[str, list[str]]) -> None:
         for urn, cluster in state["routing"].items():
             if targets and urn not in targets:
                 continue
-            deploy(state, cluster, weights)
+            if cluster in state["outputs"]["kubeconfigs"]:  # not a shared resource such as the dashboard
+                deploy(state, cluster, weights)
             state["served"][cluster] = weights
         state["appliedExtra"] = state.get("appliedExtra", []) + [
             urn for _, urn in state.get("extra", []) if not targets or urn in targets]

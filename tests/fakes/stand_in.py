@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from components import config as stack_config
 from components.traffic import virtual_service
 from offline import changed_resources, run_with_weights, self_signed_pem
+from offline.graph import owners
 
 STAND_IN = Path(__file__).resolve().parent / "pulumi_cli.py"
 START = {"blue": 100, "green": 0}
@@ -38,22 +39,22 @@ def parse(config: Mapping[str, Any]) -> stack_config.StackConfig:
     return stack_config.parse({k: v for k, v in config.items() if k != "ca"}, project="stand-in-project")
 
 
+# The owner of what a weights change touches but no cluster owns (the dashboard's weight lines).
+SHARED = "(shared)"
+
+
 @functools.cache
-def _touched(config_json: str) -> tuple[str, ...]:
+def _touched(config_json: str) -> tuple[tuple[str, str], ...]:
     cfg = json.loads(config_json)
     cfg["ca"] = {"algorithm": "ECDSA"}
     before, after = run_with_weights(cfg, START, stack="dev"), run_with_weights(cfg, FINAL, stack="dev")
-    return changed_resources(before, after).touched
+    owner = owners(after)
+    return tuple((urn, owner.get(urn) or SHARED) for urn in changed_resources(before, after).touched)
 
 
 def routing_urns(config: Mapping[str, Any]) -> dict[str, str]:
-    """URN -> cluster of the routing resources a weights change touches, as the offline engine names them.
-
-    The dashboard also changes with the weights (components/dashboard.py shows each service's split);
-    it belongs to no cluster and serves no request, so the stand-in leaves it out of what it serves.
-    """
-    return {urn: urn.rsplit("::", 1)[1].split("-routing.")[0]
-            for urn in _touched(json.dumps(dict(config), sort_keys=True)) if "-routing." in urn}
+    """URN -> owning cluster (or SHARED) of the resources a weights change touches, from the offline engine."""
+    return dict(_touched(json.dumps(dict(config), sort_keys=True)))
 
 
 def seed(backend: Path, config: Mapping[str, Any], outputs: Mapping[str, Any], clusters: list[str]) -> Path:
@@ -61,7 +62,7 @@ def seed(backend: Path, config: Mapping[str, Any], outputs: Mapping[str, Any], c
     state = backend / ".pulumi" / "stacks" / "gke-istio-mesh" / "dev.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({
-        "served": dict.fromkeys(clusters, START), "routing": routing_urns(config),
+        "served": dict.fromkeys([*clusters, SHARED], START), "routing": routing_urns(config),
         "virtualServices": [virtual_service(s, START) for s in parse(config).traffic.services],
         "outputs": dict(outputs)}))
     return state
