@@ -221,6 +221,14 @@ def world(tmp_path: Path) -> Iterator[World]:
         w.stop()
 
 
+def deploy_check(w: World) -> int:
+    """`python -m tools.flip --stack dev --deploy-check`, as the deploy workflow runs it before `pulumi up`."""
+    out = io.StringIO()
+    code = flip_cli.main(["--stack", "dev", "--deploy-check"], store=w.store, stack_dir=w.tmp, out=out, err=out)
+    w.out.write(out.getvalue())
+    return code
+
+
 def _replaced(w: World) -> None:
     names = [c.name for c in w.parsed().clusters]
     assert names == ["green", "blue2"], names
@@ -229,8 +237,7 @@ def _replaced(w: World) -> None:
     assert all(split == {"green": 0, "blue2": 100} for split in w.served().values()), w.served()
     assert w.journal().status == phases.DONE
     assert read_lease(w.store, "dev") is None
-    check = io.StringIO()  # the deploy workflow's check: the flip's weights are in the file
-    assert flip_cli.deploy_check("dev", w.file_weights(), w.store, check) == 0, check.getvalue()
+    assert deploy_check(w) == 0, "the deploy workflow's check: the flip's weights are in the file"
 
 
 def test_blue_is_replaced_by_blue2_through_every_phase(world: World) -> None:
@@ -336,8 +343,7 @@ def test_an_abort_after_the_flip_leaves_the_old_cluster_serving(world: World) ->
     assert all(split == {"blue": 100, "green": 0} for split in world.served().values()), world.served()
     assert world.journal().status == phases.ABORTED
     assert world.replace("--resume") == phases.EXIT_USAGE
-    check = io.StringIO()
-    assert flip_cli.deploy_check("dev", world.file_weights(), world.store, check) == 0, check.getvalue()
+    assert deploy_check(world) == 0
 
 
 def test_an_abort_of_a_killed_flip_rolls_it_back_first(world: World) -> None:
