@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint clean render verify bench policy flip cost diff lock promtool
+.PHONY: test lint clean render verify bench policy flip cost diff lock promtool replace
 
 test: $(VENV)/.installed promtool
 	$(BIN)/ruff check .
@@ -41,6 +41,10 @@ verify: $(VENV)/.installed
 # Progressive flip of a stack's traffic (docs/flip.md), e.g. make flip STACK=prod ARGS="--to green --plan".
 flip: $(VENV)/.installed
 	$(BIN)/python -m tools.flip --stack $(STACK) $(ARGS)
+
+# Replace a cluster by a successor (docs/replace.md), e.g. make replace STACK=dev ARGS="--replace blue --with blue2 --plan".
+replace: $(VENV)/.installed
+	$(BIN)/python -m tools.replace --stack $(STACK) $(ARGS)
 
 # Offline performance bench; writes docs/performance.md.
 bench: $(VENV)/.installed

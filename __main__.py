@@ -8,6 +8,7 @@ from components.certificate_authority import IstioCertificateAuthority, IstioCer
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.dashboard import MeshDashboard, MeshDashboardArgs, observed_clusters, observed_services
 from components.edge import GlobalEdge, GlobalEdgeArgs
+from components.fleet import FleetCluster, FleetWorkloads, FleetWorkloadsArgs
 from components.ingress import IngressGateway, IngressGatewayArgs
 from components.istio_primary import IstioPrimary, IstioPrimaryArgs
 from components.last_deployment import last_deployment_gate
@@ -75,6 +76,10 @@ if cfg.edge.enabled:
         clusters=cfg.clusters, weights=dict(cfg.traffic.weights), services=services, https=cfg.edge.https,
         negs={n: g.neg_self_links for n, g in ingress.items()}, ingress=ingress,
     ), gated)
+
+if cfg.workloads.enabled:
+    FleetWorkloads("fleet", FleetWorkloadsArgs(project=cfg.project, workloads=cfg.workloads, clusters={
+        n: FleetCluster(cluster_id=clusters[n].cluster.id, gke_name=clusters[n].cluster.name) for n in names}), gated)
 
 # The ingress gateway's monitor goes in its namespace: after it, and only with the edge.
 for c in cfg.clusters:

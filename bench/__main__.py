@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import measure, report
+from bench import measure, replace, report
 from offline.engine import ROOT
 from offline.progress import Progress
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         progress.step("4/4 the offline test suite in a fresh interpreter (about a minute) …")
     suite = measure.suite() if args.suite else None
     text = report.render(ops, path, evals, suite, repeats=args.repeats,
-                         command=" ".join(["python -m bench", *argv]), footprint=measure.flip_footprint())
+                         command=" ".join(["python -m bench", *argv]), footprint=measure.flip_footprint(),
+                         replacement=replace.replacement())
     print(text)
     if args.output != "-":
         Path(args.output).write_text(text)

@@ -24,6 +24,7 @@ from bench.measure import (
     OperationRow,
     SuiteRow,
 )
+from bench.replace import Phase, total
 from components.names import GKE_CLUSTER
 from offline.graph import CREATE, DELETE, UPDATE, skipped_on_delete
 
@@ -168,6 +169,19 @@ def suite_section(row: SuiteRow | None) -> str:
         [(f"`{command}`", f"{row.seconds:.1f}", row.summary, row.cores, verdict(row.passed))])])
 
 
+def replacement_section(phases: Sequence[Phase]) -> str:
+    """A whole replacement as a critical path (docs/replace.md quotes it)."""
+    rows = [(p.name, p.what, span(p.seconds), p.source) for p in phases]
+    whole = total(tuple(phases))
+    rows.append(("**whole replacement**", "the phases one after the other", f"**{span(whole)}**", "sum"))
+    return "\n".join(["### 5. Replacing a cluster (add, parity, flip, soak, retire)", "", _table(
+        ("phase", "what", "min (low / typical / high)", "figure from"), rows), "",
+        f"A team should plan for {minutes(whole['typical'])} min typical and up to {minutes(whole['high'])} min "
+        "(the high figures); the soak and the flip's "
+        "holds are settings (`--soak`, `flip.hold`, `flip.steps`), not waits on the cloud, and dominate the typical "
+        "path. Not counted: reviews and approvals between phases, `pulumi preview` before each `up`."])
+
+
 def footprint_section(rows: Sequence[FlipFootprint]) -> str:
     body = [(r.clusters, r.resources, r.touched, f"{r.ratio:.3f}") for r in rows]
     return "\n".join(["### A flip's update against the stack", "",
@@ -178,7 +192,8 @@ def footprint_section(rows: Sequence[FlipFootprint]) -> str:
 
 
 def render(ops: Sequence[OperationRow], path: CriticalPath, evals: Sequence[EvalRow], suite_row: SuiteRow | None,
-           *, repeats: int, command: str, footprint: Sequence[FlipFootprint] = ()) -> str:
+           *, repeats: int, command: str, footprint: Sequence[FlipFootprint] = (),
+           replacement: Sequence[Phase] = ()) -> str:
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     parts = [
         "# Performance",
@@ -191,6 +206,7 @@ def render(ops: Sequence[OperationRow], path: CriticalPath, evals: Sequence[Eval
         critical_path_section(path), "",
         evaluation_section(evals, repeats), "",
         suite_section(suite_row), "",
+        *((replacement_section(replacement), "") if replacement else ()),
         duration_table(), "",
     ]
     return "\n".join(parts)

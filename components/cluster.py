@@ -268,6 +268,8 @@ class GkeCluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=spec.release_channel),
+            # A floor only: in a release channel GKE auto-upgrades past it; None (the default) sends nothing.
+            min_master_version=spec.min_master_version,
             maintenance_policy=_maintenance_policy_args(
                 maintenance_policy(spec.maintenance, args.maintenance_exclusions)),
             # Managed Service for Prometheus collects Istio's metrics (components/telemetry.py) for tools/flip.

@@ -24,6 +24,7 @@ INGRESS_GATEWAY_TYPE = f"{PROJECT}:index:IngressGateway"
 GLOBAL_EDGE_TYPE = f"{PROJECT}:index:GlobalEdge"
 DASHBOARD_TYPE = f"{PROJECT}:index:MeshDashboard"
 ALERTS_TYPE = f"{PROJECT}:index:MeshAlerts"
+FLEET_WORKLOADS_TYPE = f"{PROJECT}:index:FleetWorkloads"
 
 # Components made once per cluster, named `<cluster><suffix>`: __main__.py builds the names with
 # `cluster_component` and offline/graph.py decodes them with `component_cluster`.
@@ -81,6 +82,11 @@ MANAGED_SSL_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertifica
 DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
 ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 SERVICE_LB_POLICY = "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies"
+# The fleet (components/fleet.py): the project's Config Sync feature, a membership and its
+# Config Sync settings per cluster.
+FLEET_FEATURE = "gcp:gkehub/feature:Feature"
+FLEET_MEMBERSHIP = "gcp:gkehub/membership:Membership"
+FLEET_FEATURE_MEMBERSHIP = "gcp:gkehub/featureMembership:FeatureMembership"
 
 # ------------------------------------------------------------------ Istio names, labels and APIs
 

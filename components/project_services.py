@@ -27,6 +27,10 @@ NETWORK_SERVICES = "networkservices.googleapis.com"
 BINARY_AUTHORIZATION = "binaryauthorization.googleapis.com"
 MONITORING = "monitoring.googleapis.com"
 LOGGING = "logging.googleapis.com"
+# Only with `workloads.enabled` (components/fleet.py): fleet memberships and features are GKE Hub's;
+# the `configmanagement` feature (Config Sync) also needs its own API (docs/replace.md).
+GKE_HUB = "gkehub.googleapis.com"
+CONFIG_MANAGEMENT = "anthosconfigmanagement.googleapis.com"
 # `gcloud services enable` itself calls the Service Usage API.
 SERVICE_USAGE = "serviceusage.googleapis.com"
 
@@ -58,6 +62,9 @@ API_OF_TYPE: Mapping[str, str] = {
     # Cloud Monitoring API v1 (projects.dashboards) and v3 (projects.alertPolicies).
     "gcp:monitoring/dashboard:Dashboard": MONITORING,
     "gcp:monitoring/alertPolicy:AlertPolicy": MONITORING,
+    "gcp:gkehub/membership:Membership": GKE_HUB,
+    "gcp:gkehub/feature:Feature": GKE_HUB,
+    "gcp:gkehub/featureMembership:FeatureMembership": GKE_HUB,
 }
 # Data sources the program reads (provider functions) -> their API.
 API_OF_INVOKE: Mapping[str, str] = {
@@ -82,7 +89,8 @@ def apis_for(type_: str, inputs: Mapping[str, Any]) -> set[str]:
     """The APIs one declared GCP resource needs: its own, and those its settings turn on.
 
     A cluster evaluating Binary Authorization calls binaryauthorization; Managed Service for
-    Prometheus writes to Cloud Monitoring; GKE's system logs (its default `loggingService`,
+    Prometheus writes to Cloud Monitoring; Config Sync (the fleet's `configmanagement` feature) needs
+    its own API beside GKE Hub's; GKE's system logs (its default `loggingService`,
     logging.googleapis.com/kubernetes), subnet flow logs and NAT logs go to Cloud Logging.
     """
     if type_ not in API_OF_TYPE:
@@ -94,6 +102,9 @@ def apis_for(type_: str, inputs: Mapping[str, Any]) -> set[str]:
             apis.add(BINARY_AUTHORIZATION)
         if _get(inputs, "monitoringConfig", "managedPrometheus", "enabled"):
             apis.add(MONITORING)
+    if (type_ == "gcp:gkehub/feature:Feature" and inputs.get("name") == "configmanagement") or \
+            (type_ == "gcp:gkehub/featureMembership:FeatureMembership" and _get(inputs, "configmanagement")):
+        apis.add(CONFIG_MANAGEMENT)
     if type_ in ("gcp:compute/subnetwork:Subnetwork", "gcp:compute/routerNat:RouterNat") and \
             _get(inputs, "logConfig") and _get(inputs, "logConfig", "enable") is not False:
         apis.add(LOGGING)

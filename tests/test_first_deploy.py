@@ -39,6 +39,11 @@ def _relaxed(**hardening: Any) -> dict[str, Any]:
     return config
 
 
+def _workloads(config: dict[str, Any]) -> dict[str, Any]:
+    config["workloads"] = {"enabled": True, "repo": "https://github.com/acme/mesh-apps"}
+    return config
+
+
 VARIANTS = {
     "base (edge off)": lambda: run_program(configs.base()),
     "edge over HTTP": lambda: run_program(configs.with_edge(configs.base())),
@@ -46,6 +51,7 @@ VARIANTS = {
         configs.with_edge(configs.three_clusters(configs.base()), https=True)),
     "no KMS, no Binary Authorization, no flow logs": lambda: run_program(_relaxed(
         databaseEncryption=False, binaryAuthorization="DISABLED", subnetFlowLogs=False)),
+    "workloads (fleet and Config Sync)": lambda: run_program(_workloads(configs.base())),
     "shipped dev stack": lambda: run_program(None, stack="dev", gcp_project=FROM_STACK_FILE),
     "shipped prod stack": lambda: run_program(None, stack="prod", gcp_project=FROM_STACK_FILE),
 }
@@ -78,6 +84,7 @@ def enabled_in_readme() -> set[str]:
 def test_every_declared_gcp_type_and_data_source_has_its_api(programs: dict[str, Program]) -> None:
     seen = {r.type for p in programs.values() for r in p.resources if r.custom and r.type.startswith("gcp:")}
     assert "gcp:networkservices/serviceLbPolicies:ServiceLbPolicies" in seen  # the edge's policy
+    assert "gcp:gkehub/featureMembership:FeatureMembership" in seen  # Config Sync
     assert seen - set(API_OF_TYPE) == set()
     invoked = {t for p in programs.values() for t in p.invokes if t.startswith("gcp:")}
     assert invoked - set(API_OF_INVOKE) == set()
@@ -97,13 +104,17 @@ def test_readme_step_3_enables_every_api_the_program_needs(programs: dict[str, P
 
 
 def test_settings_turn_their_apis_on_and_off(programs: dict[str, Program]) -> None:
-    """The map follows the settings: Binary Authorization only when evaluated, the edge's policy only with it."""
+    """The map follows the settings: Binary Authorization only when evaluated, the edge's policy only with it,
+    the fleet and Config Sync only with `workloads.enabled`."""
     base = required_apis(programs["base (edge off)"])
     edge = required_apis(programs["edge over HTTP"])
     relaxed = required_apis(programs["no KMS, no Binary Authorization, no flow logs"])
     assert "networkservices.googleapis.com" not in base and "networkservices.googleapis.com" in edge
     assert "binaryauthorization.googleapis.com" in edge and "binaryauthorization.googleapis.com" not in relaxed
     assert "cloudkms.googleapis.com" in edge and "cloudkms.googleapis.com" not in relaxed
+    fleet = required_apis(programs["workloads (fleet and Config Sync)"])
+    for api in ("gkehub.googleapis.com", "anthosconfigmanagement.googleapis.com"):
+        assert api in fleet and api not in base and api not in edge
 
 
 def test_readme_enables_nothing_the_program_does_not_use(programs: dict[str, Program]) -> None:

@@ -46,6 +46,7 @@ from components.config.model import (
     StackConfig,
     SubsetLabel,
     TrafficSpec,
+    WorkloadsSpec,
 )
 from components.config.parsing import TOP_LEVEL_KEYS, declared_cluster_names, parse
 from components.names import MAX_CLUSTER_NAME, MAX_NETWORK_NAME, PROJECT
@@ -82,6 +83,7 @@ __all__ = [
     "StackConfig",
     "SubsetLabel",
     "TrafficSpec",
+    "WorkloadsSpec",
     "declared_cluster_names",
     "load",
     "parse",

@@ -34,6 +34,16 @@ DEFAULT_MIN_NODES = 1
 DEFAULT_MAX_NODES = 3
 DEFAULT_RELEASE_CHANNEL = "REGULAR"
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+# GKE's explicit versions: a minor ("1.33"), a patch ("1.33.5") or a GKE build ("1.33.5-gke.2100000").
+GKE_VERSION_PATTERN = r"^1\.(\d+)(\.\d+(-gke\.\d+)?)?$"
+# Version skew between clusters (docs/replace.md#version-skew). GKE: the minor versions a release
+# channel offers side by side ("Available minor versions", GKE release notes, read 2026-12-04:
+# Rapid 1.32-1.35, Regular 1.32-1.34, Stable 1.32-1.33, Extended 1.29-1.34); two clusters on a
+# channel may differ by at most that span less one (the narrower channel's, across channels).
+GKE_CHANNEL_MINOR_SPAN = {"RAPID": 4, "REGULAR": 3, "STABLE": 2, "EXTENDED": 6}
+# Istio: a control plane may be one minor ahead of the data plane, never behind; a minor is
+# supported until 6 weeks after the N+2 release (https://istio.io/latest/docs/releases/supported-releases/).
+MAX_ISTIO_MINOR_SKEW = 1
 
 # GKE accepts at most this many master authorized networks on a cluster with a public endpoint.
 MAX_AUTHORIZED_NETWORKS = 50
@@ -69,6 +79,9 @@ DEFAULT_FLIP_INTERVAL_SECONDS = 30
 DEFAULT_FLIP_MIN_SUCCESS_RATE = 99.0
 DEFAULT_FLIP_MAX_P99_MS = 500.0
 DEFAULT_FLIP_MIN_REQUESTS = 50
+# A replacement (tools/replace) keeps the retiring cluster at weight 0 this long, and it must see no
+# request of a routed service in that time, before it may be removed (`--soak`).
+DEFAULT_REPLACE_SOAK_SECONDS = 3600
 # Managed Prometheus scrapes every proxy this often (components/telemetry.py); `increase`/`rate`
 # need two samples, so one judgement needs a window of two scrape intervals: a hold, and a
 # convergence wait, shorter than that cannot be judged.
@@ -285,8 +298,21 @@ class ClusterSpec:
         example=False)] = True
     istio_version: Annotated[str | None, checks.optional(checks.istio_version(MIN_ISTIO_VERSION,
                                                                              DEFAULT_ISTIO_VERSION)), about(
-        "this cluster's chart version (upgrade one cluster first)", example="1.31.0", default="`istio.version`")
+        "this cluster's chart version (upgrade one cluster first); every cluster within one minor of every other "
+        "(Istio's control-plane/data-plane skew, [replace.md](replace.md#version-skew))", example="1.31.0",
+        default="`istio.version`")
     ] = None
+    # GKE `minMasterVersion`: a floor for the control plane (GKE's auto-upgrades raise it further);
+    # None lets GKE pick the channel's default version. Node pools follow the control plane.
+    min_master_version: Annotated[str | None, checks.optional(checks.text(
+        GKE_VERSION_PATTERN, "must be a GKE version: a minor such as 1.33, a patch such as 1.33.5 or a GKE build "
+        "such as 1.33.5-gke.2100000 (a floor: GKE's auto-upgrades raise the control plane further)",
+        "GKE version `1.MINOR`, `1.MINOR.PATCH` or `1.MINOR.PATCH-gke.N`; two clusters' minors at most the narrower "
+        "release channel's span less one apart (RAPID 3, REGULAR 2, STABLE 1, EXTENDED 5)")), about(
+        "pulumi-gcp `Cluster.minMasterVersion`: a **floor** for the control plane, not a pin: inside a release "
+        "channel GKE auto-upgrades past it, and the node pool (auto-upgrade on) follows the control plane; the "
+        "version must be available in the cluster's channel ([replace.md](replace.md#version-skew))",
+        example="1.34", default="unset (GKE picks the channel's default)")] = None
     # Pulumi `protect` on the VPC, subnet, cluster and node pool: no edit or destroy deletes them.
     protect: Annotated[bool, Bool(why=" (Pulumi protect on the cluster's VPC, subnet, cluster and node pool)"), about(
         "Pulumi `protect` on this cluster's VPC, subnet, GKE cluster and node pool: an update that would delete or "
@@ -529,6 +555,36 @@ class MonitoringSpec:
         "by default", example=["projects/my-project/notificationChannels/1234567890"])] = ()
 
 
+_GIT_URL = r"^(https://|ssh://|git@)[^\s]+$"
+# Relative, not empty, no `..` segment: Config Sync reads a directory inside the repository.
+_REPO_DIR = r"^(?!/)(?!(.*/)?\.\.(/|$)).+$"
+_GIT_BRANCH = r"^[^\s~^:?*\[\\]+$"
+
+
+@dataclass(frozen=True, config=SECTION)
+class WorkloadsSpec:
+    """Fleet membership and Config Sync from one Git repository and path (section `workloads`).
+
+    Off by default: it registers every cluster in the project's fleet and lets Config Sync apply
+    what the repository declares; docs/replace.md says what that needs and costs.
+    """
+
+    enabled: Annotated[bool, Bool(), about(
+        "every cluster joins the project's fleet (`gkehub.Membership`) and Config Sync pulls `workloads.repo` at "
+        "`workloads.path` into it (`gkehub.FeatureMembership`), so a new cluster gets the same workloads without "
+        "hand work; needs `workloads.repo` ([replace.md](replace.md#workloads-fleet-and-config-sync))",
+        example=True)] = False
+    repo: Annotated[str | None, checks.optional(checks.text(
+        _GIT_URL, "must be a Git URL (https://, ssh:// or git@host:path)",
+        "Git URL (`https://`, `ssh://`, `git@host:path`), readable without credentials")), about(
+        "Config Sync's `syncRepo` (`secretType: none`)", example="https://github.com/acme/mesh-apps")] = None
+    path: Annotated[str, checks.text(
+        _REPO_DIR, "must be a relative directory inside the repository (e.g. apps/prod)",
+        "relative directory, no `..`"), about("Config Sync's `policyDir`", example="apps/prod")] = "."
+    branch: Annotated[str, checks.text(_GIT_BRANCH, "must be a Git branch name", "Git branch name"), about(
+        "Config Sync's `syncBranch`", example="release")] = "main"
+
+
 @dataclass(frozen=True, config=SECTION)
 class StackConfig:
     # gcp:project, outside the project's namespace: checked by `parsing.parse`, not a key of this section.
@@ -565,6 +621,7 @@ class StackConfig:
     mesh_link: MeshLinkSpec = MeshLinkSpec()
     edge: EdgeSpec = EdgeSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    workloads: WorkloadsSpec = WorkloadsSpec()
 
     @property
     def edge_hosts(self) -> tuple[str, ...]:

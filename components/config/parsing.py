@@ -17,7 +17,9 @@ from typing import Any
 from components.config.ca_checks import _check_intermediate_pems, _check_root_pem, _check_trusted_roots
 from components.config.declare import section_of, validate, validate_key
 from components.config.model import (
+    GKE_CHANNEL_MINOR_SPAN,
     MAX_AUTHORIZED_NETWORKS,
+    MAX_ISTIO_MINOR_SKEW,
     MAX_MANAGED_CERT_DOMAINS,
     AuthorizedNetwork,
     CaSpec,
@@ -25,12 +27,20 @@ from components.config.model import (
     ConfigError,
     EdgeSpec,
     FlipSpec,
+    IstioSettings,
     NatSpec,
     StackConfig,
     TrafficSpec,
+    WorkloadsSpec,
 )
 from components.config.model import TOP_LEVEL_KEYS as TOP_LEVEL_KEYS
-from components.config.rules import PROJECT_ID_PATTERN, WHOLE_INTERNET, Problems, host_matches
+from components.config.rules import (
+    ISTIO_VERSION_PATTERN,
+    PROJECT_ID_PATTERN,
+    WHOLE_INTERNET,
+    Problems,
+    host_matches,
+)
 from components.config.safety import (
     check_nat_capacity,
     check_pod_range,
@@ -112,6 +122,44 @@ def _parse_clusters(raw: Any, p: Problems) -> tuple[ClusterSpec, ...]:
             else:
                 seen[value] = i
     return tuple(c for c in parsed if c is not None)
+
+
+def _minor(version: str) -> int:
+    return int(version.split(".")[1])
+
+
+def _version_skew(raw_clusters: Any, clusters: Sequence[ClusterSpec], istio: IstioSettings, p: Problems) -> None:
+    """Clusters may differ in Istio and GKE versions only as far as Istio and GKE support."""
+    index = {n: k for k, n in enumerate(declared_cluster_names(raw_clusters))}
+    for a_k, a in enumerate(clusters):
+        for b in clusters[:a_k]:
+            i, j = index[a.name], index[b.name]
+            va, vb = a.istio_version or istio.version, b.istio_version or istio.version
+            # An invalid version is already reported by its own rule.
+            valid = all(ISTIO_VERSION_PATTERN.match(v) for v in (va, vb))
+            skew = abs(_minor(va) - _minor(vb)) if valid else 0
+            if skew > MAX_ISTIO_MINOR_SKEW:
+                key = f"clusters[{i}].istioVersion" if a.istio_version else "istio.version"
+                other = f"clusters[{j}].istioVersion" if b.istio_version else "istio.version"
+                p.add(f"{key} {va} ({a.name}) is {skew} minor releases from {other} {vb} ({b.name}); Istio "
+                      f"supports a control plane at most {MAX_ISTIO_MINOR_SKEW} minor ahead of the proxies it "
+                      "serves, and upgrades one minor at a time: keep the clusters within "
+                      f"{MAX_ISTIO_MINOR_SKEW} minor (docs/istio-upgrade.md)")
+            if a.min_master_version and b.min_master_version:
+                skew = abs(_minor(a.min_master_version) - _minor(b.min_master_version))
+                channel = min((a.release_channel, b.release_channel), key=GKE_CHANNEL_MINOR_SPAN.__getitem__)
+                limit = GKE_CHANNEL_MINOR_SPAN[channel] - 1
+                if skew > limit:
+                    p.add(f"clusters[{i}].minMasterVersion {a.min_master_version} ({a.name}) is {skew} minor "
+                          f"versions from clusters[{j}].minMasterVersion {b.min_master_version} ({b.name}); the "
+                          f"{channel} release channel offers {GKE_CHANNEL_MINOR_SPAN[channel]} minor versions side "
+                          f"by side, so its clusters can be at most {limit} apart")
+
+
+def _workloads_rules(workloads: WorkloadsSpec, p: Problems) -> None:
+    if workloads.enabled and workloads.repo is None:
+        p.add("workloads.enabled is true but workloads.repo is not set: Config Sync needs the Git repository "
+              "every cluster pulls its workloads from")
 
 
 def _parse_traffic(raw: Any, names: Sequence[str] | None, namespaces: Sequence[str],
@@ -289,6 +337,8 @@ def parse(raw: Mapping[str, Any], *, project: str | None, ca_is_secret: bool = F
         p.add(f"flip.interval {flip.interval_seconds}s is longer than flip.hold {flip.hold_seconds}s; the metrics "
               "are read at least once per hold")
     _edge_rules(v["edge"], declared_hosts(raw.get("traffic")), p)
+    _workloads_rules(v["workloads"], p)
+    _version_skew(raw_clusters, v["clusters"], v["istio"], p)
     if prod:
         check_prod_protection(raw_clusters, v["clusters"], v["traffic"], p)
     if p.items:

@@ -41,6 +41,10 @@ from tests.fakes.loopback import LoopbackServer
 CREATED = "2026-11-25T09:00:00Z"
 _rv = itertools.count(1000)
 
+# Collections the fake lists (GET on a namespaced collection path): plural -> (list kind, apiVersion).
+LISTABLE = {"pods": ("PodList", "v1"), "endpointslices": ("EndpointSliceList", "discovery.k8s.io/v1"),
+            "deployments": ("DeploymentList", "apps/v1"), "statefulsets": ("StatefulSetList", "apps/v1")}
+
 # (client cluster, job manifest) -> (job outcome "succeeded"/"failed"/"running", client log)
 JobHook = Callable[[str, Mapping[str, Any]], tuple[str, str]]
 
@@ -145,6 +149,37 @@ def endpoint_slice(service: str, namespace: str, ready: int, not_ready: int = 0)
             "endpoints": endpoints, "ports": [{"name": "http", "port": 5000, "protocol": "TCP"}]}
 
 
+def workload(kind: str, name: str, namespace: str, images: Mapping[str, str], replicas: int = 2,
+             ready: int | None = None) -> dict[str, Any]:
+    """A Deployment or StatefulSet (apps/v1) selecting `app: <name>`, with `ready` of `replicas` ready."""
+    labels = {"app": name}
+    ready = replicas if ready is None else ready
+    spec: dict[str, Any] = {"replicas": replicas, "selector": {"matchLabels": labels},
+                            "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                                {"name": c, "image": image} for c, image in images.items()]}}}
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    status = {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready} if ready else \
+        {"replicas": replicas}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": _meta(name, namespace, labels=labels), "spec": spec,
+            "status": status}
+
+
+def workload_pod(owner: Mapping[str, Any], index: int, image_ids: Mapping[str, str],
+                 ready: bool = True) -> dict[str, Any]:
+    """A pod of `owner` as the kubelet reports it: every template container plus the injected `istio-proxy`,
+    each with the `imageID` the runtime resolved (`<repo>@sha256:<digest>`; Kubernetes API, ContainerStatus)."""
+    meta, template = owner["metadata"], owner["spec"]["template"]
+    containers = [*template["spec"]["containers"], {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3"}]
+    statuses = [{"name": c["name"], "image": c["image"], "ready": ready, "restartCount": 0,
+                 "imageID": image_ids.get(c["name"], f"docker.io/istio/proxyv2@sha256:{'e' * 64}")}
+                for c in containers]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": _meta(f"{meta['name']}-{index}", meta["namespace"], labels=template["metadata"]["labels"]),
+            "spec": {"containers": containers},
+            "status": {"phase": "Running", "containerStatuses": statuses}}
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -190,6 +225,7 @@ class FakeCluster(LoopbackServer):
         kind = obj["kind"]
         plural = {"Namespace": "namespaces", "Deployment": "deployments", "Service": "services",
                   "Secret": "secrets", "ConfigMap": "configmaps", "Job": "jobs", "Pod": "pods",
+                  "StatefulSet": "statefulsets",
                   "DestinationRule": "destinationrules", "VirtualService": "virtualservices",
                   "EndpointSlice": "endpointslices",
                   "Gateway": "gateways"}[kind]
@@ -255,13 +291,15 @@ class FakeCluster(LoopbackServer):
                 if obj is not None:
                     self._send(200, obj)
                     return
-                if url.path.endswith(("/pods", "/endpointslices")):
+                plural = url.path.rsplit("/", 1)[-1]
+                if plural in LISTABLE and "/namespaces/" in url.path:
+                    # A namespaced list, filtered by an equality-based labelSelector (k=v,k2=v2: all must
+                    # match), as the API server answers `kubectl get <kind> -l …`.
                     selector = parse_qs(url.query).get("labelSelector", [""])[0]
                     wanted = dict(s.split("=", 1) for s in selector.split(",") if s)
-                    items = [o for p, o in fake.objects.items() if p.startswith(url.path + "/")
+                    items = [o for p, o in fake.objects.items() if p.rsplit("/", 1)[0] == url.path
                              and all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
-                    kind, api = (("PodList", "v1") if url.path.endswith("/pods")
-                                 else ("EndpointSliceList", "discovery.k8s.io/v1"))
+                    kind, api = LISTABLE[plural]
                     self._send(200, {"kind": kind, "apiVersion": api, "metadata": {"resourceVersion": "1"},
                                      "items": items})
                     return

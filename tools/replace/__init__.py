@@ -1,0 +1,1 @@
+"""`python -m tools.replace`: replace one cluster of the mesh by a successor (docs/replace.md)."""

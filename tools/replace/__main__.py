@@ -1,0 +1,5 @@
+import sys
+
+from tools.replace.cli import main
+
+sys.exit(main())
