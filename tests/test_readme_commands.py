@@ -10,6 +10,7 @@ Ctrl-C (SIGINT to make's whole process group) during its first hold, as a user w
 
 from __future__ import annotations
 
+import copy as copy_module
 import os
 import re
 import shlex
@@ -44,19 +45,24 @@ def readme_command(pattern: str) -> list[str]:
     return shlex.split(line.split("#")[0].strip())  # what a shell passes to make
 
 
-@pytest.fixture
-def copy(tmp_path: Path) -> Iterator[tuple[Path, dict[str, FakeCluster], dict[str, str]]]:
+def project_copy(tmp_path: Path, stacks: tuple[str, ...] = ("dev",),
+                 extra: tuple[str, ...] = ()) -> tuple[Path, dict[str, FakeCluster], dict[str, str]]:
+    """A copy of the project (the tests' config as each of `stacks`, with an ECDSA CA), fake API
+    servers for its clusters serving START, the stand-in `pulumi` on PATH and a file:// backend
+    seeded with each stack's outputs. `extra` names more top-level folders to copy (docs, tests)."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("Makefile", "Pulumi.yaml", "__main__.py", "requirements.txt", "requirements-test.txt"):
         shutil.copy2(REPO / name, project / name)
         os.utime(project / name, (0, 0))  # never newer than venv/.installed: make installs nothing
-    for name in ("components", "offline", "tools", "policy"):
+    for name in ("components", "offline", "tools", "policy", *extra):
         shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
     (project / "venv").symlink_to((REPO / "venv").resolve())
     config = base()
     config["ca"] = {"algorithm": "ECDSA"}
-    write_stack_file(project / "Pulumi.dev.yaml", config)
+    configs = {stack: _for_stack(config, stack) for stack in stacks}
+    for stack in stacks:
+        write_stack_file(project / f"Pulumi.{stack}.yaml", configs[stack])
     services = stack_config.parse({k: v for k, v in config.items() if k != "ca"},
                                   project="mesh-test-project").traffic.services
     fakes: dict[str, FakeCluster] = {}
@@ -77,16 +83,32 @@ def copy(tmp_path: Path) -> Iterator[tuple[Path, dict[str, FakeCluster], dict[st
             f.put(virtual_service(service, START))
         fakes[name] = f
     backend = tmp_path / "state"
-    seed(backend, config, {
-        "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
-                         "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
-        "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
-        "rootCertPem": root_pem()}, list(fakes))
+    for stack in stacks:
+        seed(backend, configs[stack], {
+            "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
+                             "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
+            "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
+            "rootCertPem": root_pem()}, list(fakes), stack)
     install(tmp_path / "bin")
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_HOME": str(tmp_path / "home"),
            "FAKE_PULUMI_UP_SECONDS": "0.2"}
     env.pop("MAKEFLAGS", None)
+    return project, fakes, env
+
+
+def _for_stack(config: dict, stack: str) -> dict:
+    """A prod stack's serving clusters keep deletion protection and Pulumi protect (the config's rule)."""
+    config = copy_module.deepcopy(config)
+    if stack == "prod":
+        for cluster in config["clusters"]:
+            cluster["deletionProtection"] = cluster["protect"] = True
+    return config
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Iterator[tuple[Path, dict[str, FakeCluster], dict[str, str]]]:
+    project, fakes, env = project_copy(tmp_path)
     try:
         yield project, fakes, env
     finally:
