@@ -11,6 +11,7 @@ Ctrl-C (SIGINT to make's whole process group) during its first hold, as a user w
 from __future__ import annotations
 
 import copy as copy_module
+import datetime as dt
 import os
 import re
 import shlex
@@ -88,6 +89,9 @@ def project_copy(tmp_path: Path, stacks: tuple[str, ...] = ("dev",),
             "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
                              "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
             "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
+            # The caExpiry output's shape (components/certificate_authority.py): a year-long intermediate.
+            "caExpiry": {n: {"notAfter": (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat(),
+                             "earlyRenewalHours": 720} for n in fakes},
             "rootCertPem": root_pem()}, list(fakes), stack)
     install(tmp_path / "bin")
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
