@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import io
 import re
-import textwrap
 import tokenize
 import tomllib
 import unicodedata
@@ -21,21 +20,10 @@ from components.names import (
     remote_secret_name,
 )
 from offline import ROOT
+from tests.fakes.project import DOCS, shell_blocks
 
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
-SHELL = ("", "bash", "sh", "console")
-
-
-# A fence inside a list item is indented (README "First deploy"): its lines are read without the indent.
-INDENTED_FENCE = re.compile(r"^([ \t]*)```(\w*)\n(.*?)^\1```$", re.S | re.M)
-
-
-def shell_blocks(text: str) -> list[str]:
-    """The contents of a document's shell code blocks (fences without a language, or bash/sh/console),
-    indented ones (in a list item) included, dedented."""
-    return [textwrap.dedent(body) for _, lang, body in INDENTED_FENCE.findall(text) if lang in SHELL]
 
 
 def _rel(p: Path) -> str:

@@ -27,8 +27,7 @@ import pytest
 
 from offline import ROOT
 from offline.configs import base, write_stack_file
-from tests.test_docs import DOCS, shell_blocks
-from tests.test_readme_commands import START, _served, project_copy
+from tests.fakes.project import DOCS, START, project_copy, served, shell_blocks
 
 COMMAND = re.compile(r"^(?:\$ )?((?:make|venv/bin/python -m (?:tools|bench)\b[\w.]*)(?:\s.*)?)$")
 
@@ -247,7 +246,7 @@ def test_make_diff_against_main_and_as_a_gate(tmp_path: Path) -> None:
     assert "clusters/blue" in gate.stdout and "VirtualService" in gate.stdout, gate.stdout
     prod = run(project, env, "make diff REF=main STACK=prod")
     assert prod.returncode == 0, prod.stdout + prod.stderr
-    assert "'prod'" in prod.stdout or "prod" in prod.stdout.splitlines()[0], prod.stdout
+    assert "render --diff main (stack prod): 3 changes" in prod.stdout, prod.stdout
     assert "clusters/green" in prod.stdout and "VirtualService" in prod.stdout, prod.stdout
 
 
@@ -304,14 +303,14 @@ def test_prod_flip_plan_killed_resume_abort_deploy_check(tmp_path: Path) -> None
         plan = run(project, env, 'make flip STACK=prod ARGS="--weights blue=50,green=50 --plan"')
         assert plan.returncode == 0, plan.stdout + plan.stderr
         assert "blue=100,green=0 -> blue=50,green=50" in plan.stdout, plan.stdout
-        assert _served(fakes) == {"blue": START, "green": START}
+        assert served(fakes) == {"blue": START, "green": START}
 
         step1 = "applied; every primary serves blue=90,green=10"
         log = tmp_path / "flip.log"
         out = _kill_when(_start(project, env, 'make flip STACK=prod ARGS="--to green --steps 10,25,50,100 --hold 5m"',
                                 log), log, step1)
         assert "step 1/4 (10%): blue=90,green=10" in out
-        assert _served(fakes) == {"blue": {"blue": 90, "green": 10}, "green": {"blue": 90, "green": 10}}
+        assert served(fakes) == {"blue": {"blue": 90, "green": 10}, "green": {"blue": 90, "green": 10}}
 
         log = tmp_path / "resume.log"
         out = _kill_when(_start(project, env, "make flip STACK=prod ARGS=--resume", log), log, step1)
@@ -320,7 +319,7 @@ def test_prod_flip_plan_killed_resume_abort_deploy_check(tmp_path: Path) -> None
         abort = run(project, env, "make flip STACK=prod ARGS=--abort")
         assert abort.returncode == 0, abort.stdout + abort.stderr
         assert "every primary serves blue=100,green=0" in abort.stdout, abort.stdout
-        assert _served(fakes) == {"blue": START, "green": START}
+        assert served(fakes) == {"blue": START, "green": START}
 
         check = run(project, env, "venv/bin/python -m tools.flip --stack <stack> --deploy-check", stack="prod")
         assert check.returncode == 0, check.stdout + check.stderr
