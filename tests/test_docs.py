@@ -20,16 +20,10 @@ from components.names import (
     remote_secret_name,
 )
 from offline import ROOT
+from tests.fakes.project import DOCS, shell_blocks
 
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
-SHELL = ("", "bash", "sh", "console")
-
-
-def shell_blocks(text: str) -> list[str]:
-    """The contents of a document's shell code blocks (fences without a language, or bash/sh/console)."""
-    return [body for lang, body in FENCE.findall(text) if lang in SHELL]
 
 
 def _rel(p: Path) -> str:

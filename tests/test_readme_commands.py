@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -22,19 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from components import config as stack_config
-from components.traffic import virtual_service
-from offline.configs import base, write_stack_file
-from tests.fakes import fake_kube
 from tests.fakes.fake_kube import FakeCluster
-from tests.fakes.stand_in import install, root_pem, seed
-
-CLUSTERS = [("blue", "network1", "us-west1", "34.82.10.1", "34.83.20.1"),
-            ("green", "network2", "us-central1", "34.70.10.2", "34.71.20.2")]
+from tests.fakes.project import START, project_copy, served
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-START = {"blue": 100, "green": 0}
 
 
 def readme_command(pattern: str) -> list[str]:
@@ -46,47 +37,7 @@ def readme_command(pattern: str) -> list[str]:
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Iterator[tuple[Path, dict[str, FakeCluster], dict[str, str]]]:
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("Makefile", "Pulumi.yaml", "__main__.py", "requirements.txt", "requirements-test.txt"):
-        shutil.copy2(REPO / name, project / name)
-        os.utime(project / name, (0, 0))  # never newer than venv/.installed: make installs nothing
-    for name in ("components", "offline", "tools", "policy"):
-        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
-    (project / "venv").symlink_to((REPO / "venv").resolve())
-    config = base()
-    config["ca"] = {"algorithm": "ECDSA"}
-    write_stack_file(project / "Pulumi.dev.yaml", config)
-    services = stack_config.parse({k: v for k, v in config.items() if k != "ca"},
-                                  project="mesh-test-project").traffic.services
-    fakes: dict[str, FakeCluster] = {}
-    for name, network, _, _, eastwest in CLUSTERS:
-        f = FakeCluster(name).start()
-        f.put(fake_kube.namespace("istio-system", {"topology.istio.io/network": network}))
-        f.put(fake_kube.namespace("sample", {"istio-injection": "enabled"}))
-        f.put(fake_kube.istiod_deployment())
-        f.put(fake_kube.eastwest_service(eastwest))
-        f.put(fake_kube.endpoint_slice("istio-eastwestgateway", "istio-system", ready=2))
-        f.put(fake_kube.endpoint_slice("helloworld", "sample", ready=2))
-        f.put(fake_kube.secret("cacerts", {"root-cert.pem": root_pem()}))
-        f.put(fake_kube.configmap("istio-ca-root-cert", {"root-cert.pem": root_pem()}))
-        for other, _, _, endpoint, _ in CLUSTERS:
-            if other != name:
-                f.put(fake_kube.remote_secret(other, endpoint))
-        for service in services:
-            f.put(virtual_service(service, START))
-        fakes[name] = f
-    backend = tmp_path / "state"
-    seed(backend, config, {
-        "clusters": {n: {"name": n, "region": r, "network": net, "istioVersion": "1.30.3", "endpoint": ep,
-                         "eastWestGatewayAddress": ew} for n, net, r, ep, ew in CLUSTERS},
-        "kubeconfigs": {n: f.kubeconfig() for n, f in fakes.items()},
-        "rootCertPem": root_pem()}, list(fakes))
-    install(tmp_path / "bin")
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_HOME": str(tmp_path / "home"),
-           "FAKE_PULUMI_UP_SECONDS": "0.2"}
-    env.pop("MAKEFLAGS", None)
+    project, fakes, env = project_copy(tmp_path)
     try:
         yield project, fakes, env
     finally:
@@ -130,21 +81,13 @@ def test_make_flip_as_the_readme_writes_it_then_ctrl_c_in_the_first_hold(copy) -
             flip.kill()
     assert "rolled back: every primary serves blue=100,green=0" in out, out
     assert "final weights: blue=100,green=0 (rolled back)" in out
-    assert _served(fakes) == {"blue": START, "green": START}
+    assert served(fakes) == {"blue": START, "green": START}
     assert "blue: 100" in (project / "Pulumi.dev.yaml").read_text().replace("'", "")
 
 
-def _served(fakes: dict[str, FakeCluster]) -> dict[str, dict[str, int]]:
-    out = {}
-    for name, fake in fakes.items():
-        vs = fake.get("/apis/networking.istio.io/v1/namespaces/sample/virtualservices/helloworld-clusters") or {}
-        routes = ((vs.get("spec") or {}).get("http") or [{}])[0].get("route") or []
-        out[name] = {r["destination"]["subset"]: r["weight"] for r in routes}
-    return out
 
 
 def _served_note(fakes: dict[str, FakeCluster]) -> str:
-    served = _served(fakes)
-    if all(s == {"blue": 90, "green": 10} for s in served.values()):
+    if all(s == {"blue": 90, "green": 10} for s in served(fakes).values()):
         return "applied; every primary serves blue=90,green=10"
     return ""

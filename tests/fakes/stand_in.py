@@ -44,25 +44,27 @@ SHARED = "(shared)"
 
 
 @functools.cache
-def _touched(config_json: str) -> tuple[tuple[str, str], ...]:
+def _touched(config_json: str, stack: str) -> tuple[tuple[str, str], ...]:
     cfg = json.loads(config_json)
     cfg["ca"] = {"algorithm": "ECDSA"}
-    before, after = run_with_weights(cfg, START, stack="dev"), run_with_weights(cfg, FINAL, stack="dev")
+    before, after = run_with_weights(cfg, START, stack=stack), run_with_weights(cfg, FINAL, stack=stack)
     owner = owners(after)
     return tuple((urn, owner.get(urn) or SHARED) for urn in changed_resources(before, after).touched)
 
 
-def routing_urns(config: Mapping[str, Any]) -> dict[str, str]:
-    """URN -> owning cluster (or SHARED) of the resources a weights change touches, from the offline engine."""
-    return dict(_touched(json.dumps(dict(config), sort_keys=True)))
+def routing_urns(config: Mapping[str, Any], stack: str = "dev") -> dict[str, str]:
+    """URN -> owning cluster (or SHARED) of the resources a weights change touches, from the offline engine
+    (a URN names its stack)."""
+    return dict(_touched(json.dumps(dict(config), sort_keys=True), stack))
 
 
-def seed(backend: Path, config: Mapping[str, Any], outputs: Mapping[str, Any], clusters: list[str]) -> Path:
-    """The stand-in's `file://` state for stack dev: every cluster serving START, its outputs and resources."""
-    state = backend / ".pulumi" / "stacks" / "gke-istio-mesh" / "dev.json"
+def seed(backend: Path, config: Mapping[str, Any], outputs: Mapping[str, Any], clusters: list[str],
+         stack: str = "dev") -> Path:
+    """The stand-in's `file://` state for `stack`: every cluster serving START, its outputs and resources."""
+    state = backend / ".pulumi" / "stacks" / "gke-istio-mesh" / f"{stack}.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({
-        "served": dict.fromkeys([*clusters, SHARED], START), "routing": routing_urns(config),
+        "served": dict.fromkeys([*clusters, SHARED], START), "routing": routing_urns(config, stack),
         "virtualServices": [virtual_service(s, START) for s in parse(config).traffic.services],
         "outputs": dict(outputs)}))
     return state
