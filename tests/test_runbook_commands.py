@@ -4,7 +4,8 @@ The commands are the `make ...` and `venv/bin/python -m tools...` / `bench` line
 blocks of README.md and docs/*.md (read with tests/test_docs.py's `shell_blocks`). Each one is
 either run by a test below (RUN_HERE: in a copy of the project with the stand-in `pulumi` and fake
 Kubernetes API servers, see tests/test_readme_commands.py `project_copy`), run by the test named in
-RUN_ELSEWHERE, or listed in NOT_OFFLINE with the reason it cannot run here. A command a doc gains
+RUN_ELSEWHERE, run by a test that reads its doc's lines by pattern (RUN_FROM_DOC), or listed in
+NOT_OFFLINE with the reason it is not run here. A command a doc gains
 that is in none of them fails `test_every_documented_command_is_run_or_excused`.
 
 A runbook's placeholder (`<stack>`) is the one substitution made: it is run as a named stack.
@@ -61,6 +62,19 @@ NOT_OFFLINE = {
     "make verify STACK=dev ARGS=--probe": "as `make verify ARGS=--probe`",
     "venv/bin/python -m tools.e2e measured runs/*/ --out bench/measured.json":
         "reads the records (runs/*/) that real-cloud e2e runs upload; tests/test_e2e.py runs it on recorded ones",
+    'make flip STACK=dev ARGS="--weights blue2=100 --steps 10,25,50,100 --hold 120s"':
+        "docs/replace.md shows the flip its flip phase runs; it needs blue2 in the stack, which only the add "
+        "phase puts there (tests/test_replace_run.py runs that phase's flip through tools.flip)",
+}
+
+# Read from their doc by a test of their own, which runs every line matching the pattern as written
+# (the flags exactly as make passes them) against the doubles: pattern -> the tests.
+RUN_FROM_DOC = {
+    r'^make replace STACK=\w+ ARGS="': (
+        "tests/test_replace.py::test_the_documented_command_runs_as_written_on_the_shipped_dev_stack",
+        "tests/test_replace_run.py::test_the_runbooks_phase_commands_run_as_written"),
+    r'^make verify STACK=\w+ ARGS="--probe --duration ': (
+        "tests/test_verify.py::test_the_documented_load_commands_send_what_they_say",),
 }
 
 # Run exactly as written by another test: the test's source holds the line.
@@ -98,12 +112,21 @@ RUN_HERE = {
 
 
 def test_every_documented_command_is_run_or_excused() -> None:
-    unaccounted = set(DOCUMENTED) - set(NOT_OFFLINE) - set(RUN_ELSEWHERE) - RUN_HERE
+    from_doc = {c for c in DOCUMENTED if any(re.match(p, c) for p in RUN_FROM_DOC)}
+    unaccounted = set(DOCUMENTED) - set(NOT_OFFLINE) - set(RUN_ELSEWHERE) - RUN_HERE - from_doc
     assert unaccounted == set(), {c: DOCUMENTED[c] for c in unaccounted}
+    assert all(any(re.match(p, c) for c in DOCUMENTED) for p in RUN_FROM_DOC), "a pattern that matches nothing"
     # No entry outlives its command, and none is in two places.
     stale = (set(NOT_OFFLINE) | set(RUN_ELSEWHERE) | RUN_HERE) - set(DOCUMENTED)
     assert stale == set()
     assert not (set(NOT_OFFLINE) & set(RUN_ELSEWHERE) or set(NOT_OFFLINE) & RUN_HERE or set(RUN_ELSEWHERE) & RUN_HERE)
+
+
+def test_the_tests_that_read_their_doc_exist() -> None:
+    for where in (w for tests in RUN_FROM_DOC.values() for w in tests):
+        path, name = where.split("::")
+        source = (ROOT / path).read_text()
+        assert name in {n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}, where
 
 
 def test_the_tests_named_elsewhere_exist_and_run_the_line_as_written() -> None:
