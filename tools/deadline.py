@@ -8,7 +8,9 @@ the process) and its result is dropped.
 
 from __future__ import annotations
 
+import http.client
 import threading
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -45,3 +47,28 @@ def call_with_deadline(call: Callable[[], T], seconds: float, what: str,
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+class TooLarge(ValueError):
+    """The answer is longer than the caller accepts."""
+
+
+def read_body(request: urllib.request.Request, timeout: float, cancelled: threading.Event, max_bytes: int) -> bytes:
+    """The whole body, read a chunk at a time so a request cancelled at its deadline stops at its next chunk.
+
+    TooLarge past `max_bytes`; IncompleteRead when the Content-Length promised more than arrived.
+    """
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        chunks: list[bytes] = []
+        size = 0
+        while not cancelled.is_set():
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"the answer exceeds {max_bytes} bytes")
+            chunks.append(chunk)
+        if getattr(response, "length", None):
+            raise http.client.IncompleteRead(b"".join(chunks), response.length)
+        return b"".join(chunks)

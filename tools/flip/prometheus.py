@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from components import promql
-from tools.deadline import DeadlineExceeded, call_with_deadline
+from tools.deadline import DeadlineExceeded, TooLarge, call_with_deadline, read_body
 from tools.flip.judge import ClusterMeasurement
 
 MONITORING_API = "https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus"
@@ -108,8 +108,8 @@ class PrometheusClient:
             request.add_header("Authorization", f"Bearer {token}")
         cancelled = threading.Event()
         try:
-            raw = call_with_deadline(lambda: self._fetch(request, cancelled), self.deadline,
-                                     f"the metrics API at {self.base_url}", cancelled)
+            raw = call_with_deadline(lambda: read_body(request, self.timeout, cancelled, MAX_ANSWER_BYTES),
+                                     self.deadline, f"the metrics API at {self.base_url}", cancelled)
         except DeadlineExceeded as error:
             raise PrometheusError(str(error)) from None
         except urllib.error.HTTPError as error:
@@ -117,6 +117,8 @@ class PrometheusClient:
                                   f"{_error_text(error)}") from None
         except http.client.IncompleteRead:
             raise Inconclusive("the metrics API's answer was cut off (truncated body)") from None
+        except TooLarge:
+            raise Inconclusive(f"the metrics API's answer exceeds {MAX_ANSWER_BYTES} bytes") from None
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as error:
             raise PrometheusError(f"cannot reach the metrics API at {self.base_url}: {error}") from None
         try:
@@ -126,23 +128,6 @@ class PrometheusClient:
         except ValueError:
             raise Inconclusive("the metrics API answered something that is not JSON (or was cut off)") from None
         return _vector(body)
-
-    def _fetch(self, request: urllib.request.Request, cancelled: threading.Event) -> bytes:
-        """The whole body, read a chunk at a time so a cancelled request stops at its next chunk."""
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            chunks: list[bytes] = []
-            size = 0
-            while not cancelled.is_set():
-                chunk = response.read1(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise Inconclusive(f"the metrics API's answer exceeds {MAX_ANSWER_BYTES} bytes")
-                chunks.append(chunk)
-            if getattr(response, "length", None):  # Content-Length promised more than arrived
-                raise http.client.IncompleteRead(b"".join(chunks), response.length)
-            return b"".join(chunks)
 
     def measure(self, services: Sequence[str], window_seconds: int, at: float) -> dict[str, ClusterMeasurement]:
         """Requests, 5xx and p99 per destination cluster over the window ending at `at`.

@@ -39,7 +39,7 @@ from typing import Any
 from components.alerts import TRAFFIC_WINDOW
 from components.config import MIN_WINDOW_SECONDS, FlipSpec
 from components.config.rules import duration_seconds
-from tools.deadline import DeadlineExceeded, call_with_deadline
+from tools.deadline import DeadlineExceeded, TooLarge, call_with_deadline, read_body
 
 MONITORING_V3 = "https://monitoring.googleapis.com/v3"
 WRITE_SCOPE = "https://www.googleapis.com/auth/monitoring"
@@ -120,10 +120,12 @@ class SnoozeClient:
             request.add_header("Authorization", f"Bearer {token}")
         cancelled = threading.Event()
         try:
-            raw = call_with_deadline(lambda: self._fetch(request, cancelled), self.deadline,
-                                     f"the monitoring API at {self.base_url}", cancelled)
+            raw = call_with_deadline(lambda: read_body(request, self.timeout, cancelled, MAX_ANSWER_BYTES),
+                                     self.deadline, f"the monitoring API at {self.base_url}", cancelled)
         except DeadlineExceeded as error:
             raise SnoozeError(str(error)) from None
+        except TooLarge:
+            raise SnoozeError(f"the monitoring API's answer exceeds {MAX_ANSWER_BYTES} bytes") from None
         except urllib.error.HTTPError as error:
             raise SnoozeError(f"{method} {path} answered {error.code} {error.reason}: {_error_text(error)}") from None
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as error:
@@ -135,20 +137,6 @@ class SnoozeClient:
         if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
             raise SnoozeError(f"{method} {path}: the answer is not a Snooze: {str(answer)[:200]}")
         return answer
-
-    def _fetch(self, request: urllib.request.Request, cancelled: threading.Event) -> bytes:
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            chunks: list[bytes] = []
-            size = 0
-            while not cancelled.is_set():
-                chunk = response.read1(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise SnoozeError(f"the monitoring API's answer exceeds {MAX_ANSWER_BYTES} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
 
 
 def _error_text(error: urllib.error.HTTPError) -> str:
