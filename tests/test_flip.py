@@ -228,11 +228,7 @@ class Mesh:
         return yaml.safe_load(self.stack_file.read_text())["config"]["gke-istio-mesh:traffic"]["weights"]
 
     def served(self) -> dict[str, dict[str, int]]:
-        out = {}
-        for name, fake in self.clusters.items():
-            vs = fake.get("/apis/networking.istio.io/v1/namespaces/sample/virtualservices/helloworld-clusters")
-            out[name] = {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][0]["route"]}
-        return out
+        return fake_kube.served_splits(self.clusters)
 
     def run(self, *argv: str, clock: FakeClock | None = None, metrics: Any = None,
             **stack_kwargs: Any) -> tuple[int, str, str]:

@@ -75,11 +75,7 @@ class Project:
         return json.loads(self.state_file.read_text())
 
     def served(self) -> dict[str, dict[str, int]]:
-        out = {}
-        for name, fake in self.clusters.items():
-            vs = fake.get("/apis/networking.istio.io/v1/namespaces/sample/virtualservices/helloworld-clusters")
-            out[name] = {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][0]["route"]}
-        return out
+        return fake_kube.served_splits(self.clusters)
 
     def calls(self) -> list[list[str]]:
         return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []

@@ -193,11 +193,7 @@ class World:
         return main(["--stack", "dev", "--stack-file", str(self.stack_file), *argv], make_ports=self.ports)
 
     def served(self) -> dict[str, dict[str, int]]:
-        out = {}
-        for name, f in self.clusters.items():
-            vs = f.get("/apis/networking.istio.io/v1/namespaces/sample/virtualservices/helloworld-clusters")
-            out[name] = {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][0]["route"]}
-        return out
+        return fake_kube.served_splits(self.clusters)
 
     def journal(self) -> phases.Journal:
         j = phases.read(self.store, "dev")

@@ -17,7 +17,8 @@ Where the real behaviour was read: pulumi/automation 3.272 in the venv
 `pulumi config set-all --path --plaintext k=v...`; _stack.py `preview`/`up` take `target`, an
 exclusive list of URNs) and the CLI's value rule for `--path` (pulumi/pulumi sdk/go/common/resource/
 config `adjustObjectValue`: "true"/"false" become booleans, a value of more than one character
-starting with "0" stays a string, other integers become integers - `adjust` below).
+starting with "0" stays a string, other integers become integers - `adjust`, the stand-in
+CLI pulumi_cli.py's).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from components.traffic import virtual_service
 from offline import configs
 from offline.engine import PROJECT, changed_resources, run_with_weights
 from tests.fakes.fake_kube import FakeCluster
+from tests.fakes.pulumi_cli import adjust
 
 FAKE_ROOT_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -48,18 +50,6 @@ class FakeStackError(Exception):
 class Change:
     op: str
     urn: str
-
-
-def adjust(value: str) -> Any:
-    """`pulumi config set --path`'s adjustObjectValue: booleans, ints (no leading 0), else the string."""
-    if value in ("true", "false"):
-        return value == "true"
-    if len(value) > 1 and value[0] == "0":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        return value
 
 
 class FakeStack:

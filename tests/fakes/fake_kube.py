@@ -374,6 +374,16 @@ class FakeCluster(LoopbackServer):
             self.logs[self.path_of(pod)] = log
 
 
+def served_splits(clusters: Mapping[str, FakeCluster], namespace: str = "sample",
+                  name: str = "helloworld-clusters") -> dict[str, dict[str, int]]:
+    """Per cluster, the split its routing VirtualService serves (route weights per subset), as read back."""
+    out = {}
+    for cluster, fake in clusters.items():
+        vs = fake.get(f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/{name}")
+        out[cluster] = {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][0]["route"]}
+    return out
+
+
 def staged_mesh(answers: Mapping[str, Mapping[str, int]], errors: Mapping[str, int] | None = None,
                 outcome: str = "succeeded") -> JobHook:
     """A job hook standing in for the data path: per client cluster, the percentage of its
