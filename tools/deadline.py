@@ -72,3 +72,24 @@ def read_body(request: urllib.request.Request, timeout: float, cancelled: thread
         if getattr(response, "length", None):
             raise http.client.IncompleteRead(b"".join(chunks), response.length)
         return b"".join(chunks)
+
+
+class NoCredentials(RuntimeError):
+    """The token source failed (or gave no answer within the deadline)."""
+
+
+def fetch(request: urllib.request.Request, token: Callable[[], str | None], *, timeout: float, deadline: float,
+          what: str, max_bytes: int) -> bytes:
+    """`request`'s whole body, with a bearer token when `token()` gives one, each call within `deadline`.
+
+    NoCredentials when the token source fails; otherwise what `read_body` and `call_with_deadline` raise
+    (DeadlineExceeded, TooLarge, IncompleteRead, urllib's errors), for the caller to name its API.
+    """
+    try:
+        bearer = call_with_deadline(token, deadline, "the credentials (Application Default Credentials)")
+    except Exception as error:
+        raise NoCredentials(str(error)) from None
+    if bearer:
+        request.add_header("Authorization", f"Bearer {bearer}")
+    cancelled = threading.Event()
+    return call_with_deadline(lambda: read_body(request, timeout, cancelled, max_bytes), deadline, what, cancelled)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from components import promql
-from tools.deadline import DeadlineExceeded, TooLarge, call_with_deadline, read_body
+from tools.deadline import DeadlineExceeded, NoCredentials, TooLarge, fetch
 from tools.flip.judge import ClusterMeasurement
 
 MONITORING_API = "https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus"
@@ -100,16 +99,11 @@ class PrometheusClient:
         url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
         request = urllib.request.Request(url, headers={"Accept": "application/json"})
         try:
-            token = call_with_deadline(self.token, self.deadline, "the credentials (Application Default Credentials)")
-        except Exception as error:
+            raw = fetch(request, self.token, timeout=self.timeout, deadline=self.deadline,
+                        what=f"the metrics API at {self.base_url}", max_bytes=MAX_ANSWER_BYTES)
+        except NoCredentials as error:
             raise PrometheusError(f"no credentials for the metrics API ({error}); run "
                                   "`gcloud auth application-default login`") from None
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        cancelled = threading.Event()
-        try:
-            raw = call_with_deadline(lambda: read_body(request, self.timeout, cancelled, MAX_ANSWER_BYTES),
-                                     self.deadline, f"the metrics API at {self.base_url}", cancelled)
         except DeadlineExceeded as error:
             raise PrometheusError(str(error)) from None
         except urllib.error.HTTPError as error:

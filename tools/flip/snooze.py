@@ -27,7 +27,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,7 +38,7 @@ from typing import Any
 from components.alerts import TRAFFIC_WINDOW
 from components.config import MIN_WINDOW_SECONDS, FlipSpec
 from components.config.rules import duration_seconds
-from tools.deadline import DeadlineExceeded, TooLarge, call_with_deadline, read_body
+from tools.deadline import DeadlineExceeded, NoCredentials, TooLarge, fetch
 
 MONITORING_V3 = "https://monitoring.googleapis.com/v3"
 WRITE_SCOPE = "https://www.googleapis.com/auth/monitoring"
@@ -112,16 +111,11 @@ class SnoozeClient:
         request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
                                          headers={"Content-Type": "application/json", "Accept": "application/json"})
         try:
-            token = call_with_deadline(self.token, self.deadline, "the credentials (Application Default Credentials)")
-        except Exception as error:
+            raw = fetch(request, self.token, timeout=self.timeout, deadline=self.deadline,
+                        what=f"the monitoring API at {self.base_url}", max_bytes=MAX_ANSWER_BYTES)
+        except NoCredentials as error:
             raise SnoozeError(f"no credentials for the monitoring API ({error}); run "
                               "`gcloud auth application-default login`") from None
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        cancelled = threading.Event()
-        try:
-            raw = call_with_deadline(lambda: read_body(request, self.timeout, cancelled, MAX_ANSWER_BYTES),
-                                     self.deadline, f"the monitoring API at {self.base_url}", cancelled)
         except DeadlineExceeded as error:
             raise SnoozeError(str(error)) from None
         except TooLarge:
